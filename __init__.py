@@ -1,0 +1,39 @@
+"""torchscout: an autonomous PyTorch research agent.
+
+The public API, imported lazily so ``import torchscout`` stays cheap:
+
+- ``ALL_TOOLS``: the 15 LangChain tools (also ``torchscout.tools.<name>``),
+- ``configure(**settings)``: set the workspace, the internal LLM, the W&B mode, ...,
+- ``get_settings()``: the resolved settings.
+
+Later capabilities add ``build_optimizer``, ``build_graph`` and ``research`` here.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"
+_LAZY_EXPORTS = {
+    "ALL_TOOLS": "torchscout.tools:ALL_TOOLS",
+    "configure": "torchscout.agent.settings:configure",
+    "get_settings": "torchscout.agent.settings:get_settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY_EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'torchscout' has no attribute {name!r}")
+    module_name, attribute = target.split(":")
+    return getattr(import_module(module_name), attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY_EXPORTS])
+
+
+__all__ = ["__version__", *_LAZY_EXPORTS]

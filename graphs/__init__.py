@@ -1,0 +1,1 @@
+"""torchscout.graphs."""

@@ -1,0 +1,139 @@
+"""The five file tools: read_file, write_file, append_to_file, list_directory, create_directory.
+
+Every path is resolved inside the workspace (see :mod:`torchscout.tools.workspace`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from torchscout.tools.errors import ToolError
+from torchscout.tools.toolkit import make_tool
+from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
+
+MAX_READ_BYTES = 10 * 1024 * 1024
+MAX_LISTED_ENTRIES = 2000
+SKIPPED_DIRECTORIES = {".git"}
+
+
+class ReadFileArgs(BaseModel):
+    file_path: str = Field(description="Path of the file to read, relative to the workspace root.")
+
+
+class WriteFileArgs(BaseModel):
+    file_path: str = Field(description="Path of the file to write, relative to the workspace root. "
+                           "Missing parent folders are created.")
+    content: str = Field(description="The complete new content of the file (it replaces what was there).")
+
+
+class AppendToFileArgs(BaseModel):
+    file_path: str = Field(description="Path of the file to append to; created if it does not exist.")
+    content: str = Field(description="Text to add at the end of the file, as is (add your own newlines).")
+
+
+class ListDirectoryArgs(BaseModel):
+    path: str = Field(default=".", description="Folder to list, relative to the workspace root.")
+    recursive: bool = Field(default=False, description="List every file and folder below `path` too.")
+
+
+class CreateDirectoryArgs(BaseModel):
+    path: str = Field(description="Folder to create (with any missing parents, like `mkdir -p`).")
+
+
+def read_file(file_path: str) -> str:
+    """Read and return the whole text content of a file in the workspace.
+
+    Use it to look at code, configs, logs and results before changing anything. Files over
+    10 MiB and binary files are refused with a message saying so.
+    """
+    path = resolve(file_path, must_exist=True, kind="file_path")
+    if path.is_dir():
+        raise ToolError(f"{file_path!r} is a directory; use list_directory to see what it holds")
+    size = path.stat().st_size
+    if size > MAX_READ_BYTES:
+        raise ToolError(f"{file_path!r} is {size:,} bytes, over the {MAX_READ_BYTES:,}-byte read limit; "
+                        "use bash_run with head/tail/grep to look at part of it")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ToolError(f"{file_path!r} is not UTF-8 text (binary file?): {exc}") from exc
+
+
+def write_file(file_path: str, content: str) -> None:
+    """Replace the whole content of a file with `content`, creating the file and its folders.
+
+    The write is atomic: readers see either the old file or the new one, never half of it.
+    """
+    path = resolve(file_path, kind="file_path")
+    if path.is_dir():
+        raise ToolError(f"{file_path!r} is a directory; give a file path")
+    atomic_write_text(path, content)
+
+
+def append_to_file(file_path: str, content: str) -> None:
+    """Append `content` to the end of a file, creating the file (and its folders) if needed."""
+    path = resolve(file_path, kind="file_path")
+    if path.is_dir():
+        raise ToolError(f"{file_path!r} is a directory; give a file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(content)
+
+
+def list_directory(path: str = ".", recursive: bool = False) -> list[str]:
+    """List a folder's entries, sorted, as paths relative to that folder; folders end with '/'.
+
+    With recursive=True every entry below the folder is listed. `.git` folders are skipped.
+    Past 2,000 entries the list is cut and its last line says how many were left out.
+    """
+    folder = resolve(path, must_exist=True)
+    if not folder.is_dir():
+        raise ToolError(f"{path!r} is a file, not a directory; use read_file to read it")
+    entries = sorted(_walk(folder) if recursive else _children(folder))
+    if len(entries) > MAX_LISTED_ENTRIES:
+        left_out = len(entries) - MAX_LISTED_ENTRIES
+        return entries[:MAX_LISTED_ENTRIES] + [
+            f"... {left_out:,} more entries not shown (listing capped at {MAX_LISTED_ENTRIES:,}; "
+            "list a subfolder to see them)"
+        ]
+    return entries
+
+
+def _label(entry: Path, base: Path) -> str:
+    name = entry.relative_to(base).as_posix()
+    return f"{name}/" if entry.is_dir() else name
+
+
+def _children(folder: Path) -> list[str]:
+    return [_label(entry, folder) for entry in folder.iterdir() if entry.name not in SKIPPED_DIRECTORIES]
+
+
+def _walk(folder: Path) -> list[str]:
+    found: list[str] = []
+    # followlinks=False: a symlinked folder is listed but not entered, so the listing cannot
+    # wander outside the workspace or loop forever.
+    for current, directories, files in os.walk(folder, followlinks=False):
+        directories[:] = [name for name in directories if name not in SKIPPED_DIRECTORIES]
+        here = Path(current)
+        found.extend(_label(here / name, folder) for name in directories)
+        found.extend(_label(here / name, folder) for name in files)
+    return found
+
+
+def create_directory(path: str) -> None:
+    """Create a folder and any missing parents (like `mkdir -p`); an existing folder is fine."""
+    folder = resolve(path)
+    if folder.exists() and not folder.is_dir():
+        raise ToolError(f"{relative_to_workspace(folder)!r} exists and is a file, not a directory")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+read_file_tool = make_tool(read_file, ReadFileArgs)
+write_file_tool = make_tool(write_file, WriteFileArgs)
+append_to_file_tool = make_tool(append_to_file, AppendToFileArgs)
+list_directory_tool = make_tool(list_directory, ListDirectoryArgs)
+create_directory_tool = make_tool(create_directory, CreateDirectoryArgs)

@@ -1,0 +1,86 @@
+"""How a plain tool function becomes a LangChain ``StructuredTool``.
+
+Every tool in torchscout is three things: a pydantic args model (one description per field),
+a plain function that raises on bad input, and the ``StructuredTool`` made here. The tool
+object never lets an exception reach the calling agent: bad arguments and
+:class:`~torchscout.tools.errors.ToolError` become an ``Error: ...`` string the agent can act
+on, and an unexpected exception (a bug in torchscout or in the user's code) becomes an
+``Error: ...`` string too, with the full traceback written to the log.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.tools import StructuredTool, ToolException
+from pydantic import BaseModel, ValidationError
+
+from torchscout.tools.errors import ToolError
+
+logger = logging.getLogger(__name__)
+
+
+def format_tool_error(error: ToolException) -> str:
+    """The text an agent receives when a tool raised."""
+    message = str(error).strip() or type(error).__name__
+    return message if message.startswith("Error:") else f"Error: {message}"
+
+
+def format_validation_error(error: ValidationError | Exception) -> str:
+    """List every invalid argument with its location and the reason, one per line."""
+    if not isinstance(error, ValidationError):
+        return f"Error: invalid arguments: {error}"
+    problems = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item.get("loc", ())) or "(arguments)"
+        problems.append(f"{location}: {item.get('msg', 'invalid value')}")
+    return f"Error: invalid arguments for {error.title}: " + "; ".join(problems)
+
+
+def _never_raise(tool_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``function`` so anything it raises reaches LangChain as a ToolException."""
+
+    @functools.wraps(function)
+    def call(**kwargs: Any) -> Any:
+        try:
+            return function(**kwargs)
+        except ToolException:
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - an agent must get a message, not a crash
+            logger.exception("tool %s failed unexpectedly", tool_name)
+            raise ToolError(
+                f"{tool_name} failed with {type(exc).__name__}: {exc}. "
+                "If the arguments look right, this is a bug; the traceback is in the torchscout log."
+            ) from exc
+
+    # StructuredTool inspects the signature; keep the real one.
+    call.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+    return call
+
+
+def make_tool(
+    function: Callable[..., Any],
+    args_schema: type[BaseModel],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> StructuredTool:
+    """Build the agent-facing tool for ``function`` with ``args_schema`` validating its arguments."""
+    tool_name = name or function.__name__
+    text = description or inspect.getdoc(function)
+    if not text:
+        raise ValueError(f"tool {tool_name} needs a docstring or a description an LLM can act on")
+    return StructuredTool.from_function(
+        func=_never_raise(tool_name, function),
+        name=tool_name,
+        description=text,
+        args_schema=args_schema,
+        handle_tool_error=format_tool_error,
+        handle_validation_error=format_validation_error,
+    )
