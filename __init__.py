@@ -21,6 +21,7 @@ _LAZY_EXPORTS = {
     "ALL_TOOLS": "torchscout.tools:ALL_TOOLS",
     "configure": "torchscout.agent.settings:configure",
     "get_settings": "torchscout.agent.settings:get_settings",
+    "build_optimizer": "torchscout.tools.optimizers:build_optimizer",
 }
 
 

@@ -1,1 +1,88 @@
-def main(): pass
+"""The torchscout command line (typer), installed as the console script ``torchscout``.
+
+    torchscout tools                          list the tools, one line each
+    torchscout tool NAME --args '{json}'      call one tool and print its result as JSON
+
+The research commands (run, resume, history, replay, trace, report, export, runs) and
+``train`` register themselves below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    name="torchscout",
+    help="torchscout: an autonomous PyTorch research agent. Tools, training and resumable research runs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+@app.callback()
+def _configure_logging(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command("tools")
+def list_tools() -> None:
+    """List torchscout's 15 tools with a one-line description each."""
+    from torchscout.tools import ALL_TOOLS
+
+    width = max(len(tool.name) for tool in ALL_TOOLS)
+    for tool in ALL_TOOLS:
+        typer.echo(f"{tool.name:<{width}}  {_first_line(tool.description)}")
+
+
+def _parse_arguments(raw: str) -> dict[str, Any]:
+    try:
+        arguments = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--args is not valid JSON: {exc}", param_hint="--args") from exc
+    if not isinstance(arguments, dict):
+        raise typer.BadParameter("--args must be a JSON object of argument names to values", param_hint="--args")
+    return arguments
+
+
+@app.command("tool")
+def call_tool(
+    name: str = typer.Argument(..., help="Tool name, as listed by `torchscout tools`."),
+    args: str = typer.Option("{}", "--args", "-a", help="The tool's arguments as a JSON object."),
+    schema: bool = typer.Option(False, "--schema", help="Print the tool's argument schema instead of calling it."),
+) -> None:
+    """Call one tool with JSON arguments and print its result as JSON (exit code 1 on `Error:`)."""
+    from torchscout.tools import TOOLS_BY_NAME
+
+    tool = TOOLS_BY_NAME.get(name)
+    if tool is None:
+        known = ", ".join(sorted(TOOLS_BY_NAME))
+        typer.echo(f"Error: unknown tool {name!r}; known tools: {known}", err=True)
+        raise typer.Exit(2)
+    if schema:
+        typer.echo(json.dumps(tool.args_schema.model_json_schema(), indent=2))
+        return
+    result = tool.invoke(_parse_arguments(args))
+    if isinstance(result, str) and result.startswith("Error:"):
+        typer.echo(result, err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+def main() -> None:
+    """Entry point of the ``torchscout`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

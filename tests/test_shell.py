@@ -1,0 +1,84 @@
+"""bash_run and python_run: real child processes, real timeouts, real output capping."""
+
+import os
+import sys
+import time
+
+import pytest
+
+from torchscout.tools import bash_run, python_run
+from torchscout.tools import shell as plain
+from torchscout.tools.errors import CommandTimeoutError
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a killed child that nobody reaped yet is a zombie: it is dead for our purpose
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+def test_bash_run_returns_combined_output_and_exit_code(workspace):
+    result = bash_run.invoke({"command": "echo out; echo err >&2; pwd; exit 3"})
+    lines = result.splitlines()
+    assert "out" in lines and "err" in lines
+    assert str(workspace) in lines
+    assert lines[-1].startswith("[exit code 3 after")
+
+
+def test_timeout_kills_the_whole_process_group_including_background_children(workspace):
+    started = time.monotonic()
+    message = bash_run.invoke({"command": "sleep 60 & echo $! > sleeper.pid; wait", "timeout_s": 1})
+    assert time.monotonic() - started < 15
+    assert message.startswith("Error:") and "timed out after" in message and "killed" in message
+    sleeper = int((workspace / "sleeper.pid").read_text())
+    deadline = time.monotonic() + 5
+    while _alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(sleeper), "the background sleep survived the timeout"
+
+
+def test_plain_function_raises_on_timeout():
+    with pytest.raises(CommandTimeoutError, match="timed out"):
+        plain.bash_run("sleep 5", timeout_s=0.5)
+
+
+def test_long_output_keeps_head_and_tail_and_says_how_much_was_cut():
+    result = bash_run.invoke({"command": "seq 1 100000"})
+    assert result.startswith("1\n2\n3\n")
+    assert "99999\n100000\n" in result
+    assert "bytes of output cut" in result
+    assert len(result) < plain.MAX_OUTPUT_CHARS + 500
+
+
+def test_python_run_uses_this_interpreter_and_passes_arguments(workspace):
+    (workspace / "scripts").mkdir()
+    (workspace / "scripts/show.py").write_text(
+        "import sys\nprint(sys.executable)\nprint(sys.argv[1:])\nsys.exit(int(sys.argv[-1]))\n")
+    result = python_run.invoke({"script_path": "scripts/show.py", "args": ["--epochs", "10", "0"]})
+    assert sys.executable in result
+    assert "['--epochs', '10', '0']" in result
+    assert result.splitlines()[-1].startswith("[exit code 0")
+    failed = python_run.invoke({"script_path": "scripts/show.py", "args": ["4"]})
+    assert failed.splitlines()[-1].startswith("[exit code 4")
+
+
+def test_python_run_reports_tracebacks_as_output(workspace):
+    (workspace / "boom.py").write_text("raise ValueError('bad config')\n")
+    result = python_run.invoke({"script_path": "boom.py"})
+    assert "ValueError: bad config" in result and "[exit code 1" in result
+
+
+def test_python_run_times_out_and_refuses_missing_or_outside_scripts(workspace):
+    (workspace / "slow.py").write_text("import time\ntime.sleep(30)\n")
+    assert "timed out" in python_run.invoke({"script_path": "slow.py", "timeout_s": 0.5})
+    assert python_run.invoke({"script_path": "nope.py"}).startswith("Error:")
+    assert "outside the workspace" in python_run.invoke({"script_path": "../x.py"})
+
+
+def test_invalid_timeouts_and_empty_commands_are_refused():
+    assert bash_run.invoke({"command": "true", "timeout_s": -1}).startswith("Error: invalid arguments")
+    assert bash_run.invoke({"command": "   "}).startswith("Error:")
