@@ -4,9 +4,11 @@ The public API, imported lazily so ``import torchscout`` stays cheap:
 
 - ``ALL_TOOLS``: the 15 LangChain tools (also ``torchscout.tools.<name>``),
 - ``configure(**settings)``: set the workspace, the internal LLM, the W&B mode, ...,
-- ``get_settings()``: the resolved settings.
-
-Later capabilities add ``build_optimizer``, ``build_graph`` and ``research`` here.
+- ``get_settings()``: the resolved settings,
+- ``build_optimizer(model, spec)``: an optimizer from a registered name or a spec dict,
+- ``research(task, name=...)``: run the research graph on a task file or dict,
+- ``build_graph(checkpointer=None)``: the compiled research graph,
+- ``build_agent(llm=None, checkpointer=None)``: the tool-calling agent with all 15 tools.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ _LAZY_EXPORTS = {
     "configure": "torchscout.agent.settings:configure",
     "get_settings": "torchscout.agent.settings:get_settings",
     "build_optimizer": "torchscout.tools.optimizers:build_optimizer",
+    "research": "torchscout.agent.research:research",
+    "build_graph": "torchscout.graphs.graph:build_graph",
+    "build_agent": "torchscout.agent.react_agent:build_agent",
 }
 
 

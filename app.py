@@ -62,13 +62,13 @@ def call_tool(
     schema: bool = typer.Option(False, "--schema", help="Print the tool's argument schema instead of calling it."),
 ) -> None:
     """Call one tool with JSON arguments and print its result as JSON (exit code 1 on `Error:`)."""
-    from torchscout.tools import TOOLS_BY_NAME
+    from torchscout.tools import get_tool
 
-    tool = TOOLS_BY_NAME.get(name)
-    if tool is None:
-        known = ", ".join(sorted(TOOLS_BY_NAME))
-        typer.echo(f"Error: unknown tool {name!r}; known tools: {known}", err=True)
-        raise typer.Exit(2)
+    try:
+        tool = get_tool(name)
+    except KeyError as exc:
+        typer.echo(f"Error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from exc
     if schema:
         typer.echo(json.dumps(tool.args_schema.model_json_schema(), indent=2))
         return
@@ -77,6 +77,28 @@ def call_tool(
         typer.echo(result, err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps(result, indent=2, default=str))
+
+
+from torchscout.graphs.cli import register_research_commands  # noqa: E402 - after the app it extends
+
+register_research_commands(app)
+
+from torchscout.agent.agent_cli import agent_command  # noqa: E402 - after the app it extends
+
+app.command("agent")(agent_command)
+
+from torchscout.tools.training.cli import train_command  # noqa: E402 - after the app it extends
+
+app.command("train")(train_command)
+
+
+def __getattr__(name: str) -> Any:
+    """``app.graph``: the research graph for langgraph.json, built on first use (keeps the CLI fast)."""
+    if name == "graph":
+        from torchscout.graphs.graph import build_graph
+
+        return build_graph()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:

@@ -3,43 +3,58 @@
 ``torchscout.tools.<tool_name>`` is the tool object (``.invoke({...})`` returns plain
 JSON-able data, or an ``Error: ...`` string for bad input); the plain functions behind them,
 which raise instead, live in the modules (``torchscout.tools.files.read_file``, ...).
+
+Tools are imported on first use (PEP 562 ``__getattr__``): ``import torchscout.tools.workspace``
+or a sandbox child that needs one module does not pay for torch, scikit-learn and the
+training engine.
 """
 
-from torchscout.tools.assembler import pytorch_model_assembler_tool as pytorch_model_assembler
-from torchscout.tools.evaluation import pytorch_full_trainer_tool as pytorch_full_trainer
-from torchscout.tools.evaluation import pytorch_quick_evaluator_tool as pytorch_quick_evaluator
-from torchscout.tools.files import append_to_file_tool as append_to_file
-from torchscout.tools.files import create_directory_tool as create_directory
-from torchscout.tools.files import list_directory_tool as list_directory
-from torchscout.tools.files import read_file_tool as read_file
-from torchscout.tools.files import write_file_tool as write_file
-from torchscout.tools.optimizers import pytorch_optimizer_configurator_tool as pytorch_optimizer_configurator
-from torchscout.tools.packages import pip_install_pytorch_package_tool as pip_install_pytorch_package
-from torchscout.tools.scaffold import create_pytorch_project_scaffold_tool as create_pytorch_project_scaffold
-from torchscout.tools.shell import bash_run_tool as bash_run
-from torchscout.tools.shell import python_run_tool as python_run
-from torchscout.tools.summary import pytorch_model_summary_tool as pytorch_model_summary
-from torchscout.tools.tokenizers import pytorch_tokenizer_manager_tool as pytorch_tokenizer_manager
+from __future__ import annotations
 
-# In the PRD's order (section 5).
-ALL_TOOLS = [
-    read_file,
-    write_file,
-    append_to_file,
-    bash_run,
-    python_run,
-    list_directory,
-    create_directory,
-    pytorch_model_assembler,
-    pytorch_model_summary,
-    pytorch_quick_evaluator,
-    pytorch_full_trainer,
-    pytorch_optimizer_configurator,
-    pytorch_tokenizer_manager,
-    pip_install_pytorch_package,
-    create_pytorch_project_scaffold,
-]
+from importlib import import_module
+from typing import Any
 
-TOOLS_BY_NAME = {tool.name: tool for tool in ALL_TOOLS}
+# tool name -> module under torchscout.tools, in the PRD's order (section 5)
+TOOL_MODULES: dict[str, str] = {
+    "read_file": "files",
+    "write_file": "files",
+    "append_to_file": "files",
+    "bash_run": "shell",
+    "python_run": "shell",
+    "list_directory": "files",
+    "create_directory": "files",
+    "pytorch_model_assembler": "assembler",
+    "pytorch_model_summary": "summary",
+    "pytorch_quick_evaluator": "evaluation",
+    "pytorch_full_trainer": "evaluation",
+    "pytorch_optimizer_configurator": "optimizers",
+    "pytorch_tokenizer_manager": "tokenizers",
+    "pip_install_pytorch_package": "packages",
+    "create_pytorch_project_scaffold": "scaffold",
+}
+TOOL_NAMES: list[str] = list(TOOL_MODULES)
 
-__all__ = ["ALL_TOOLS", "TOOLS_BY_NAME", *TOOLS_BY_NAME]
+
+def get_tool(name: str) -> Any:
+    """The tool object called ``name``; an unknown name raises KeyError listing the known ones."""
+    module_name = TOOL_MODULES.get(name)
+    if module_name is None:
+        raise KeyError(f"unknown tool {name!r}; known tools: {', '.join(TOOL_NAMES)}")
+    return getattr(import_module(f"torchscout.tools.{module_name}"), f"{name}_tool")
+
+
+def __getattr__(name: str) -> Any:
+    if name in TOOL_MODULES:
+        return get_tool(name)
+    if name == "ALL_TOOLS":
+        return [get_tool(tool_name) for tool_name in TOOL_NAMES]
+    if name == "TOOLS_BY_NAME":
+        return {tool_name: get_tool(tool_name) for tool_name in TOOL_NAMES}
+    raise AttributeError(f"module 'torchscout.tools' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "ALL_TOOLS", "TOOLS_BY_NAME", *TOOL_NAMES])
+
+
+__all__ = ["ALL_TOOLS", "TOOLS_BY_NAME", "TOOL_NAMES", "get_tool", *TOOL_NAMES]

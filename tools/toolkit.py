@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from langchain_core.callbacks import CallbackManagerForToolRun
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
@@ -64,19 +66,42 @@ def _never_raise(tool_name: str, function: Callable[..., Any]) -> Callable[..., 
     return call
 
 
+class TorchscoutTool(StructuredTool):
+    """A ``StructuredTool`` that keeps the PRD's argument names intact.
+
+    Two LangChain details would otherwise get in the way of the PRD's exact names:
+    - ``StructuredTool._run`` receives LangChain's ``RunnableConfig`` as a keyword named
+      ``config``, which silently replaced a tool argument called ``config`` (the tokenizer
+      manager's); here that keyword is ``run_config``.
+    - pydantic reserves the attribute ``model_config``, so an argument of that name (the
+      assembler's) is a field with that *alias*; the schema sent to a model uses the aliases.
+    """
+
+    def _run(self, *args: Any, run_config: RunnableConfig,
+             run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    @property
+    def tool_call_schema(self) -> Any:  # type: ignore[override]
+        schema = self.args_schema
+        if isinstance(schema, type) and any(field.alias for field in schema.model_fields.values()):
+            return {**schema.model_json_schema(by_alias=True), "description": self.description}
+        return super().tool_call_schema
+
+
 def make_tool(
     function: Callable[..., Any],
     args_schema: type[BaseModel],
     *,
     name: str | None = None,
     description: str | None = None,
-) -> StructuredTool:
+) -> TorchscoutTool:
     """Build the agent-facing tool for ``function`` with ``args_schema`` validating its arguments."""
     tool_name = name or function.__name__
     text = description or inspect.getdoc(function)
     if not text:
         raise ValueError(f"tool {tool_name} needs a docstring or a description an LLM can act on")
-    return StructuredTool.from_function(
+    return TorchscoutTool.from_function(
         func=_never_raise(tool_name, function),
         name=tool_name,
         description=text,

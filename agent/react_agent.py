@@ -1,0 +1,138 @@
+"""Agent mode: a LangChain tool-calling agent with torchscout's 15 tools.
+
+``build_agent()`` returns the compiled agent (``langchain.agents.create_agent``):
+
+- the configured chat model (``TORCHSCOUT_LLM`` / ``torchscout.configure(llm=...)``) or ``llm``;
+- all 15 tools of :data:`torchscout.tools.ALL_TOOLS` (or ``tools``);
+- the system prompt ``prompts/agent_system.yaml``, which teaches the PRD's research loop;
+- ``ToolErrorMiddleware``: an exception escaping a tool becomes an error ``ToolMessage`` the model
+  reads, instead of ending the run (torchscout's own tools already answer ``Error: ...``; this
+  covers tools added by the caller and bugs);
+- ``ModelCallLimitMiddleware``: at most ``max_model_calls`` model calls per run, then the agent
+  ends with a message saying the limit was reached;
+- a checkpointer, by default the SQLite file ``<workspace>/.torchscout/agent.sqlite``: a run is
+  resumable by its ``thread_id``.
+
+Example::
+
+    from torchscout.agent.react_agent import build_agent, thread_config
+    agent = build_agent()                                   # the configured LLM
+    agent.invoke({"messages": [("user", "Find a digits classifier over 95% accuracy")]},
+                 thread_config("digits-1"))
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import ModelCallLimitMiddleware, ToolErrorMiddleware
+from langchain.agents.middleware.types import ToolCallRequest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from torchscout.agent.agent_cli import DEFAULT_MAX_MODEL_CALLS
+from torchscout.agent.settings import get_settings
+from torchscout.prompts.loader import load_prompt
+from torchscout.tools.errors import ToolError
+from torchscout.tools.llm import chat_model_from_spec, get_chat_model
+
+logger = logging.getLogger(__name__)
+
+AGENT_CHECKPOINT_FILE = "agent.sqlite"
+MAX_ERROR_MESSAGE_CHARS = 2000
+
+AGENT_NOT_CONFIGURED = (
+    "agent mode needs a chat model that can call tools, but none is configured (TORCHSCOUT_LLM is "
+    "'builtin'). Configure one, then run the command again:\n"
+    "  export TORCHSCOUT_LLM=openai:gpt-4.1-mini      # and OPENAI_API_KEY=...\n"
+    "  export TORCHSCOUT_LLM=anthropic:claude-sonnet-4-5   # and ANTHROPIC_API_KEY=...\n"
+    "  export TORCHSCOUT_LLM=ollama:qwen2.5-coder      # a local Ollama server\n"
+    "For a local OpenAI-compatible server (vLLM, llama.cpp, LM Studio) also set "
+    "OPENAI_BASE_URL=http://localhost:8000/v1 and use the served model name. "
+    "From Python: torchscout.configure(llm='openai:gpt-4.1-mini') or build_agent(llm=<a chat model>)."
+)
+
+
+def tool_error_message(error: Exception, request: ToolCallRequest) -> str:
+    """What the model reads when a tool raised: the tool, the exception type and its message."""
+    name = request.tool.name if request.tool is not None else request.tool_call["name"]
+    logger.warning("tool %s raised %s: %s", name, type(error).__name__, error)
+    text = str(error).strip() or "(no message)"
+    return (f"Error: {name} raised {type(error).__name__}: {text[:MAX_ERROR_MESSAGE_CHARS]}. "
+            "Check the arguments against the tool's description and try again, or take another approach.")
+
+
+def agent_checkpoint_path() -> Path:
+    return get_settings().state_dir / AGENT_CHECKPOINT_FILE
+
+
+def open_agent_checkpointer(path: Path | None = None) -> SqliteSaver:
+    """A SqliteSaver on a long-lived connection to ``<workspace>/.torchscout/agent.sqlite``."""
+    target = path or agent_checkpoint_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # LangGraph writes checkpoints from worker threads, hence check_same_thread=False
+    connection = sqlite3.connect(str(target), check_same_thread=False, timeout=30)
+    connection.execute("PRAGMA journal_mode=WAL")
+    saver = SqliteSaver(connection)
+    saver.setup()
+    return saver
+
+
+def resolve_agent_model(llm: BaseChatModel | str | None) -> BaseChatModel:
+    """``llm`` as a chat model, else the configured one; a ToolError says how to configure one."""
+    if isinstance(llm, BaseChatModel):
+        return llm
+    if isinstance(llm, str) and llm.strip().lower() not in {"", "builtin"}:
+        return chat_model_from_spec(llm.strip())
+    model = get_chat_model() if llm is None else None
+    if model is None:
+        raise ToolError(AGENT_NOT_CONFIGURED)
+    return model
+
+
+def system_prompt() -> str:
+    """The agent's system prompt, with the workspace filled in."""
+    prompt = load_prompt("agent_system")
+    return prompt.render(workspace=get_settings().workspace, goal="")[0][1]
+
+
+def goal_message(goal: str) -> tuple[str, str]:
+    """The researcher's goal as the agent's user message."""
+    prompt = load_prompt("agent_system")
+    return prompt.render(workspace=get_settings().workspace, goal=goal.strip())[-1]
+
+
+def build_agent(llm: BaseChatModel | str | None = None, checkpointer: Any = None, *,
+                tools: Sequence[BaseTool] | None = None, max_model_calls: int = DEFAULT_MAX_MODEL_CALLS) -> Any:
+    """The compiled torchscout agent (a LangGraph graph); see the module docstring.
+
+    ``llm``: a chat model, an ``init_chat_model`` spec, or None for the configured model (a
+    ToolError says how to configure one when there is none). ``checkpointer``: None for the
+    workspace's ``agent.sqlite``, False for none, or any LangGraph checkpointer.
+    """
+    if max_model_calls < 1:
+        raise ToolError("max_model_calls must be at least 1")
+    model = resolve_agent_model(llm)
+    if tools is None:
+        from torchscout.tools import ALL_TOOLS
+
+        tools = ALL_TOOLS
+    saver = open_agent_checkpointer() if checkpointer is None else (checkpointer or None)
+    middleware = [
+        ToolErrorMiddleware(on_error=tool_error_message),
+        ModelCallLimitMiddleware(run_limit=max_model_calls, exit_behavior="end"),
+    ]
+    return create_agent(model, tools=list(tools), system_prompt=system_prompt(), middleware=middleware,
+                        checkpointer=saver, name="torchscout_agent")
+
+
+def thread_config(thread_id: str, max_model_calls: int = DEFAULT_MAX_MODEL_CALLS) -> dict[str, Any]:
+    """Run config for one agent thread; the recursion limit leaves room for every allowed call."""
+    # each model call is followed by at most one tools step, plus the middleware's own steps
+    return {"configurable": {"thread_id": thread_id}, "recursion_limit": 4 * max_model_calls + 10}

@@ -1,0 +1,188 @@
+"""The research task file: what to explore, on which data, judged by which metric, within which budget.
+
+A task is a YAML file (or a dict) validated here. Unknown keys are refused so a typo such as
+``max_round`` fails loudly instead of silently running with the default, and every error
+names the field it is about::
+
+    name: digits
+    goal: Find a small, accurate classifier for 8x8 handwritten digits.
+    dataset: digits
+    input_shape: [1, 8, 8]
+    num_classes: 10
+    metric: accuracy
+    mode: max
+    target: 0.97
+    budget: {max_rounds: 3, candidates_per_round: 4, quick_epochs: 5, full_epochs: 20, max_minutes: 15}
+    seed: 0
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from torchscout.tools.errors import ToolError
+
+Modality = Literal["image", "flat", "tokens"]
+
+# Metrics where a lower value is better; every other metric is maximised unless `mode` says otherwise.
+_LOWER_IS_BETTER = {"loss", "val_loss", "mse", "mae", "perplexity"}
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class TaskError(ToolError):
+    """The task file or dict is invalid; the message names each bad field and what to write instead."""
+
+
+class Budget(BaseModel):
+    """How much exploration a run may do. The graph enforces every limit itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: int = Field(default=3, ge=1, le=100, description="Propose/evaluate rounds at most.")
+    candidates_per_round: int = Field(default=4, ge=1, le=64, description="Architectures proposed per round.")
+    quick_epochs: int = Field(default=3, ge=1, le=1000,
+                              description="Epochs of the quick evaluation given to the top half of a round.")
+    screen_steps: int = Field(default=60, ge=1,
+                              description="Optimizer steps of the short screening evaluation every candidate gets.")
+    quick_max_steps: int | None = Field(default=None, ge=1,
+                                        description="Optional cap on the steps of one quick evaluation.")
+    full_epochs: int = Field(default=10, ge=0, le=10000,
+                             description="Epochs of the final full training of the winner (0 skips it).")
+    max_params: int | None = Field(default=None, ge=1, description="Reject candidates with more parameters.")
+    max_flops: int | None = Field(default=None, ge=1, description="Reject candidates with more FLOPs per sample.")
+    max_minutes: float = Field(default=30.0, gt=0, description="Wall-clock budget of the whole run in minutes.")
+    optimizer_trials: int = Field(default=3, ge=0, le=20,
+                                  description="Optimizer settings tried on the best architecture (0 skips).")
+    confirm_seeds: int = Field(default=3, ge=1, le=10,
+                               description="Seeds each of the top two is re-evaluated with before the choice.")
+    batch_size: int = Field(default=64, ge=1, description="Batch size of quick evaluations and full training.")
+    patience_rounds: int = Field(default=1, ge=1,
+                                 description="Stop searching after this many rounds without improvement.")
+
+
+class Task(BaseModel):
+    """A research task: validated, JSON-serialisable, stored in the run's state and folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Short identifier; the default run name.")
+    goal: str = Field(default="", description="What the researcher wants, in words (goes into the report).")
+    dataset: str = Field(description="Dataset name known to the evaluator: digits, dummy, mnist, cifar10, "
+                                     "text_classification, ...")
+    dataset_params: dict[str, Any] = Field(default_factory=dict, description="Passed to the dataset loader.")
+    data_root: str | None = Field(default=None, description="Folder holding the dataset files (workspace path).")
+    input_shape: list[int] = Field(description="Shape of one sample without the batch dimension, e.g. [1, 8, 8].")
+    input_dtype: Literal["float32", "int64"] = Field(default="float32",
+                                                     description="int64 for token ids, float32 otherwise.")
+    num_classes: int = Field(ge=2, description="Number of target classes.")
+    metric: str = Field(default="accuracy", description="The metric that ranks candidates.")
+    mode: Literal["max", "min"] | None = Field(default=None, description="max or min (default from the metric).")
+    target: float | None = Field(default=None, description="Stop searching once a candidate reaches this.")
+    budget: Budget = Field(default_factory=Budget)
+    planner: str = Field(default="builtin", description="Who proposes the candidates: builtin or llm.")
+    seed: int = Field(default=0, ge=0, description="Makes the builtin planner and the evaluations repeatable.")
+    tokenizer: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Text tasks: {type: BPE|WordPiece|CharLevel, vocab_sizes: [..], text_column, min_frequency}.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_path_segment(cls, value: str) -> str:
+        if not _NAME_PATTERN.match(value):
+            raise ValueError("use letters, digits, '_', '-' or '.', starting with a letter or digit (max 64)")
+        return value
+
+    @field_validator("planner")
+    @classmethod
+    def _known_planner(cls, value: str) -> str:
+        from torchscout.agent.planners import PLANNERS  # imported here: planners import this module
+
+        if value not in PLANNERS:
+            raise ValueError(f"unknown planner {value!r}; choose one of {sorted(PLANNERS)}")
+        return value
+
+    @field_validator("input_shape")
+    @classmethod
+    def _shape_is_positive(cls, value: list[int]) -> list[int]:
+        if not value or any(size < 1 for size in value):
+            raise ValueError("give the positive size of each dimension of one sample, without the batch, "
+                             "e.g. [1, 8, 8] for images or [64] for 64 token ids")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_mode_and_modality(self) -> Task:
+        if self.mode is None:
+            self.mode = "min" if self.metric in _LOWER_IS_BETTER else "max"
+        if self.input_dtype == "int64" and len(self.input_shape) != 1:
+            raise ValueError("input_shape: token-id inputs (input_dtype int64) take one dimension, "
+                             "the sequence length, e.g. [64]")
+        if self.input_dtype == "float32" and len(self.input_shape) not in (1, 3):
+            raise ValueError("input_shape: give [features] for flat inputs or [channels, height, width] "
+                             "for images")
+        return self
+
+    @property
+    def modality(self) -> Modality:
+        """Which search space fits the inputs: token ids, images or flat feature vectors."""
+        if self.input_dtype == "int64":
+            return "tokens"
+        return "image" if len(self.input_shape) == 3 else "flat"
+
+    @property
+    def maximize(self) -> bool:
+        return self.mode == "max"
+
+    def better(self, first: float, second: float) -> bool:
+        """Whether metric value ``first`` beats ``second`` under this task's mode."""
+        return first > second if self.maximize else first < second
+
+    def reached_target(self, value: float | None) -> bool:
+        if self.target is None or value is None:
+            return False
+        return value >= self.target if self.maximize else value <= self.target
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item.get("loc", ())) or "(task)"
+        message = item.get("msg", "invalid value").removeprefix("Value error, ")
+        if item.get("type") == "extra_forbidden":
+            message = "unknown field; check the spelling (see examples/digits.yaml for every field)"
+        problems.append(f"{field}: {message}")
+    return "; ".join(problems)
+
+
+def load_task(source: str | Path | dict[str, Any] | Task, **overrides: Any) -> Task:
+    """Load and validate a task from a YAML file path, a dict or a Task; ``overrides`` replace top-level keys.
+
+    Raises :class:`TaskError` naming every invalid field.
+    """
+    if isinstance(source, Task):
+        data: dict[str, Any] = source.model_dump()
+        origin = "task"
+    elif isinstance(source, dict):
+        data, origin = dict(source), "task dict"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise TaskError(f"task file {str(path)!r} does not exist; pass the path of a task YAML file "
+                            "such as examples/digits.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise TaskError(f"task file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise TaskError(f"task file {path} must hold a mapping of fields (name, dataset, input_shape, ...)")
+        data, origin = loaded, f"task file {path}"
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return Task.model_validate(data)
+    except ValidationError as exc:
+        raise TaskError(f"invalid {origin}: {_describe(exc)}") from exc

@@ -1,0 +1,51 @@
+"""The wall-clock budget, enforced by the graph itself.
+
+Time is counted in two places: each node adds its own duration to ``state["elapsed_s"]`` (so
+the budget survives a crash and a resume), and a :class:`RunContext` passed to each
+``graph.stream`` call measures time since that call started on top of what the state had
+already used. Model and optimizer code written by an agent runs inside the nodes and cannot
+touch either.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Share of the budget kept for the final full training (and the report) while searching.
+FINAL_RESERVE_SHARE = 0.25
+
+
+@dataclass
+class RunContext:
+    """Per-invocation clock: ``used_before_s`` is the state's ``elapsed_s`` when the stream began."""
+
+    used_before_s: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def used_s(self) -> float:
+        return self.used_before_s + (time.monotonic() - self.started)
+
+
+def budget_s(task: dict[str, Any]) -> float:
+    return float(task["budget"]["max_minutes"]) * 60.0
+
+
+def reserve_s(task: dict[str, Any]) -> float:
+    """Seconds kept back for full training and the report while the search runs."""
+    share = FINAL_RESERVE_SHARE if task["budget"]["full_epochs"] > 0 else 0.05
+    return budget_s(task) * share
+
+
+def used_s(state: dict[str, Any], context: RunContext | None) -> float:
+    return context.used_s() if context is not None else float(state.get("elapsed_s", 0.0))
+
+
+def search_time_left_s(state: dict[str, Any], context: RunContext | None) -> float:
+    """Seconds the search may still spend (negative when it is over)."""
+    return budget_s(state["task"]) - reserve_s(state["task"]) - used_s(state, context)
+
+
+def total_time_left_s(state: dict[str, Any], context: RunContext | None) -> float:
+    return budget_s(state["task"]) - used_s(state, context)

@@ -1,0 +1,107 @@
+"""Where research runs are checkpointed, and how their history is read back.
+
+One SQLite file per workspace, ``<workspace>/.torchscout/graph.sqlite``, one thread per run
+(thread_id = run name). The connection is long-lived (``check_same_thread=False``, since
+LangGraph writes from its worker threads) and in WAL mode, so ``torchscout history`` can read
+a run while another process is still writing it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StateSnapshot
+
+from torchscout.agent.settings import get_settings
+
+CHECKPOINT_FILE = "graph.sqlite"
+
+
+def checkpoint_path() -> Path:
+    return get_settings().state_dir / CHECKPOINT_FILE
+
+
+def open_checkpointer(path: Path | None = None) -> SqliteSaver:
+    """A SqliteSaver on a long-lived connection to the workspace's checkpoint database."""
+    target = path or checkpoint_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(str(target), check_same_thread=False, timeout=30)
+    connection.execute("PRAGMA journal_mode=WAL")
+    saver = SqliteSaver(connection)
+    saver.setup()
+    return saver
+
+
+def close_checkpointer(saver: SqliteSaver) -> None:
+    saver.conn.close()
+
+
+def list_threads(saver: SqliteSaver) -> list[str]:
+    """Run names that have checkpoints, oldest first."""
+    with saver.lock:
+        rows = saver.conn.execute(
+            "SELECT thread_id, MIN(checkpoint_id) FROM checkpoints WHERE checkpoint_ns = '' "
+            "GROUP BY thread_id ORDER BY 2").fetchall()
+    return [row[0] for row in rows]
+
+
+def thread_config(run_name: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    configurable: dict[str, Any] = {"thread_id": run_name, "checkpoint_ns": ""}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+def snapshots(graph: CompiledStateGraph, run_name: str) -> list[StateSnapshot]:
+    """Every checkpoint of a run, oldest first."""
+    return list(reversed(list(graph.get_state_history(thread_config(run_name)))))
+
+
+def _timestamp(snapshot: StateSnapshot) -> str:
+    if not snapshot.created_at:
+        return ""
+    return datetime.fromisoformat(snapshot.created_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _rows(snapshot_list: list[StateSnapshot]) -> list[dict[str, Any]]:
+    rows = []
+    previous_next: tuple[str, ...] = ()
+    for snapshot in snapshot_list:
+        values = snapshot.values or {}
+        metadata = snapshot.metadata or {}
+        source = metadata.get("source", "")
+        produced_by = "input" if source == "input" else ",".join(sorted(set(previous_next))) or source
+        rows.append({
+            "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
+            "step": metadata.get("step"),
+            "node": produced_by,
+            "source": source,
+            "time": _timestamp(snapshot),
+            "best_id": values.get("best_id"),
+            "best_metric": values.get("best_metric"),
+            "evaluations": len(values.get("evaluations") or {}),
+            "next": list(snapshot.next),
+        })
+        previous_next = snapshot.next
+    return rows
+
+
+def history_rows(graph: CompiledStateGraph, run_name: str) -> list[dict[str, Any]]:
+    """One row per checkpoint: id, step, the node(s) that produced it, time, best so far, what runs next."""
+    return _rows(snapshots(graph, run_name))
+
+
+def trace_rows(graph: CompiledStateGraph, run_name: str) -> list[dict[str, Any]]:
+    """Every checkpoint with its full state, for other tools (``torchscout trace NAME --json``)."""
+    snapshot_list = snapshots(graph, run_name)
+    trace = []
+    for row, snapshot in zip(_rows(snapshot_list), snapshot_list, strict=True):
+        parent = (snapshot.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        trace.append({**row, "parent_checkpoint_id": parent, "metadata": dict(snapshot.metadata or {}),
+                      "values": snapshot.values})
+    return trace

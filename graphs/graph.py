@@ -1,0 +1,80 @@
+"""The research StateGraph (PRD section 8) and the settings every run streams it with.
+
+    setup -> [tokenizer] -> propose -> assemble* -> inspect -> quick_eval* (screen) -> halve
+          -> quick_eval* (top half) -> halve -> refine -> (propose | optimizers)
+    optimizers -> optimizer_eval* -> confirm -> confirm_eval* -> select -> [full_train] -> analyze -> END
+
+``*`` marks fan-out nodes: one task per candidate or evaluation, sent with ``Send``, so with
+``durability="sync"`` a crash loses only the evaluations in flight. ``full_train`` is its own
+node so an approval interrupt can be placed before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import RetryPolicy
+
+from torchscout.graphs import nodes_final, nodes_search, routing
+from torchscout.graphs.budget import RunContext
+from torchscout.graphs.evaluate import TRANSIENT_ERRORS
+from torchscout.graphs.state import ResearchState
+
+# Transient infrastructure errors get a few more tries; a candidate's own errors are recorded instead.
+TRANSIENT_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=TRANSIENT_ERRORS)
+
+
+def recursion_limit(task: dict[str, Any]) -> int:
+    """Supersteps a run can need: about 8 per round plus the final phase, with room to spare."""
+    return 40 + 10 * int(task["budget"]["max_rounds"])
+
+
+def run_config(run_name: str, task: dict[str, Any] | None = None, checkpoint_id: str | None = None) -> dict[str, Any]:
+    """The RunnableConfig of a research run: thread = run name, one evaluation at a time."""
+    configurable: dict[str, Any] = {"thread_id": run_name}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    # (no max_concurrency: with 1 the sync runner deadlocks; evaluations serialise themselves instead)
+    return {"configurable": configurable, "recursion_limit": recursion_limit(task) if task else 200}
+
+
+def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    """The compiled research graph; pass a checkpointer to make runs resumable (see checkpointing)."""
+    builder = StateGraph(ResearchState, context_schema=RunContext)
+    search, final = nodes_search, nodes_final
+    builder.add_node("setup", search.setup, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("tokenizer", search.tokenizer, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("propose", search.propose, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("assemble", search.assemble, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("inspect", search.inspect, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("quick_eval", search.evaluate, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("halve", search.halve)
+    builder.add_node("refine", search.refine)
+    builder.add_node("optimizers", final.optimizers, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("optimizer_eval", search.evaluate, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("confirm", final.confirm)
+    builder.add_node("confirm_eval", search.evaluate, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("select", final.select)
+    builder.add_node("full_train", final.full_train, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("analyze", final.analyze, retry_policy=TRANSIENT_RETRY)
+
+    builder.add_edge(START, "setup")
+    builder.add_conditional_edges("setup", routing.after_setup, ["tokenizer", "propose"])
+    builder.add_edge("tokenizer", "propose")
+    builder.add_conditional_edges("propose", routing.after_propose, ["assemble", "inspect", "optimizers"])
+    builder.add_edge("assemble", "inspect")
+    builder.add_conditional_edges("inspect", routing.after_inspect, ["quick_eval", "halve"])
+    builder.add_edge("quick_eval", "halve")
+    builder.add_conditional_edges("halve", routing.after_halve, ["quick_eval", "refine"])
+    builder.add_conditional_edges("refine", routing.after_refine, ["propose", "optimizers"])
+    builder.add_conditional_edges("optimizers", routing.after_optimizers, ["optimizer_eval", "confirm"])
+    builder.add_edge("optimizer_eval", "confirm")
+    builder.add_conditional_edges("confirm", routing.after_confirm, ["confirm_eval", "select"])
+    builder.add_edge("confirm_eval", "select")
+    builder.add_conditional_edges("select", routing.after_select, ["full_train", "analyze"])
+    builder.add_edge("full_train", "analyze")
+    builder.add_edge("analyze", END)
+    return builder.compile(checkpointer=checkpointer, name="torchscout-research")

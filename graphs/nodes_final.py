@@ -1,0 +1,226 @@
+"""Final-phase nodes: optimizer experiments, seed confirmation, selection, full training, analysis."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import yaml
+from langgraph.runtime import Runtime
+
+from torchscout.agent.planners import get_planner
+from torchscout.agent.report import write_report
+from torchscout.agent.settings import get_settings
+from torchscout.graphs import budget, selection
+from torchscout.graphs.budget import RunContext
+from torchscout.graphs.common import (
+    context_of,
+    decision,
+    planning_context,
+    ranked_evaluations,
+    task_of,
+    timed,
+)
+from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, metrics_requested, optimizer_spec
+from torchscout.graphs.events import emit
+from torchscout.graphs.tracking import log_research_run
+from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
+from torchscout.tools.evaluation import pytorch_full_trainer
+from torchscout.tools.optimizers import pytorch_optimizer_configurator
+from torchscout.tools.workspace import atomic_write_text, resolve
+
+MIN_FULL_TRAIN_SECONDS = 5.0
+FULL_TRAIN_EXPERIMENT = "best"  # runs/<name>/full_training/best/
+
+
+def _note(state: dict[str, Any], node: str, text: str) -> dict[str, Any]:
+    emit(state["run_dir"], "decision", text=text)
+    return decision(node, text)
+
+
+@timed
+def optimizers(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Plan optimizer experiments on the best architecture; configs go through the configurator."""
+    task = task_of(state)
+    best_id = state.get("best_id")
+    count = task.budget.optimizer_trials
+    if best_id is None or count == 0 or budget.search_time_left_s(state, context_of(runtime)) <= 0:
+        why = ("no architecture was evaluated" if best_id is None else
+               "optimizer_trials is 0" if count == 0 else "the search time budget is used up")
+        return {"phase": "confirm", "decisions": [_note(state, "optimizers", f"Optimizer experiments skipped: {why}.")]}
+    proposal = get_planner(task.planner).propose_optimizers(planning_context(state, state["round"]), count)
+    plan: dict[str, dict[str, Any]] = {}
+    failures = []
+    for trial in proposal.optimizer_trials:
+        config_name = f"{state['run_name']}-{trial.name}"
+        details = {"type": trial.training.optimizer, "default_params": trial.training.optimizer_params()}
+        if trial.training.param_groups:
+            details["param_groups"] = trial.training.param_groups
+        try:
+            pytorch_optimizer_configurator(action="generate_config", config_name=config_name,
+                                           optimizer_details=details)
+        except ToolError as exc:
+            failures.append({"candidate_id": best_id, "stage": "optimizer_config", "key": trial.name,
+                             "error": str(exc)[:500], "traceback": ""})
+            emit(state["run_dir"], "failed", candidate_id=best_id, stage="optimizer_config", error=str(exc)[:200])
+            continue
+        training = {**trial.training.model_dump(), "config_name": config_name, "trial": trial.name}
+        plan[f"{best_id}/opt/{trial.name}"] = {"candidate_id": best_id, "training": training,
+                                              "rationale": trial.rationale}
+    text = (f"Optimizer experiments on {best_id}: " + "; ".join(
+        f"{item['training']['trial']} ({item['rationale']})" for item in plan.values()))
+    return {"phase": "optimizer", "optimizer_plan": plan, "failures": failures,
+            "decisions": [_note(state, "optimizers", text)]}
+
+
+@timed
+def confirm(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Plan the re-evaluation of the top two configurations with several seeds each."""
+    task = task_of(state)
+    top = selection.top_configurations(ranked_evaluations(state, {"quick", "optimizer"}), count=2)
+    if not top:
+        return {"phase": "final", "confirm_plan": {},
+                "decisions": [_note(state, "confirm", "Nothing to confirm: no configuration evaluated successfully.")]}
+    if budget.search_time_left_s(state, context_of(runtime)) <= 0:
+        text = "Seed confirmation skipped: the search time budget is used up; the single-seed best is chosen."
+        return {"phase": "final", "confirm_plan": {}, "final": {"candidates": top},
+                "decisions": [_note(state, "confirm", text)]}
+    plan = {}
+    for entry in top:
+        for offset in range(task.budget.confirm_seeds):
+            seed = task.seed + 1000 + offset
+            key = f"{entry['candidate_id']}/confirm/{selection.training_label(entry['training'])}/s{seed}"
+            plan[key] = {"candidate_id": entry["candidate_id"], "training": entry["training"],
+                         "label": entry["label"], "seed": seed}
+    text = (f"Confirming {' vs '.join(entry['label'] for entry in top)} with "
+            f"{task.budget.confirm_seeds} seeds each.")
+    return {"phase": "confirm", "confirm_plan": plan, "final": {"candidates": top},
+            "decisions": [_note(state, "confirm", text)]}
+
+
+@timed
+def select(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Choose the winner on the mean over seeds and say whether the gap is larger than the noise."""
+    task = task_of(state)
+    top = [dict(entry) for entry in (state.get("final") or {}).get("candidates") or []]
+    if not top:
+        return {"phase": "final", "final": {"winner": None, "full_train": "skipped: no winner"}}
+    evaluations = state.get("evaluations", {})
+    for entry in top:
+        values = [evaluations[key]["metric"] for key, item in (state.get("confirm_plan") or {}).items()
+                  if item["label"] == entry["label"] and evaluations.get(key, {}).get("status") == "ok"]
+        entry["confirmed"] = bool(values)
+        entry["stats"] = selection.seed_statistics(values or [entry["search_metric"]])
+    top.sort(key=lambda entry: entry["stats"]["mean"], reverse=task.maximize)
+    winner, final = top[0], {"candidates": top, "winner": top[0]}
+    text = f"Winner {winner['label']}: {task.metric} {winner['stats']['mean']:.4f} ± {winner['stats']['std']:.4f}"
+    if len(top) > 1:
+        difference, margin, significant = selection.gap_beats_noise(top[0]["stats"], top[1]["stats"])
+        final.update(runner_up=top[1], difference=difference, margin=margin, significant=significant)
+        text += (f" vs {top[1]['label']} {top[1]['stats']['mean']:.4f} ± {top[1]['stats']['std']:.4f}; the gap "
+                 f"{difference:+.4f} is " + ("larger" if significant else "not larger") + " than the seed noise"
+                 + (f" (±{margin:.4f})." if margin == margin else " (too few seeds to tell)."))
+    left = budget.total_time_left_s(state, context_of(runtime))
+    if task.budget.full_epochs == 0:
+        final["full_train"] = "skipped: full_epochs is 0"
+    elif left < MIN_FULL_TRAIN_SECONDS:
+        final["full_train"] = f"skipped: {max(left, 0):.0f}s of the time budget left"
+    else:
+        final["full_train"] = "run"
+    return {"phase": "final", "final": final, "decisions": [_note(state, "select", text)]}
+
+
+def _trainer_config(state: dict[str, Any], winner: dict[str, Any], time_left_s: float) -> dict[str, Any]:
+    task = state["task"]
+    candidate = state["candidates"][winner["candidate_id"]]
+    epochs = task["budget"]["full_epochs"]
+    config = {
+        "dataset": task["dataset"],
+        "dataset_params": dataset_params(task, state.get("tokenizers") or {}, candidate.get("vocab_size")),
+        "input_shape": list(task["input_shape"]), "num_classes": task["num_classes"],
+        "batch_size": task["budget"]["batch_size"], "epochs": epochs,
+        "optimizer": optimizer_spec(winner["training"]), "learning_rate": winner["training"]["lr"],
+        "scheduler": {"type": "CosineAnnealingLR", "params": {"T_max": epochs}},
+        "loss_function": "CrossEntropyLoss", "metrics": metrics_requested(task), "device": "auto",
+        "seed": task["seed"], "checkpoint_interval": 0, "save_best_model": True,
+        "monitor": task["metric"] if task["metric"] not in {"loss"} else "val_loss",
+        "monitor_mode": task["mode"], "time_budget_s": max(time_left_s, 1.0),
+        "wandb": {"mode": get_settings().wandb_mode, "group": state["run_name"],
+                  "tags": ["torchscout", "full_train"]},
+    }
+    if task.get("data_root"):
+        config["data_root"] = task["data_root"]
+    return config
+
+
+def _resume_setting(run_dir: str) -> dict[str, Any]:
+    """This node re-runs after a crash or a resume: continue the earlier training, don't refuse it.
+
+    With a ``last.pt`` the trainer resumes from it. A folder without one holds no finished epoch
+    (only the config and the model copy), so it is cleared for a fresh start.
+    """
+    folder = resolve(f"{run_dir}/full_training/{FULL_TRAIN_EXPERIMENT}")
+    if (folder / "checkpoints" / "last.pt").exists():
+        return {"resume": True}
+    if folder.exists():
+        shutil.rmtree(folder)
+    return {}
+
+
+@timed
+def full_train(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Train the winner with pytorch_full_trainer, within what is left of the time budget."""
+    final = state.get("final") or {}
+    winner = final.get("winner")
+    if not winner or final.get("full_train") != "run":
+        return {}
+    run_dir = state["run_dir"]
+    candidate = state["candidates"][winner["candidate_id"]]
+    # keep a little time for the report
+    left = budget.total_time_left_s(state, context_of(runtime)) - 2.0
+    config = _trainer_config(state, winner, left)
+    config.update(_resume_setting(run_dir))
+    emit(run_dir, "started", kind="full_train", candidate_id=winner["candidate_id"])
+    try:
+        result = pytorch_full_trainer(candidate["script"], candidate["class_name"], config,
+                                      experiment_name=FULL_TRAIN_EXPERIMENT, log_base_dir=f"{run_dir}/full_training")
+    except TRANSIENT_ERRORS:
+        raise
+    except (ToolError, UserCodeError, RuntimeError, ValueError) as exc:
+        error = str(exc).splitlines()[0][:500]
+        emit(run_dir, "failed", candidate_id=winner["candidate_id"], stage="full_train", error=error)
+        return {"full_training": {"status": "failed", "error": error},
+                "failures": [{"candidate_id": winner["candidate_id"], "stage": "full_train", "error": error,
+                              "traceback": getattr(exc, "traceback_tail", "") or traceback_tail(exc, 8)}]}
+    kept = {key: result.get(key) for key in ("status", "experiment_dir", "best_checkpoint_path", "best_metric",
+                                             "final_eval", "stopped_early", "duration_s", "samples_per_s",
+                                             "wandb_run_dir")}
+    kept["history"] = [{key: value for key, value in entry.items() if isinstance(value, int | float | str)}
+                       for entry in result.get("history") or []]
+    kept["trainer_config"] = config
+    _install_in_project(state, candidate, config)
+    best = kept.get("best_metric") or {}
+    emit(run_dir, "trained", candidate_id=winner["candidate_id"], metric=best.get("name"), value=best.get("value"),
+         epochs=len(kept["history"]))
+    return {"full_training": kept}
+
+
+def _install_in_project(state: dict[str, Any], candidate: dict[str, Any], config: dict[str, Any]) -> None:
+    """Put the winning model and its training config into the run's scaffolded project."""
+    project = state.get("project_dir")
+    if not project or not resolve(project).exists():
+        return
+    folder = resolve(project)
+    shutil.copyfile(resolve(candidate["script"]), folder / "src" / "models" / "best_model.py")
+    atomic_write_text(folder / "configs" / "best.yaml",
+                      yaml.safe_dump({"model_class": candidate["class_name"], "trainer_config": config},
+                                     sort_keys=False))
+
+
+@timed
+def analyze(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and log to W&B."""
+    report_path = write_report(state)
+    log_research_run(state)
+    emit(state["run_dir"], "report", path=report_path)
+    return {"phase": "done", "report_path": report_path}

@@ -1,0 +1,251 @@
+"""Search-phase nodes: setup, tokenizer, propose, assemble, inspect, evaluate, halve, refine.
+
+Each node does one step of PRD section 8 through the same tool functions an outside agent
+calls, and returns a partial state update. Nodes that run once per candidate (``assemble``,
+the evaluations) receive a job payload through ``Send`` and touch only that candidate's record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from typing import Any
+
+import yaml
+from langgraph.runtime import Runtime
+
+from torchscout.agent.planners import get_planner
+from torchscout.graphs import budget
+from torchscout.graphs.budget import RunContext
+from torchscout.graphs.common import (
+    context_of,
+    decision,
+    planning_context,
+    ranked_evaluations,
+    round_candidates,
+    task_of,
+    timed,
+)
+from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
+from torchscout.graphs.events import emit
+from torchscout.graphs.state import AssembleJob, EvaluationJob
+from torchscout.graphs.text_data import train_tokenizers
+from torchscout.tools.assembler import pytorch_model_assembler
+from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
+from torchscout.tools.scaffold import create_pytorch_project_scaffold
+from torchscout.tools.summary import pytorch_model_summary
+from torchscout.tools.workspace import atomic_write_text, resolve
+
+# What a candidate's own code can throw while it is built or measured (recorded, never fatal).
+CANDIDATE_ERRORS = (ToolError, UserCodeError, ValueError, TypeError, RuntimeError, KeyError, IndexError)
+
+
+def _failure(candidate_id: str, stage: str, exc: BaseException, run_dir: str) -> dict[str, Any]:
+    message = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+    emit(run_dir, "failed", candidate_id=candidate_id, stage=stage, error=message)
+    return {"candidate_id": candidate_id, "stage": stage, "error": message,
+            "traceback": getattr(exc, "traceback_tail", "") or traceback_tail(exc, max_lines=8)}
+
+
+@timed
+def setup(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Create runs/<name>/ with the task and a scaffolded project for the run's best model."""
+    task = task_of(state)
+    run_dir = state["run_dir"]
+    folder = resolve(run_dir, kind="run folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "task.yaml", yaml.safe_dump(task.model_dump(), sort_keys=False))
+    project_dir = f"{run_dir}/project"
+    if not resolve(project_dir).exists():  # a re-run of this node after a crash keeps the project
+        create_pytorch_project_scaffold("project", base_dir=run_dir)
+    emit(run_dir, "setup", run=state["run_name"], project=project_dir, planner=task.planner)
+    text = (f"Run {state['run_name']}: {task.goal or task.name} ({task.dataset}, {task.modality} inputs, "
+            f"{task.metric} {task.mode}); budget {task.budget.max_rounds} rounds x "
+            f"{task.budget.candidates_per_round} candidates, {task.budget.max_minutes} min.")
+    return {"project_dir": project_dir, "phase": "search", "decisions": [decision("setup", text)]}
+
+
+@timed
+def tokenizer(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Text tasks: train one tokenizer per searched vocabulary size on the training texts."""
+    task = task_of(state)
+    trained = train_tokenizers(task, state["run_name"], state["run_dir"])
+    sizes = ", ".join(f"{entry['requested']}->{entry['vocab_size']}" for entry in trained.values())
+    emit(state["run_dir"], "tokenizers", vocab_sizes=sorted(int(size) for size in trained))
+    return {"tokenizers": trained,
+            "decisions": [decision("tokenizer", f"Trained {len(trained)} tokenizers (requested->actual "
+                                                f"vocabulary: {sizes}); vocabulary size is a searched axis.")]}
+
+
+@timed
+def propose(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Ask the planner for this round's candidates."""
+    task = task_of(state)
+    round_index = state.get("round", 0) + 1
+    if budget.search_time_left_s(state, context_of(runtime)) <= 0:
+        text = "Search stopped before proposing: the search share of the time budget is used up."
+        emit(state["run_dir"], "decision", text=text)
+        return {"phase": "optimizer", "stop_reason": "time budget", "decisions": [decision("propose", text)]}
+    planner = get_planner(task.planner)
+    proposal = planner.propose(planning_context(state, round_index))
+    run_dir = state["run_dir"]
+    atomic_write_text(resolve(f"{run_dir}/proposals/round_{round_index}.json"),
+                      proposal.model_dump_json(indent=2, by_alias=True))
+    candidates = {}
+    for index, spec in enumerate(proposal.candidates):
+        candidate_id = f"r{round_index}c{index}"
+        model_config = dict(spec.model_config_)
+        model_config.setdefault("model_name", f"R{round_index}C{index}")
+        candidates[candidate_id] = {
+            "id": candidate_id, "round": round_index, "status": "proposed", "rationale": spec.rationale,
+            "parent": spec.parent, "blueprint": spec.blueprint, "model_config": model_config,
+            "training": spec.training.model_dump(), "vocab_size": spec.vocab_size,
+            "class_name": model_config["model_name"], "planner": proposal.planner,
+            "script": f"{run_dir}/candidates/{candidate_id}/model.py",
+        }
+        emit(run_dir, "proposed", candidate_id=candidate_id, rationale=spec.rationale[:160])
+    text = f"Round {round_index} ({proposal.mode}, {proposal.planner} planner): {proposal.notes}"
+    return {"round": round_index, "rung": 0, "phase": "search", "candidates": candidates,
+            "decisions": [decision("propose", text, round_index)]}
+
+
+@timed
+def assemble(job: AssembleJob, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Write one candidate's model script with the assembler (a Send task per candidate)."""
+    candidate, run_dir = job["candidate"], job["run_dir"]
+    candidate_id = candidate["id"]
+    try:
+        result = pytorch_model_assembler(candidate["model_config"], candidate["script"])
+    except TRANSIENT_ERRORS:
+        raise
+    except CANDIDATE_ERRORS as exc:
+        failure = _failure(candidate_id, "assemble", exc, run_dir)
+        return {"candidates": {candidate_id: {"status": "failed", "stage": "assemble", "error": failure["error"]}},
+                "failures": [failure]}
+    update = {"status": "assembled", "class_name": result.get("model_name", candidate["class_name"]),
+              "backend": result.get("backend"), "output_shape": result.get("output_shape")}
+    return {"candidates": {candidate_id: update}}
+
+
+@timed
+def inspect(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Measure every assembled candidate of the round; reject those over max_params / max_flops."""
+    task = task_of(state)
+    run_dir = state["run_dir"]
+    updates: dict[str, dict[str, Any]] = {}
+    failures, decisions = [], []
+    for candidate in round_candidates(state):
+        if candidate.get("status") != "assembled":
+            continue
+        candidate_id = candidate["id"]
+        try:
+            summary = pytorch_model_summary(candidate["script"], candidate["class_name"],
+                                            [1, *task.input_shape], input_dtype=task.input_dtype)
+        except TRANSIENT_ERRORS:
+            raise
+        except CANDIDATE_ERRORS as exc:
+            failures.append(_failure(candidate_id, "inspect", exc, run_dir))
+            updates[candidate_id] = {"status": "failed", "stage": "inspect", "error": failures[-1]["error"]}
+            continue
+        atomic_write_text(resolve(f"{run_dir}/candidates/{candidate_id}/summary.json"),
+                          json.dumps(summary, indent=2, default=str))
+        params, flops = int(summary["total_params"]), int(summary.get("flops") or 0)
+        update = {"status": "inspected", "params": params, "flops": flops,
+                  "analysis": str(summary.get("analysis") or "")[:600]}
+        reason = _over_budget(task.budget.max_params, task.budget.max_flops, params, flops)
+        if reason:
+            update.update(status="rejected", error=reason)
+            emit(run_dir, "rejected", candidate_id=candidate_id, reason=reason)
+            decisions.append(decision("inspect", f"Rejected {candidate_id}: {reason}", state["round"]))
+        else:
+            emit(run_dir, "assembled", candidate_id=candidate_id, params=params, flops=flops)
+        updates[candidate_id] = update
+    return {"candidates": updates, "failures": failures, "decisions": decisions}
+
+
+def _over_budget(max_params: int | None, max_flops: int | None, params: int, flops: int) -> str | None:
+    if max_params is not None and params > max_params:
+        return f"{params:,} parameters exceed max_params {max_params:,}"
+    if max_flops is not None and flops > max_flops:
+        return f"{flops:,} FLOPs per sample exceed max_flops {max_flops:,}"
+    return None
+
+
+# Evaluations run one at a time even when LangGraph runs their tasks in parallel threads: they
+# share the CPU cores (or the GPU), so parallel runs would only slow each other and skew timings.
+EVALUATION_SLOT = threading.Lock()
+
+
+@timed
+def evaluate(job: EvaluationJob, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Run one evaluation job (a Send task) and record it; the candidate's fault never stops the run."""
+    with EVALUATION_SLOT:
+        context = context_of(runtime)
+        if context is not None:
+            left = budget.budget_s(job["task"]) - job["reserve_s"] - context.used_s()
+        else:
+            left = job["time_left_s"]
+        record = run_evaluation(job, left)
+    update: dict[str, Any] = {"evaluations": {job["key"]: record}}
+    candidate_id, ok = job["candidate_id"], record["status"] == "ok"
+    if job["kind"] == "screen":
+        update["candidates"] = {candidate_id: {"screen_metric": record["metric"],
+                                               "status": "screened" if ok else record["status"],
+                                               "error": None if ok else record.get("error")}}
+    elif job["kind"] == "quick":
+        update["candidates"] = {candidate_id: {"metric": record["metric"], "duration_s": record.get("duration_s"),
+                                               "status": "evaluated" if ok else record["status"],
+                                               "error": None if ok else record.get("error")}}
+    if not ok and record["status"] != "skipped":
+        update["failures"] = [{"candidate_id": candidate_id, "stage": job["kind"], "key": job["key"],
+                               "error": record.get("error"), "traceback": record.get("traceback", "")}]
+    return update
+
+
+@timed
+def halve(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Successive halving: after the screen, the top half of the round earns a quick evaluation."""
+    if state.get("rung", 0) != 0:
+        return {"rung": 2}
+    task = task_of(state)
+    screened = [item for item in round_candidates(state) if item.get("screen_metric") is not None]
+    screened.sort(key=lambda item: item["screen_metric"], reverse=task.maximize)
+    keep = math.ceil(len(screened) / 2)
+    if budget.search_time_left_s(state, context_of(runtime)) <= 0:
+        keep = 0
+    promoted = screened[:keep]
+    text = (f"Round {state['round']} screen: {len(screened)} candidates scored; promoted "
+            f"{', '.join(item['id'] for item in promoted) or 'none'} to {task.budget.quick_epochs} epochs.")
+    emit(state["run_dir"], "decision", text=text)
+    return {"rung": 1, "candidates": {item["id"]: {"promoted": True} for item in promoted},
+            "decisions": [decision("halve", text, state["round"])]}
+
+
+@timed
+def refine(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Update the best so far and decide whether another round is worth it."""
+    task = task_of(state)
+    ranked = ranked_evaluations(state, {"quick"})
+    best = ranked[0] if ranked else None
+    previous = state.get("best_metric")
+    improved = best is not None and (previous is None or task.better(best["metric"], previous))
+    stale = 0 if improved else state.get("stale_rounds", 0) + 1
+    stop = None
+    if best is not None and task.reached_target(best["metric"]):
+        stop = f"target {task.target} reached by {best['candidate_id']}"
+    elif state["round"] >= task.budget.max_rounds:
+        stop = f"max_rounds {task.budget.max_rounds} done"
+    elif best is not None and stale >= task.budget.patience_rounds:
+        stop = f"no improvement for {stale} round(s)"
+    elif budget.search_time_left_s(state, context_of(runtime)) <= 0:
+        stop = "the search share of the time budget is used up"
+    best_text = (f"best {best['candidate_id']} {task.metric}={best['metric']:.4f}" if best
+                 else "no candidate evaluated successfully yet")
+    text = f"After round {state['round']}: {best_text}; " + (f"search stops ({stop})." if stop else "next round.")
+    emit(state["run_dir"], "decision", text=text)
+    update: dict[str, Any] = {"stale_rounds": stale, "phase": "optimizer" if stop else "search",
+                              "stop_reason": stop, "decisions": [decision("refine", text, state["round"])]}
+    if best is not None:
+        update.update(best_id=best["candidate_id"], best_metric=best["metric"])
+    return update

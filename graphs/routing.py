@@ -1,0 +1,84 @@
+"""Routers: pure functions of the state that pick the next node or fan out evaluation jobs with Send.
+
+Each job carries what its task needs (the task, the candidate, the tokenizers, the budget), since
+a node started by ``Send`` sees only its payload. Jobs whose evaluation is already recorded are
+not sent again, so a router re-run after a resume or a fork never repeats finished work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.types import Send
+
+from torchscout.graphs import budget
+from torchscout.graphs.common import round_candidates
+
+
+def _job(state: dict[str, Any], key: str, kind: str, candidate_id: str, training: dict[str, Any], seed: int,
+         epochs: int, max_steps: int | None) -> dict[str, Any]:
+    task = state["task"]
+    return {"key": key, "kind": kind, "candidate_id": candidate_id, "training": training, "seed": seed,
+            "epochs": epochs, "max_steps": max_steps, "task": task, "run_dir": state["run_dir"],
+            "tokenizers": state.get("tokenizers") or {}, "candidate": state["candidates"][candidate_id],
+            "reserve_s": budget.reserve_s(task) if kind in {"screen", "quick", "optimizer", "confirm"} else 0.0,
+            "time_left_s": budget.search_time_left_s(state, None)}
+
+
+def _pending(state: dict[str, Any], jobs: list[dict[str, Any]], node: str) -> list[Send]:
+    done = state.get("evaluations") or {}
+    return [Send(node, job) for job in jobs if job["key"] not in done]
+
+
+def after_setup(state: dict[str, Any]) -> str:
+    return "tokenizer" if state["task"]["input_dtype"] == "int64" else "propose"
+
+
+def after_propose(state: dict[str, Any]) -> list[Send] | str:
+    if state.get("phase") != "search":
+        return "optimizers"
+    sends = [Send("assemble", {"candidate": candidate, "run_dir": state["run_dir"]})
+             for candidate in round_candidates(state) if candidate.get("status") == "proposed"]
+    return sends or "inspect"
+
+
+def after_inspect(state: dict[str, Any]) -> list[Send] | str:
+    task = state["task"]
+    jobs = [_job(state, f"{item['id']}/screen", "screen", item["id"], item["training"], task["seed"],
+                 task["budget"]["quick_epochs"], task["budget"]["screen_steps"])
+            for item in round_candidates(state) if item.get("status") == "inspected"]
+    return _pending(state, jobs, "quick_eval") or "halve"
+
+
+def after_halve(state: dict[str, Any]) -> list[Send] | str:
+    if state.get("rung") != 1:
+        return "refine"
+    task = state["task"]
+    jobs = [_job(state, f"{item['id']}/quick", "quick", item["id"], item["training"], task["seed"],
+                 task["budget"]["quick_epochs"], task["budget"]["quick_max_steps"])
+            for item in round_candidates(state) if item.get("promoted")]
+    return _pending(state, jobs, "quick_eval") or "refine"
+
+
+def after_refine(state: dict[str, Any]) -> str:
+    return "propose" if state.get("phase") == "search" else "optimizers"
+
+
+def after_optimizers(state: dict[str, Any]) -> list[Send] | str:
+    task = state["task"]
+    jobs = [_job(state, key, "optimizer", item["candidate_id"], item["training"], task["seed"],
+                 task["budget"]["quick_epochs"], task["budget"]["quick_max_steps"])
+            for key, item in (state.get("optimizer_plan") or {}).items()]
+    return _pending(state, jobs, "optimizer_eval") or "confirm"
+
+
+def after_confirm(state: dict[str, Any]) -> list[Send] | str:
+    task = state["task"]
+    jobs = [_job(state, key, "confirm", item["candidate_id"], item["training"], item["seed"],
+                 task["budget"]["quick_epochs"], task["budget"]["quick_max_steps"])
+            for key, item in (state.get("confirm_plan") or {}).items()]
+    return _pending(state, jobs, "confirm_eval") or "select"
+
+
+def after_select(state: dict[str, Any]) -> str:
+    return "full_train" if (state.get("final") or {}).get("full_train") == "run" else "analyze"

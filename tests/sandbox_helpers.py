@@ -1,0 +1,56 @@
+"""Module-level job functions for the sandbox and code-generation tests (the child imports them by name)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def add(a: int, b: int) -> dict:
+    return {"sum": a + b, "pid": os.getpid(), "cwd": os.getcwd(),
+            "workspace": os.environ.get("TORCHSCOUT_WORKSPACE"), "marker": os.environ.get("SANDBOX_TEST_MARKER")}
+
+
+def chatty(lines: int) -> int:
+    for index in range(lines):
+        print(f"line {index}")
+    print("to stderr", file=sys.stderr)
+    return lines
+
+
+def raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+def sleep_forever() -> None:
+    time.sleep(3600)
+
+
+def allocate_bytes(n_bytes: int) -> int:
+    import torch
+
+    return torch.ones(n_bytes // 4, dtype=torch.float32).numel()
+
+
+def crash_hard() -> None:
+    os.abort()
+
+
+
+
+def check_defines(code_path: str, name: str) -> dict:
+    """A codegen validation probe: the file imports and defines a callable ``name`` returning an int."""
+    from torchscout.tools.loading import load_module
+
+    module = load_module(code_path)
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise AssertionError(f"the file defines no function named {name}")
+    value = function()
+    if not isinstance(value, int):
+        raise AssertionError(f"{name}() returned {value!r}, expected an int")
+    return {"value": value}

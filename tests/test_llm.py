@@ -1,0 +1,102 @@
+"""The internal LLM layer: model resolution from settings, the persistent cache, retries."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from tests.llm_helpers import scripted
+from torchscout.agent.settings import configure
+from torchscout.tools.errors import ToolError
+from torchscout.tools.llm import cache, get_chat_model, invoke_cached, model_identity
+
+MESSAGES = [("system", "You answer briefly."), ("user", "Name one activation function.")]
+
+
+def test_builtin_means_no_chat_model():
+    assert get_chat_model() is None
+    with pytest.raises(ToolError, match="needs an LLM"):
+        invoke_cached(MESSAGES, purpose="test", prompt_version="t@1")
+
+
+def test_a_spec_string_builds_the_model_with_temperature_zero_and_limits(monkeypatch):
+    monkeypatch.setenv("TORCHSCOUT_LLM", "openai:gpt-4.1-mini")
+    monkeypatch.setenv("TORCHSCOUT_LLM_TIMEOUT_S", "42")
+    monkeypatch.setenv("TORCHSCOUT_LLM_MAX_RETRIES", "5")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    model = get_chat_model()
+    assert type(model).__name__ == "ChatOpenAI"
+    assert model.model_name == "gpt-4.1-mini"
+    assert model.temperature == 0
+    assert model.request_timeout == 42
+    assert model.max_retries == 5
+    assert get_chat_model() is model  # built once per settings
+    assert model_identity(model) == "openai:gpt-4.1-mini"
+    assert model_identity(scripted()) == "CountingChatModel"
+
+
+def test_openai_base_url_serves_a_spec_without_provider(monkeypatch):
+    monkeypatch.setenv("TORCHSCOUT_LLM", "qwen2.5-coder-7b-instruct")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    model = get_chat_model()
+    assert type(model).__name__ == "ChatOpenAI"
+    assert model.model_name == "qwen2.5-coder-7b-instruct"
+    assert str(model.openai_api_base).startswith("http://127.0.0.1:8000/v1")
+
+
+def test_an_unknown_provider_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TORCHSCOUT_LLM", "not-a-provider-model")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ToolError, match="cannot create the chat model"):
+        get_chat_model()
+
+
+def test_a_configured_instance_is_used_and_its_answers_are_cached():
+    model = scripted("ReLU")
+    configure(llm=model)
+    assert get_chat_model() is model
+    assert invoke_cached(MESSAGES, purpose="test", prompt_version="t@1") == "ReLU"
+    # the scripted model has no second answer: the repeat must come from the cache
+    assert invoke_cached(MESSAGES, purpose="test", prompt_version="t@1") == "ReLU"
+    assert len(model.requests) == 1
+    assert cache().stats() == {"entries": 1, "by_purpose": {"test": 1}}
+
+
+def test_the_cache_persists_on_disk_and_is_keyed_by_prompt_version(workspace):
+    first = scripted("GELU", "SiLU")
+    configure(llm=first)
+    assert invoke_cached(MESSAGES, purpose="test", prompt_version="t@1") == "GELU"
+    assert (workspace / ".torchscout" / "llm_cache.sqlite").is_file()
+    # a new model object (same identity) in a "later session" replays without any call
+    replay = scripted()
+    configure(llm=replay)
+    assert invoke_cached(MESSAGES, purpose="test", prompt_version="t@1") == "GELU"
+    assert replay.requests == []
+    # a new prompt version is a new request
+    configure(llm=first)
+    assert invoke_cached(MESSAGES, purpose="test", prompt_version="t@2") == "SiLU"
+
+
+class FlakyChatModel(GenericFakeChatModel):
+    failures_left: int = 1
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        if self.failures_left:
+            self.failures_left -= 1
+            raise ConnectionError("connection reset by peer")
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+def test_transport_errors_are_retried(monkeypatch):
+    monkeypatch.setenv("TORCHSCOUT_LLM_MAX_RETRIES", "2")
+    model = FlakyChatModel(messages=iter([AIMessage(content="Tanh")]), failures_left=1)
+    assert invoke_cached(MESSAGES, purpose="test", prompt_version="t@1", model=model) == "Tanh"
+    assert model.failures_left == 0
+
+
+def test_a_model_that_stays_unreachable_is_a_tool_error(monkeypatch):
+    monkeypatch.setenv("TORCHSCOUT_LLM_MAX_RETRIES", "1")
+    model = FlakyChatModel(messages=iter([]), failures_left=5)
+    with pytest.raises(ToolError, match="could not be reached after 2 attempt"):
+        invoke_cached(MESSAGES, purpose="test", prompt_version="t@1", model=model)

@@ -1,0 +1,86 @@
+"""The sandbox: a warm fork server runs jobs in child processes with time and memory limits."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests import sandbox_helpers as jobs
+from torchscout.tools.errors import CommandTimeoutError, ToolError, UserCodeError
+from torchscout.tools.sandbox import run_in_sandbox
+
+HERE = [jobs.REPO_ROOT]
+
+
+def test_a_job_returns_its_value_from_a_child_in_the_workspace(workspace, monkeypatch):
+    monkeypatch.setenv("SANDBOX_TEST_MARKER", "seen-by-the-child")
+    result = run_in_sandbox(jobs.add, {"a": 2, "b": 3}, extra_sys_path=HERE)
+    assert result.ok, result.error_text()
+    assert result.value["sum"] == 5
+    assert result.value["cwd"] == str(workspace)
+    assert result.value["workspace"] == str(workspace)
+    assert result.value["marker"] == "seen-by-the-child"  # the caller's current environment, not a stale one
+    import os
+
+    assert result.value["pid"] != os.getpid()
+
+
+def test_each_job_is_a_fresh_process_and_forks_are_fast():
+    first = run_in_sandbox(jobs.add, {"a": 1, "b": 1}, extra_sys_path=HERE)
+    started = time.monotonic()
+    second = run_in_sandbox(jobs.add, {"a": 1, "b": 1}, extra_sys_path=HERE)
+    elapsed = time.monotonic() - started
+    assert first.value["pid"] != second.value["pid"]
+    assert elapsed < 1.0  # a warm fork, not a new interpreter importing torch
+
+
+def test_an_exception_comes_back_as_data_with_its_traceback():
+    result = run_in_sandbox(jobs.raise_value_error, {"message": "the shapes do not match"}, extra_sys_path=HERE)
+    assert not result.ok
+    assert result.error_type == "ValueError"
+    assert result.error == "the shapes do not match"
+    assert "raise_value_error" in result.traceback
+    error = result.to_error("running the probe")
+    assert isinstance(error, UserCodeError)
+    assert "ValueError: the shapes do not match" in str(error)
+
+
+def test_output_of_the_child_is_captured_not_mixed_into_the_protocol():
+    result = run_in_sandbox(jobs.chatty, {"lines": 3}, extra_sys_path=HERE)
+    assert result.ok and result.value == 3
+    assert "line 2" in result.output and "to stderr" in result.output
+
+
+def test_a_job_past_its_time_limit_is_killed_and_the_server_survives():
+    started = time.monotonic()
+    result = run_in_sandbox(jobs.sleep_forever, {}, timeout_s=0.5, extra_sys_path=HERE)
+    assert time.monotonic() - started < 5
+    assert result.timed_out and not result.ok
+    assert "0.5 s time limit" in result.error
+    assert isinstance(result.to_error("the probe"), CommandTimeoutError)
+    assert run_in_sandbox(jobs.add, {"a": 1, "b": 2}, extra_sys_path=HERE).value["sum"] == 3
+
+
+def test_the_memory_limit_stops_a_large_allocation():
+    result = run_in_sandbox(jobs.allocate_bytes, {"n_bytes": 3 << 30}, memory_limit_bytes=1 << 30,
+                            extra_sys_path=HERE)
+    assert not result.ok
+    assert "allocate" in result.error.lower() or result.error_type == "MemoryError"
+    small = run_in_sandbox(jobs.allocate_bytes, {"n_bytes": 64 << 20}, memory_limit_bytes=1 << 30,
+                           extra_sys_path=HERE)
+    assert small.ok and small.value == (64 << 20) // 4
+
+
+def test_a_crash_in_native_code_is_reported_with_the_signal():
+    result = run_in_sandbox(jobs.crash_hard, {}, extra_sys_path=HERE)
+    assert not result.ok
+    assert result.error_type == "Killed"
+    assert "SIGABRT" in result.error
+
+
+def test_only_importable_functions_and_json_arguments_are_accepted():
+    with pytest.raises(ToolError, match="module-level function"):
+        run_in_sandbox(lambda: 1, {})
+    with pytest.raises(ToolError, match="JSON-able"):
+        run_in_sandbox(jobs.add, {"a": object(), "b": 1})

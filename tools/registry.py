@@ -1,0 +1,186 @@
+"""The workspace registry: what must outlive one tool call, usable by name from any process.
+
+Registered optimizer configs, custom optimizers and tokenizers live in one JSON manifest,
+``<workspace>/.torchscout/registry.json``::
+
+    {"version": 1,
+     "entries": {"optimizer_config": {"tuned_adamw": {"kind": ..., "name": ..., "registered_at": ...,
+                                                      "data": {...}}},
+                 "custom_optimizer": {...},
+                 "tokenizer": {...}}}
+
+Every change is a read-modify-write under a ``filelock.FileLock`` (so two processes
+registering at once lose nothing) and the file is replaced atomically (so a reader, which
+takes no lock, sees the old manifest or the new one, never half of one). Paths stored in
+``data`` are workspace-relative so a workspace can be moved.
+
+Names are unique within a kind; registering a name again replaces the entry and the
+result says so. Looking up an unknown name raises a :class:`ToolError` that lists the
+registered names and the close matches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import difflib
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from torchscout.agent.settings import get_settings
+from torchscout.tools.errors import ToolError
+from torchscout.tools.workspace import atomic_write_text
+
+REGISTRY_FILE_NAME = "registry.json"
+REGISTRY_VERSION = 1
+KINDS = ("optimizer_config", "custom_optimizer", "tokenizer")
+# Waiting longer than this for another process means something is stuck holding the lock.
+LOCK_TIMEOUT_S = 60.0
+
+_KIND_LABELS = {
+    "optimizer_config": "optimizer config",
+    "custom_optimizer": "custom optimizer",
+    "tokenizer": "tokenizer",
+}
+
+
+def registry_path() -> Path:
+    """The manifest of the current workspace (it may not exist yet)."""
+    return get_settings().state_dir / REGISTRY_FILE_NAME
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown registry kind {kind!r}; expected one of {KINDS}")
+
+
+def _empty_manifest() -> dict[str, Any]:
+    return {"version": REGISTRY_VERSION, "entries": {kind: {} for kind in KINDS}}
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return _empty_manifest()
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ToolError(
+            f"the workspace registry {path} is not valid JSON ({exc}); fix or delete it "
+            "(deleting forgets every registered optimizer config, custom optimizer and tokenizer)"
+        ) from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), dict):
+        raise ToolError(f"the workspace registry {path} has no 'entries' mapping; fix or delete it")
+    for kind in KINDS:
+        manifest["entries"].setdefault(kind, {})
+    return manifest
+
+
+@contextlib.contextmanager
+def _locked_manifest() -> Iterator[dict[str, Any]]:
+    """Yield the manifest for changing; it is written back atomically when the block ends."""
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        with lock:
+            manifest = _read_manifest(path)
+            yield manifest
+            atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    except Timeout as exc:
+        raise ToolError(
+            f"another process has held the registry lock {lock.lock_file} for over {LOCK_TIMEOUT_S:.0f} s; "
+            "wait for it to finish, or delete the lock file if no torchscout process is running"
+        ) from exc
+
+
+def register(kind: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Record ``data`` (JSON-able) under ``kind``/``name``, replacing an earlier entry.
+
+    Returns ``{"kind", "name", "replaced": bool, "message"}``; ``message`` says whether an
+    earlier entry was replaced.
+    """
+    _check_kind(kind)
+    if not isinstance(name, str) or not name.strip():
+        raise ToolError(f"a {_KIND_LABELS[kind]} needs a non-empty name")
+    # Fail before taking the lock if the data cannot be stored.
+    json.dumps(data)
+    entry = {
+        "kind": kind,
+        "name": name,
+        "registered_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "data": data,
+    }
+    with _locked_manifest() as manifest:
+        replaced = name in manifest["entries"][kind]
+        manifest["entries"][kind][name] = entry
+    label = _KIND_LABELS[kind]
+    message = (f"replaced the earlier {label} registered as {name!r}" if replaced
+               else f"registered {label} {name!r}")
+    return {"kind": kind, "name": name, "replaced": replaced, "message": message}
+
+
+def unregister(kind: str, name: str) -> bool:
+    """Forget ``kind``/``name``; returns whether it was registered."""
+    _check_kind(kind)
+    with _locked_manifest() as manifest:
+        return manifest["entries"][kind].pop(name, None) is not None
+
+
+def list_entries(kinds: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Every entry (``{"kind", "name", "registered_at", "data"}``) of ``kinds`` (default all), by name."""
+    wanted = _as_kinds(kinds)
+    manifest = _read_manifest(registry_path())
+    entries = [entry for kind in wanted for entry in manifest["entries"][kind].values()]
+    return sorted(entries, key=lambda entry: (entry["name"], entry["kind"]))
+
+
+def names(kinds: str | Iterable[str] | None = None) -> list[str]:
+    """The registered names of ``kinds`` (default all), sorted."""
+    return sorted({entry["name"] for entry in list_entries(kinds)})
+
+
+def find(kinds: str | Iterable[str], name: str) -> dict[str, Any] | None:
+    """The entry registered as ``name`` under the first of ``kinds`` that has it, else None."""
+    manifest = _read_manifest(registry_path())
+    for kind in _as_kinds(kinds):
+        entry = manifest["entries"][kind].get(name)
+        if entry is not None:
+            return entry
+    return None
+
+
+def get(kinds: str | Iterable[str], name: str) -> dict[str, Any]:
+    """Like :func:`find`, but an unknown name raises a ToolError listing what is registered."""
+    entry = find(kinds, name)
+    if entry is not None:
+        return entry
+    raise ToolError(unknown_name_message(kinds, name))
+
+
+def unknown_name_message(kinds: str | Iterable[str], name: str) -> str:
+    """'no tokenizer named X is registered; did you mean ...? registered: ...' for an error."""
+    wanted = _as_kinds(kinds)
+    label = " or ".join(_KIND_LABELS[kind] for kind in wanted)
+    registered = names(wanted)
+    close = difflib.get_close_matches(name, registered, n=3, cutoff=0.6)
+    message = f"no {label} named {name!r} is registered in this workspace"
+    if close:
+        message += f"; did you mean {', '.join(repr(match) for match in close)}?"
+    if registered:
+        message += f" Registered: {', '.join(registered)}."
+    else:
+        message += f" Nothing of that kind is registered yet ({registry_path()})."
+    return message
+
+
+def _as_kinds(kinds: str | Iterable[str] | None) -> tuple[str, ...]:
+    if kinds is None:
+        return KINDS
+    wanted = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    for kind in wanted:
+        _check_kind(kind)
+    return wanted

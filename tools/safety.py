@@ -1,0 +1,125 @@
+"""Static safety check for generated code, run before the code is ever executed.
+
+Generated model and optimizer code only needs torch, math and friends. Anything that reaches
+the operating system, the file system, the network, or dynamic code execution is refused,
+with the line and the reason, so the LLM repair loop (or a person) knows what to change::
+
+    check_code_safety(code)                                   # raises UnsafeCodeError
+    check_code_safety(code, allowed_modules={"importlib"})    # a caller that needs one of them
+
+This is a guard against accidents and careless generations, not a proof against a determined
+adversary: the code then still runs in the sandbox (child process, time and memory limits).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from torchscout.tools.errors import ToolError
+
+# module (top-level name) -> why it is refused
+FORBIDDEN_MODULES: dict[str, str] = {
+    "os": "operating-system access",
+    "sys": "interpreter internals",
+    "subprocess": "running other programs",
+    "shutil": "file-system changes",
+    "pathlib": "file-system access",
+    "io": "file access",
+    "tempfile": "file-system access",
+    "glob": "file-system access",
+    "pty": "running other programs",
+    "signal": "process control",
+    "multiprocessing": "starting processes",
+    "ctypes": "native memory access",
+    "pickle": "arbitrary code execution on load",
+    "marshal": "arbitrary code execution on load",
+    "importlib": "dynamic imports",
+    "builtins": "access to eval/exec/open",
+    "socket": "network access",
+    "ssl": "network access",
+    "http": "network access",
+    "urllib": "network access",
+    "urllib3": "network access",
+    "requests": "network access",
+    "httpx": "network access",
+    "aiohttp": "network access",
+    "ftplib": "network access",
+    "smtplib": "network access",
+    "telnetlib": "network access",
+    "xmlrpc": "network access",
+    "webbrowser": "network access",
+}
+
+FORBIDDEN_CALLS: dict[str, str] = {
+    "eval": "dynamic code execution",
+    "exec": "dynamic code execution",
+    "compile": "dynamic code execution",
+    "__import__": "dynamic imports",
+    "open": "file access",
+    "breakpoint": "interactive debugging",
+    "input": "interactive input",
+}
+
+FORBIDDEN_ATTRIBUTES: dict[str, str] = {
+    "__subclasses__": "escaping the sandbox through object internals",
+    "__globals__": "escaping the sandbox through object internals",
+    "__builtins__": "access to eval/exec/open",
+    "__code__": "code object manipulation",
+    "system": "running other programs",
+    "popen": "running other programs",
+    "hub": "downloading code (torch.hub)",
+}
+
+
+class UnsafeCodeError(ToolError):
+    """Generated code uses something the static safety check refuses."""
+
+    def __init__(self, findings: list[SafetyFinding]) -> None:
+        self.findings = findings
+        listed = "; ".join(str(finding) for finding in findings)
+        super().__init__(f"the code was refused by the safety check: {listed}")
+
+
+@dataclass(frozen=True)
+class SafetyFinding:
+    line: int
+    what: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.what} is not allowed ({self.reason})"
+
+
+def find_unsafe_constructs(tree: ast.AST, allowed_modules: Iterable[str] = ()) -> list[SafetyFinding]:
+    """Every refused import, call and attribute in ``tree``, in source order."""
+    allowed = set(allowed_modules)
+    findings: list[SafetyFinding] = []
+
+    def check_module(name: str, line: int) -> None:
+        top = name.split(".")[0]
+        if top in FORBIDDEN_MODULES and top not in allowed and name not in allowed:
+            findings.append(SafetyFinding(line, f"importing {name!r}", FORBIDDEN_MODULES[top]))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                check_module(alias.name, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            check_module(node.module or "", node.lineno)
+        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS:
+            findings.append(SafetyFinding(node.lineno, f"{node.id!r}", FORBIDDEN_CALLS[node.id]))
+        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
+            findings.append(SafetyFinding(node.lineno, f"the attribute {node.attr!r}", FORBIDDEN_ATTRIBUTES[node.attr]))
+    return sorted(findings, key=lambda finding: finding.line)
+
+
+def check_code_safety(code: str, allowed_modules: Iterable[str] = ()) -> None:
+    """Parse ``code`` and raise :class:`UnsafeCodeError` if it uses anything refused.
+
+    A syntax error is raised as ``SyntaxError`` (the caller reports it as the parse stage).
+    """
+    findings = find_unsafe_constructs(ast.parse(code), allowed_modules)
+    if findings:
+        raise UnsafeCodeError(findings)

@@ -1,0 +1,88 @@
+"""Entry point of one training process: ``python -m torchscout.tools.training.launch MODEL.py CLASS CONFIG.yaml``.
+
+``torchscout train`` runs it directly for one process, or as the worker of
+``torchrun --standalone --nproc_per_node N`` for several (DDP over gloo on CPU, nccl on CUDA).
+Rank 0 prints the result as JSON on stdout; the other ranks print nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from torchscout.agent.settings import get_settings
+from torchscout.tools.errors import ToolError
+from torchscout.tools.training.experiment import experiment_name_or_timestamp
+from torchscout.tools.workspace import resolve
+
+
+def read_config(path: str) -> dict[str, Any]:
+    """A trainer_config from a YAML (or JSON) file; a top-level ``trainer_config`` key is unwrapped."""
+    file = resolve(path, must_exist=True, kind="config path")
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ToolError(f"{path} is not valid YAML: {exc}") from exc
+    if isinstance(loaded, dict) and isinstance(loaded.get("trainer_config"), dict):
+        loaded = loaded["trainer_config"]
+    if not isinstance(loaded, dict):
+        raise ToolError(f"{path} must hold a mapping of trainer_config keys")
+    return loaded
+
+
+def torchrun_command(model: str, class_name: str, config: str, experiment_name: str, log_base_dir: str,
+                     nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "torchscout.tools.training.launch", model, class_name, config,
+            "--experiment-name", experiment_name, "--log-base-dir", log_base_dir]
+
+
+def run_distributed(model: str, class_name: str, config: str, experiment_name: str | None, log_base_dir: str,
+                    nproc: int) -> dict[str, Any]:
+    """Run the full trainer in ``nproc`` processes under torchrun; returns rank 0's result."""
+    read_config(config)  # fail here, once, rather than in every worker
+    name = experiment_name_or_timestamp(experiment_name)
+    command = torchrun_command(model, class_name, config, name, log_base_dir, nproc)
+    settings = get_settings()
+    # the workers must see the same workspace and data dir, even when they were set with configure()
+    env = {**os.environ, "TORCHSCOUT_WORKSPACE": str(settings.workspace), "TORCHSCOUT_DATA_DIR": str(settings.data_dir)}
+    completed = subprocess.run(command, env=env, cwd=settings.workspace, capture_output=True, text=True,
+                               check=False)
+    if completed.returncode != 0:
+        tail = "\n".join((completed.stderr or completed.stdout).strip().splitlines()[-30:])
+        raise ToolError(f"torchrun with {nproc} processes failed (exit {completed.returncode}):\n{tail}")
+    result_file = resolve(Path(log_base_dir) / name / "result.json", must_exist=True, kind="result file")
+    return json.loads(result_file.read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from torchscout.tools.evaluation import pytorch_full_trainer
+    from torchscout.tools.training.distributed import shutdown
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_script_path")
+    parser.add_argument("model_class_name")
+    parser.add_argument("config_path")
+    parser.add_argument("--experiment-name", default=None)
+    parser.add_argument("--log-base-dir", default="full_experiments")
+    args = parser.parse_args(argv)
+    try:
+        result = pytorch_full_trainer(args.model_script_path, args.model_class_name,
+                                      read_config(args.config_path), experiment_name=args.experiment_name,
+                                      log_base_dir=args.log_base_dir)
+    finally:
+        shutdown()
+    if int(os.environ.get("RANK", "0")) == 0:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+    return 0 if result["status"] == "completed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
