@@ -31,7 +31,11 @@ def _first_line(text: str) -> str:
 
 @app.callback()
 def _configure_logging(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
+    # The level sits on the console handler, not the root logger: the trainer raises its own
+    # logger to INFO for train.log, and those records must not reach the console.
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[console],
                         format="%(levelname)s %(name)s: %(message)s")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from torchscout.agent.planners import get_planner
 from torchscout.agent.report import leaderboard_rows
 from torchscout.agent.task import Task, TaskError, load_task
 from torchscout.graphs.budget import RunContext
@@ -92,6 +93,8 @@ def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, 
     A run name already used in this workspace is refused (use :func:`resume` to finish it).
     """
     validated = load_task(task, planner=planner)
+    # fail now, not at round 1's propose, when the planner cannot work here (e.g. `llm` with no LLM set)
+    get_planner(validated.planner)
     run_name = name or validated.name
     try:
         load_task(validated, name=run_name)  # the run name becomes a folder name: same rules as task names

@@ -2,12 +2,15 @@
 
 Drawn from the research search spaces (every stream and encoder kind, each normalisation, both
 heads) plus hand-written blueprints the spaces do not produce (the PRD's SimpleCNN, an LSTM
-with ``output_index``, nested streams, a Parallel with ``add``). Each entry says what the
-assembled model must do: its output shape for a batch of two.
+with ``output_index``, nested streams, a Parallel with ``add``), plus the assembler's own
+benchmark corpus ``evals/assembler_corpus.json``. Each entry says what the assembled model
+must do: its output shape for a batch of two (None: any output with the batch dimension).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from torchscout.agent import search_space
@@ -15,6 +18,7 @@ from torchscout.agent.task import load_task
 
 BATCH = 2
 TOKEN_VOCAB = 300
+ASSEMBLER_CORPUS = Path(__file__).resolve().parent / "assembler_corpus.json"
 
 _TASKS = {
     "digits": {"name": "digits", "dataset": "digits", "input_shape": [1, 8, 8], "num_classes": 10},
@@ -102,4 +106,8 @@ def corpus() -> list[dict[str, Any]]:
                   "layers": layers}
         entries.append({"name": name, "task": task_key, "model_config": config,
                         "expected_output_shape": [BATCH, task.num_classes]})
+    if ASSEMBLER_CORPUS.is_file():
+        for config in json.loads(ASSEMBLER_CORPUS.read_text(encoding="utf-8")):
+            entries.append({"name": f"corpus_{config['model_name']}", "task": "assembler_corpus",
+                            "model_config": config, "expected_output_shape": None})
     return entries

@@ -91,3 +91,13 @@ def test_a_run_name_cannot_be_reused(workspace):
     research(task)
     with pytest.raises(Exception, match="already exists"):
         research(task)
+
+
+def test_an_llm_planner_without_a_configured_llm_is_refused_before_the_run_starts(workspace):
+    from torchscout.tools.errors import ToolError
+
+    task = {"name": "needs_llm", "goal": "g", "dataset": "digits", "input_shape": [1, 8, 8], "num_classes": 10,
+            "metric": "accuracy", "mode": "max", "planner": "llm"}
+    with pytest.raises(ToolError, match="TORCHSCOUT_LLM"):
+        research(task)
+    assert not (workspace / "runs" / "needs_llm").exists()

@@ -47,7 +47,10 @@ class WandbTracker(Callback):
             mode=wandb_mode(self.config), dir=str(self.experiment_dir), project=self.config.project,
             entity=self.config.entity, group=self.config.group, tags=self.config.tags or None, name=self.name,
             config=self.resolved_config, id=state.wandb_run_id, resume="allow" if state.wandb_run_id else None,
-            reinit="create_new")
+            reinit="create_new",
+            # the trainer is a tool: its caller's stdout/stderr (an agent, the research CLI) must
+            # not fill with wandb's banners and run summaries; the run files hold everything
+            settings=wandb.Settings(silent=True, console="off"))
         state.wandb_run_id = self.run.id
         self.run_dir = str(Path(self.run.dir).parent)
         logger.info("W&B %s run %s in %s", wandb_mode(self.config), self.run.id, self.run_dir)
