@@ -11,7 +11,8 @@ REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def add(a: int, b: int) -> dict:
-    return {"sum": a + b, "pid": os.getpid(), "cwd": os.getcwd(),
+    return {"sum": a + b, "pid": os.getpid(), "parent_pid": os.getppid(), "torch_was_imported": "torch" in sys.modules,
+            "cwd": os.getcwd(),
             "workspace": os.environ.get("TORCHSCOUT_WORKSPACE"), "marker": os.environ.get("SANDBOX_TEST_MARKER")}
 
 

@@ -42,6 +42,19 @@ def test_two_gloo_processes_train_with_ddp_and_rank0_writes_one_checkpoint(works
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_a_diverged_ddp_run_reports_its_result_like_a_single_process_run(workspace):
+    # "diverged" is a result, not a crash: rank 0 writes result.json and the CLI prints it (exit 1)
+    models = write_models(workspace)
+    config = {**CONFIG, "dataset": "dummy", "input_shape": [1, 8, 8], "epochs": 1, "metrics": ["accuracy"],
+              "optimizer": "SGD", "learning_rate": 1e12, "sanity": "off"}
+    outcome = CliRunner().invoke(app, ["train", models, "SmallCNN", write_config(workspace, config),
+                                       "--experiment-name", "ddp_diverged", "--nproc", "2"])
+    assert outcome.exit_code == 1, outcome.output
+    result = json.loads(outcome.stdout)
+    assert result["status"] == "diverged" and result["diverged_at"]["epoch"] == 1
+    assert (workspace / "full_experiments" / "ddp_diverged" / "result.json").is_file()
+
+
 def test_single_process_train_command_and_its_errors(workspace):
     models = write_models(workspace)
     runner = CliRunner()
@@ -62,3 +75,14 @@ def test_cuda_run_uses_bf16_autocast_and_preloads_on_the_gpu(workspace):
     result = pytorch_quick_evaluator(models, "SmallCNN", {"dataset": "digits", "epochs": 3, "device": "cuda"})
     assert result["status"] == "completed" and result["device"].startswith("cuda")
     assert result["data_path"] == "preloaded" and result["metrics"]["accuracy"] >= 0.85
+
+
+def test_a_distributed_run_past_its_time_limit_is_killed_with_every_worker(workspace):
+    from torchscout.tools.errors import ToolError
+    from torchscout.tools.training.launch import run_distributed
+
+    models = write_models(workspace)
+    config = write_config(workspace, {**CONFIG, "epochs": 500})
+    with pytest.raises(ToolError, match="ran past 3 s and was killed"):
+        run_distributed(models, "SmallCNN", config, "too_long", "full_experiments", nproc=2, timeout_s=3)
+    assert not (workspace / "full_experiments" / "too_long" / "result.json").exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,6 +20,8 @@ from tests.training_helpers import (
 )
 from torchscout.tools.errors import ToolError
 from torchscout.tools.evaluation import pytorch_full_trainer
+from torchscout.tools.training.callbacks import TrainLog
+from torchscout.tools.training.engine import LoopState
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -135,3 +139,29 @@ def test_divergence_and_folder_rules(models, workspace):
         pytorch_full_trainer(models, "SmallCNN", BASE, experiment_name="../outside")
     with pytest.raises(ToolError, match="cannot monitor 'f1'"):
         pytorch_full_trainer(models, "SmallCNN", {**BASE, "early_stopping": {"metric": "f1"}}, experiment_name="m")
+
+
+def test_train_logs_of_runs_in_parallel_threads_stay_apart(tmp_path):
+    # the research graph runs trainers in several threads; each train.log holds its own run only
+    both_started, both_logged = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+
+    def train(name: str, epochs: int) -> None:
+        log = TrainLog(tmp_path / f"{name}.log")
+        run = SimpleNamespace(raw_model=torch.nn.Linear(1, 1), device=torch.device("cpu"),
+                              config=SimpleNamespace(epochs=epochs))
+        state = LoopState()
+        log.on_train_start(run, state)
+        both_started.wait()  # both handlers are on the shared logger now
+        log.on_epoch_end(run, state, {"epoch": 1, "run": name}, improved=True)
+        both_logged.wait()
+        log.on_train_end(run, state)
+
+    threads = [threading.Thread(target=train, args=(name, epochs)) for name, epochs in (("first", 1), ("second", 2))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    first, second = ((tmp_path / f"{name}.log").read_text() for name in ("first", "second"))
+    assert "run=first" in first and "from epoch 1 to 1" in first
+    assert "run=second" in second and "from epoch 1 to 2" in second
+    assert "run=second" not in first and "run=first" not in second

@@ -100,3 +100,16 @@ def test_a_model_that_stays_unreachable_is_a_tool_error(monkeypatch):
     model = FlakyChatModel(messages=iter([]), failures_left=5)
     with pytest.raises(ToolError, match="could not be reached after 2 attempt"):
         invoke_cached(MESSAGES, purpose="test", prompt_version="t@1", model=model)
+
+
+class RejectingChatModel(GenericFakeChatModel):
+    """Like a provider answering 401: the request reaches the server, which refuses it."""
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        raise PermissionError("Error code: 401 - Incorrect API key provided")
+
+
+def test_a_model_that_rejects_the_request_is_a_tool_error_naming_the_cause():
+    model = RejectingChatModel(messages=iter([]))
+    with pytest.raises(ToolError, match="rejected the test request with PermissionError: Error code: 401"):
+        invoke_cached(MESSAGES, purpose="test", prompt_version="t@1", model=model)

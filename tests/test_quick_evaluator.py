@@ -142,3 +142,12 @@ def test_torch_compile_option_trains(models):
     result = pytorch_quick_evaluator(models, "SmallCNN", {**DIGITS, "compile": True, "max_steps": 20})
     assert result["status"] == "completed", result.get("error")
     assert result["history"][0]["steps"] == 20
+
+
+def test_each_quick_evaluation_gets_its_own_lr_find_plot_file():
+    from torchscout.tools.evaluation import lr_find_plot_path
+
+    # parallel candidates often share a class name; within one second they used to share the plot file
+    first, second = lr_find_plot_path("SmallCNN"), lr_find_plot_path("SmallCNN")
+    assert first != second and first.parent == second.parent
+    assert first.name.startswith("SmallCNN-") and first.suffix == ".png"

@@ -26,13 +26,14 @@ def test_a_job_returns_its_value_from_a_child_in_the_workspace(workspace, monkey
     assert result.value["pid"] != os.getpid()
 
 
-def test_each_job_is_a_fresh_process_and_forks_are_fast():
+def test_each_job_is_a_fresh_fork_of_one_warm_server():
+    # (how fast a fork is belongs in a benchmark, not in a test that other work on the machine can slow)
     first = run_in_sandbox(jobs.add, {"a": 1, "b": 1}, extra_sys_path=HERE)
-    started = time.monotonic()
     second = run_in_sandbox(jobs.add, {"a": 1, "b": 1}, extra_sys_path=HERE)
-    elapsed = time.monotonic() - started
     assert first.value["pid"] != second.value["pid"]
-    assert elapsed < 1.0  # a warm fork, not a new interpreter importing torch
+    # both are children of the same server, which had torch imported before it forked them
+    assert first.value["parent_pid"] == second.value["parent_pid"] != first.value["pid"]
+    assert first.value["torch_was_imported"] and second.value["torch_was_imported"]
 
 
 def test_an_exception_comes_back_as_data_with_its_traceback():

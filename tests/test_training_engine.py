@@ -112,6 +112,32 @@ def test_schedulers_fill_in_lengths_and_know_warmup_cosine():
         build_scheduler("Cosine", optimizer, 2, 10)
 
 
+def test_plateau_scheduler_follows_the_monitored_metrics_direction(workspace):
+    # ReduceLROnPlateau steps with the monitored value: with accuracy monitored it must wait for
+    # accuracy to stop *rising*, not cut the rate while it improves (its own default is mode="min")
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    plateau = build_scheduler({"type": "ReduceLROnPlateau", "params": {"patience": 0}}, optimizer, 3, 10,
+                              monitor_mode="max")
+    for accuracy in (0.5, 0.6, 0.7):
+        plateau.scheduler.step(accuracy)
+    assert optimizer.param_groups[0]["lr"] == 1.0
+    explicit = build_scheduler({"type": "ReduceLROnPlateau", "params": {"mode": "min"}}, optimizer, 3, 10,
+                               monitor_mode="max")
+    assert explicit.scheduler.mode == "min"  # the user's own params win
+
+    from torchscout.tools.training.config import TrainerConfig
+    from torchscout.tools.training.distributed import DistContext
+    from torchscout.tools.training.runs import make_monitor, prepare_run
+
+    models = write_models(workspace)
+    config = TrainerConfig(dataset="dummy", input_shape=[1, 8, 8], num_classes=10, device="cpu",
+                           monitor="accuracy", scheduler="ReduceLROnPlateau")
+    monitor = make_monitor(config.monitor, None, config.metrics)
+    prepared = prepare_run(models, "SmallCNN", config, context=DistContext(), monitor=monitor)
+    assert monitor.mode == "max" and prepared.run.scheduler.scheduler.mode == "max"
+
+
 def test_plateau_scheduler_and_accumulation_in_a_real_run(workspace):
     models = write_models(workspace)
     config = {"dataset": "digits", "epochs": 3, "batch_size": 16, "device": "cpu", "optimizer": "SGD",

@@ -13,6 +13,8 @@ or ``"failed"`` (the model's code raised, the sanity check failed, out of memory
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -26,6 +28,13 @@ from torchscout.tools.training.engine import LoopState, fit
 from torchscout.tools.training.outcomes import COMPLETED, describe_run, failure_result, throughput
 from torchscout.tools.training.runs import make_monitor, prepare_run
 from torchscout.tools.training.trainer import run_full_trainer
+
+
+def lr_find_plot_path(model_class_name: str) -> Path:
+    """A plot file of its own for each quick evaluation: the research graph evaluates candidates (which
+    often share a class name) in parallel threads, and a per-second name let one overwrite another's."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return get_settings().state_dir / "lr_find" / f"{model_class_name}-{stamp}-{uuid.uuid4().hex[:8]}.png"
 
 
 def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_config: dict[str, Any]) -> dict[str, Any]:
@@ -51,9 +60,8 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
     stage = "load"
     try:
         monitor = make_monitor("val_loss", None, config.metrics)
-        plot = get_settings().state_dir / "lr_find" / f"{model_class_name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
-        prepared = prepare_run(model_script_path, model_class_name, config, context=DistContext(),
-                               monitor=monitor, lr_find_plot=plot if config.lr_find else None)
+        prepared = prepare_run(model_script_path, model_class_name, config, context=DistContext(), monitor=monitor,
+                               lr_find_plot=lr_find_plot_path(model_class_name) if config.lr_find else None)
         run = prepared.run
         result.update(describe_run(prepared))
         stage = "sanity"

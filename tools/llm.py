@@ -179,7 +179,7 @@ def invoke_cached(
     ``prompt_version`` the prompt's version string: both go into the cache key with the model
     identity and the exact messages, so a changed prompt never reuses a stale answer.
     Transport errors are retried with exponential backoff (``settings.llm_max_retries``).
-    Raises ToolError when no model is configured or the model keeps failing.
+    Raises ToolError when no model is configured, the model keeps failing or rejects the request.
     """
     chat_model = model if model is not None else get_chat_model()
     if chat_model is None:
@@ -203,6 +203,12 @@ def invoke_cached(
         reply = runnable.invoke(converted)
     except _transport_error_types() as exc:
         raise ToolError(f"the LLM ({identity}) could not be reached after {retries + 1} attempt(s): {exc}") from exc
+    except ToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the provider's own errors: a bad key, an unknown model, a too-long request
+        # callers (code generation, the planner) handle ToolError; a provider's exception class would crash them
+        raise ToolError(f"the LLM ({identity}) rejected the {purpose} request with {type(exc).__name__}: {exc}. "
+                        "Check the model name and its API key (TORCHSCOUT_LLM), or use 'builtin'") from exc
     text = response_text(reply)
     store.put(key, purpose=purpose, prompt_version=prompt_version, model=identity, messages=records,
               response=text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,10 @@ class TrainLog(Callback):
         self.logger = logging.getLogger(TRAINING_LOGGER)
 
     def on_train_start(self, run: Run, state: LoopState) -> None:
+        # the logger is shared by every run in this process; the research graph trains in several
+        # threads at once, so keep only the records of the thread that runs this training
+        training_thread = threading.get_ident()
+        self.handler.addFilter(lambda record: record.thread == training_thread)
         self.logger.addHandler(self.handler)
         if self.logger.getEffectiveLevel() > logging.INFO:
             self.logger.setLevel(logging.INFO)

@@ -143,8 +143,13 @@ def _scheduler_classes() -> dict[str, type]:
 
 
 def build_scheduler(spec: str | dict[str, Any] | None, optimizer: Optimizer, epochs: int,
-                    steps_per_epoch: int) -> SchedulerPlan | None:
-    """A ``torch.optim.lr_scheduler`` by name (or ``warmup_cosine``) with schedule lengths filled in."""
+                    steps_per_epoch: int, monitor_mode: str = "min") -> SchedulerPlan | None:
+    """A ``torch.optim.lr_scheduler`` by name (or ``warmup_cosine``) with schedule lengths filled in.
+
+    ``monitor_mode`` is the monitored metric's direction: ReduceLROnPlateau steps with that metric,
+    so unless its params say otherwise it must agree (``max`` for accuracy, or it would cut the
+    rate while accuracy keeps rising).
+    """
     if spec is None:
         return None
     name, params = _name_and_params(spec, "scheduler")
@@ -164,6 +169,8 @@ def build_scheduler(spec: str | dict[str, Any] | None, optimizer: Optimizer, epo
                 params.setdefault("max_lr", [group["lr"] for group in optimizer.param_groups])
             if name == "CosineAnnealingLR":
                 params.setdefault("T_max", total_steps if per_step else epochs)
+            if name == "ReduceLROnPlateau":
+                params.setdefault("mode", monitor_mode)
             scheduler = classes[name](optimizer, **params)
         else:
             raise _unknown("scheduler", name, [*classes, "warmup_cosine"])

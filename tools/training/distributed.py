@@ -10,11 +10,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+DEFAULT_COLLECTIVE_TIMEOUT_S = 600.0
+
+
+def collective_timeout_s() -> float:
+    """How long a rank waits in one collective: TORCHSCOUT_DIST_TIMEOUT_S, default 10 minutes."""
+    raw = os.environ.get("TORCHSCOUT_DIST_TIMEOUT_S", "")
+    try:
+        value = float(raw) if raw else DEFAULT_COLLECTIVE_TIMEOUT_S
+    except ValueError:
+        value = DEFAULT_COLLECTIVE_TIMEOUT_S
+    return value if value > 0 else DEFAULT_COLLECTIVE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,9 @@ def context_from_env(device_type: str) -> DistContext:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend=backend)
+        # a rank that waits longer than this in a collective (its peer crashed or wedged) raises
+        # instead of hanging until the backend's 30-minute default
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=collective_timeout_s()))
     return DistContext(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")),
                        world_size=dist.get_world_size())
 

@@ -2,7 +2,8 @@
 
 ``torchscout train`` runs it directly for one process, or as the worker of
 ``torchrun --standalone --nproc_per_node N`` for several (DDP over gloo on CPU, nccl on CUDA).
-Rank 0 prints the result as JSON on stdout; the other ranks print nothing.
+Rank 0 prints the result as JSON on stdout; the other ranks print nothing. The exit status is 0
+whenever a result was produced, whatever its ``status``; it is non-zero only when the process crashed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,11 @@ import yaml
 
 from torchscout.agent.settings import get_settings
 from torchscout.tools.errors import ToolError
+from torchscout.tools.shell import MAX_TIMEOUT_S, run_command
 from torchscout.tools.training.experiment import experiment_name_or_timestamp
 from torchscout.tools.workspace import resolve
+
+DEFAULT_DISTRIBUTED_TIMEOUT_S = float(MAX_TIMEOUT_S)
 
 
 def read_config(path: str) -> dict[str, Any]:
@@ -45,19 +48,29 @@ def torchrun_command(model: str, class_name: str, config: str, experiment_name: 
 
 
 def run_distributed(model: str, class_name: str, config: str, experiment_name: str | None, log_base_dir: str,
-                    nproc: int) -> dict[str, Any]:
-    """Run the full trainer in ``nproc`` processes under torchrun; returns rank 0's result."""
-    read_config(config)  # fail here, once, rather than in every worker
+                    nproc: int, timeout_s: float = DEFAULT_DISTRIBUTED_TIMEOUT_S) -> dict[str, Any]:
+    """Run the full trainer in ``nproc`` processes under torchrun; returns rank 0's result.
+
+    ``timeout_s`` bounds the whole run (default: the config's ``time_budget_s`` plus ten minutes
+    when it has one, else 24 hours).
+    """
+    trainer_config = read_config(config)  # fail here, once, rather than in every worker
+    if timeout_s == DEFAULT_DISTRIBUTED_TIMEOUT_S and trainer_config.get("time_budget_s"):
+        timeout_s = float(trainer_config["time_budget_s"]) + 600.0
     name = experiment_name_or_timestamp(experiment_name)
     command = torchrun_command(model, class_name, config, name, log_base_dir, nproc)
     settings = get_settings()
     # the workers must see the same workspace and data dir, even when they were set with configure()
     env = {**os.environ, "TORCHSCOUT_WORKSPACE": str(settings.workspace), "TORCHSCOUT_DATA_DIR": str(settings.data_dir)}
-    completed = subprocess.run(command, env=env, cwd=settings.workspace, capture_output=True, text=True,
-                               check=False)
-    if completed.returncode != 0:
-        tail = "\n".join((completed.stderr or completed.stdout).strip().splitlines()[-30:])
-        raise ToolError(f"torchrun with {nproc} processes failed (exit {completed.returncode}):\n{tail}")
+    # run_command kills torchrun and every worker (one process group) if a wedged collective
+    # would otherwise keep the caller waiting for ever
+    completed = run_command(command, timeout_s=timeout_s, cwd=settings.workspace, env=env)
+    if completed.timed_out:
+        raise ToolError(f"torchrun with {nproc} processes ran past {timeout_s:.0f} s and was killed:\n"
+                        + "\n".join(completed.output.strip().splitlines()[-30:]))
+    if completed.exit_code != 0:
+        tail = "\n".join(completed.output.strip().splitlines()[-30:])
+        raise ToolError(f"torchrun with {nproc} processes failed (exit {completed.exit_code}):\n{tail}")
     result_file = resolve(Path(log_base_dir) / name / "result.json", must_exist=True, kind="result file")
     return json.loads(result_file.read_text(encoding="utf-8"))
 
@@ -81,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         shutdown()
     if int(os.environ.get("RANK", "0")) == 0:
         sys.stdout.write(json.dumps(result, default=str) + "\n")
-    return 0 if result["status"] == "completed" else 1
+    # a diverged or failed run is still a result (written to result.json, status says which); a non-zero
+    # exit would make torchrun report a crashed worker and run_distributed hide that result
+    return 0
 
 
 if __name__ == "__main__":

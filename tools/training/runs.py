@@ -170,7 +170,7 @@ def prepare_run(model_script_path: str, model_class_name: str, config: RunConfig
         lr_find = context.broadcast(lr_find)  # every rank must train with rank 0's learning rate
         _apply_suggested_lr(optimizer, lr_find["suggested_lr"])
     steps_per_epoch = math.ceil(len(train_source) / config.accumulate_steps)
-    run.scheduler = build_scheduler(config.scheduler, optimizer, config.epochs, steps_per_epoch)
+    run.scheduler = build_scheduler(config.scheduler, optimizer, config.epochs, steps_per_epoch, monitor.mode)
     info = dict(splits.info)
     info.update({"name": config.dataset, "train_size": train_source.num_samples * context.world_size,
                  "val_size": val_source.num_samples, "test_size": test_source.num_samples if test_source else 0})

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from torchscout.tools.errors import ToolError
 from torchscout.tools.training.callbacks import Checkpoints, Curves, MetricsFile, TrainLog
 from torchscout.tools.training.checkpoints import load_checkpoint, load_weights, restore_checkpoint
 from torchscout.tools.training.checks import run_checks
@@ -130,7 +131,13 @@ def run_full_trainer(model_script_path: str, model_class_name: str, trainer_conf
             stage = "final_eval"
             result["final_eval"] = files.final_eval(run)
     except Exception as exc:  # noqa: BLE001 - failure_result re-raises configuration errors
-        result.update(failure_result(exc, config.batch_size, stage))
+        try:
+            result.update(failure_result(exc, config.batch_size, stage))
+        except ToolError:
+            if files is not None:  # close the W&B run and train.log before the error leaves
+                files.tracker.abort()
+                files.train_log.close()
+            raise
     result.update({"history": state.history, "best_metric": state.best,
                    "stopped_early": state.stop_reason == "early_stopping", "stop_reason": state.stop_reason,
                    "epochs_completed": state.epoch, "samples_per_s": throughput(state),
