@@ -7,6 +7,7 @@ The public API, imported lazily so ``import torchscout`` stays cheap:
 - ``get_settings()``: the resolved settings,
 - ``build_optimizer(model, spec)``: an optimizer from a registered name or a spec dict,
 - ``research(task, name=...)``: run the research graph on a task file or dict,
+- ``resume(name, approve=None)``: finish an interrupted or paused run,
 - ``build_graph(checkpointer=None)``: the compiled research graph,
 - ``build_agent(llm=None, checkpointer=None)``: the tool-calling agent with all 15 tools.
 """
@@ -25,6 +26,7 @@ _LAZY_EXPORTS = {
     "get_settings": "torchscout.agent.settings:get_settings",
     "build_optimizer": "torchscout.tools.optimizers:build_optimizer",
     "research": "torchscout.agent.research:research",
+    "resume": "torchscout.agent.research:resume",
     "build_graph": "torchscout.graphs.graph:build_graph",
     "build_agent": "torchscout.agent.react_agent:build_agent",
 }

@@ -7,6 +7,12 @@
   dropout, a residual or parallel stream, learning rate, optimizer); one is asked of a TPE
   sampler that has been *told* every past result, so the search also explores where the
   history says it pays.
+- "The best" is the smallest model among the results tied with the top one (within the search
+  noise, :func:`torchscout.graphs.selection.tie_tolerance`), and every improve round includes
+  *shrink* mutations of it (narrower, shallower, pooled head, plain stream, smaller vocabulary):
+  one (in rounds with room for two or more mutations), half the mutations once the metric is
+  saturated (several designs tie at the top, or the top is within noise of a perfect score). A smaller model that is as good is
+  the better model, and a saturated metric can only be improved on size.
 
 The Optuna study is rebuilt from the history on every call (``add_trial``), so the planner
 keeps no state of its own: a resumed or replayed run proposes exactly what it proposed before.
@@ -29,6 +35,7 @@ from torchscout.agent.proposal import (
     Proposal,
     TrainingSettings,
 )
+from torchscout.graphs.selection import prefer_smaller_among_ties, tie_tolerance
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 logger = logging.getLogger(__name__)
@@ -56,6 +63,26 @@ def _training_of(blueprint: dict[str, Any]) -> TrainingSettings:
     return TrainingSettings(optimizer=optimizer, lr=min(lr, 1.0), weight_decay=decay, momentum=momentum)
 
 
+def _ranked(context: PlanningContext) -> list[CandidateOutcome]:
+    """Evaluated candidates best first; among results tied with the top one the smallest leads."""
+    return prefer_smaller_among_ties(context.history, lambda item: item.metric, lambda item: item.params,
+                                     context.task.maximize)
+
+
+def _saturated(context: PlanningContext, ranked: list[CandidateOutcome]) -> bool:
+    """Whether the metric no longer separates the best designs: several tie at the top, or the top is
+    within noise of a perfect rate (accuracy 1.0)."""
+    top = max(item.metric for item in ranked) if context.task.maximize else min(item.metric for item in ranked)
+    tolerance = tie_tolerance(top, context.task.maximize)
+    tied = [item for item in ranked if abs(item.metric - top) <= tolerance + 1e-12]
+    near_perfect = context.task.maximize and 0.0 <= top <= 1.0 and 1.0 - top <= tolerance
+    return len(tied) > 1 or near_perfect
+
+
+def _size(item: CandidateOutcome) -> str:
+    return "? params" if item.params is None else f"{item.params:,} params"
+
+
 class BuiltinPlanner:
     """Deterministic (given the task's seed) search; see the module docstring."""
 
@@ -66,22 +93,25 @@ class BuiltinPlanner:
         seen = {search_space.signature(self._normalized(item.blueprint, context))
                 for item in context.history if item.blueprint}
         rng = random.Random(f"{context.task.seed}-{context.round}")
-        best = context.best
+        ranked = _ranked(context)
+        best = ranked[0] if ranked else None
         if best is None or not best.blueprint:
             picks = self._draft(context, axes, seen, rng)
             mode, notes = "draft", "First round: a known-good baseline plus diverse random designs."
         else:
-            picks = self._improve(context, axes, seen, rng, best)
+            picks = self._improve(context, axes, seen, rng, ranked)
             mode = "improve"
             notes = (f"Round {context.round}: mutations of the best so far ({best.id}, "
-                     f"{context.task.metric}={best.metric:.4f}) plus one TPE suggestion informed by "
-                     f"{len(context.history)} past candidates.")
+                     f"{context.task.metric}={best.metric:.4f}, {_size(best)}; the smallest of the results "
+                     f"tied with the top one), including smaller variants of it, plus one TPE suggestion "
+                     f"informed by {len(context.history)} past candidates.")
         candidates = [self._spec(context, index, blueprint, rationale, parent)
                       for index, (blueprint, rationale, parent) in enumerate(picks)]
         return Proposal(mode=mode, candidates=candidates, notes=notes, planner=self.name)
 
     def propose_optimizers(self, context: PlanningContext, count: int) -> Proposal:
-        best = context.best
+        ranked = _ranked(context)
+        best = ranked[0] if ranked else None
         if best is None or count <= 0:
             return Proposal(mode="optimizer", notes="No evaluated candidate to tune.", planner=self.name)
         base = TrainingSettings.model_validate(best.training) if best.training else TrainingSettings()
@@ -123,10 +153,23 @@ class BuiltinPlanner:
         return picks
 
     def _improve(self, context: PlanningContext, axes: dict[str, list[Any]], seen: set[str],
-                 rng: random.Random, best: CandidateOutcome) -> list[tuple[dict[str, Any], str, str | None]]:
+                 rng: random.Random, ranked: list[CandidateOutcome]) -> list[tuple[dict[str, Any], str, str | None]]:
         picks: list[tuple[dict[str, Any], str, str | None]] = []
+        best = ranked[0]
         explore = 1 if context.num_candidates >= 3 else 0
-        ranked = context.ranked()
+        mutations = context.num_candidates - explore
+        if mutations < 2:
+            shrinks = 0  # too few slots: keep the usual mutations, which can also grow the model
+        else:
+            shrinks = mutations // 2 if _saturated(context, ranked) else 1
+        for child, changes in self._shrinks(best.blueprint, axes, rng, context):
+            if len(picks) >= shrinks:
+                break
+            if search_space.signature(child) in seen:
+                continue
+            self._accept(context, child, seen, picks, f"Smaller variant of {best.id} ({context.task.metric}="
+                         f"{best.metric:.4f}, {_size(best)}): {changes}; as good and smaller would be better.",
+                         best.id)
         parents = [best] * 2 + ranked[1:2]  # the best gets most of the mutations, the runner-up some
         attempt = 0
         while len(picks) < context.num_candidates - explore and attempt < _MAX_DRAWS:
@@ -201,6 +244,27 @@ class BuiltinPlanner:
         for name, choices in axes.items():
             child.setdefault(name, choices[0])
         return self._normalized(child, context), "; ".join(changes) or "no change"
+
+    def _shrinks(self, blueprint: dict[str, Any], axes: dict[str, list[Any]], rng: random.Random,
+                 context: PlanningContext) -> list[tuple[dict[str, Any], str]]:
+        """Smaller variants of ``blueprint``: one size axis stepped down each (in a seeded order), then
+        pairs of axes; every variant has fewer parameters than the blueprint."""
+        parent = {**search_space.BASELINES[context.task.modality], **blueprint}
+        used = self._normalized(parent, context)
+        options = [name for name in search_space.SHRINKS if name in axes and name in used
+                   and search_space.smaller_choice(name, parent[name], axes[name]) is not None]
+        rng.shuffle(options)
+        groups = [[name] for name in options] + [[first, second] for index, first in enumerate(options)
+                                                 for second in options[index + 1:]]
+        variants = []
+        for group in groups:
+            child = dict(parent)
+            changes = []
+            for name in group:
+                child[name] = search_space.smaller_choice(name, parent[name], axes[name])
+                changes.append(f"{name} {parent[name]} -> {child[name]}")
+            variants.append((self._normalized(child, context), "; ".join(changes)))
+        return variants
 
     @staticmethod
     def _describe(blueprint: dict[str, Any]) -> str:

@@ -11,7 +11,11 @@
 - ``ModelCallLimitMiddleware``: at most ``max_model_calls`` model calls per run, then the agent
   ends with a message saying the limit was reached;
 - a checkpointer, by default the SQLite file ``<workspace>/.torchscout/agent.sqlite``: a run is
-  resumable by its ``thread_id``.
+  resumable by its ``thread_id``;
+- with ``approve=["pip_install"]`` (or ``full_train``), LangChain's ``HumanInTheLoopMiddleware``:
+  the agent stops before the gated tool runs (``pip_install_pytorch_package`` /
+  ``pytorch_full_trainer``) and the thread waits until it is resumed with an approve or reject
+  decision (``torchscout agent --thread ID --approve yes|no``).
 
 Example::
 
@@ -23,14 +27,21 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
-import sqlite3
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import ModelCallLimitMiddleware, ToolErrorMiddleware
+from langchain.agents.middleware import (
+    HumanInTheLoopMiddleware,
+    ModelCallLimitMiddleware,
+    ToolErrorMiddleware,
+)
+from langchain.agents.middleware.human_in_the_loop import InterruptOnConfig
 from langchain.agents.middleware.types import ToolCallRequest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
@@ -38,9 +49,12 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from torchscout.agent.agent_cli import DEFAULT_MAX_MODEL_CALLS
 from torchscout.agent.settings import get_settings
+from torchscout.agent.task import parse_actions
+from torchscout.graphs.checkpointing import open_checkpointer
 from torchscout.prompts.loader import load_prompt
 from torchscout.tools.errors import ToolError
 from torchscout.tools.llm import chat_model_from_spec, get_chat_model
+from torchscout.tools.packages import build_pip_command
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +82,55 @@ def tool_error_message(error: Exception, request: ToolCallRequest) -> str:
             "Check the arguments against the tool's description and try again, or take another approach.")
 
 
+# The tool each gated action stands for in agent mode.
+GATED_TOOLS = {"pip_install": "pip_install_pytorch_package", "full_train": "pytorch_full_trainer"}
+
+
+def _describe_pip_install(tool_call: Any, state: Any, runtime: Any) -> str:
+    """What the reviewer reads: the exact pip command the tool would run, or why it would refuse."""
+    args = tool_call.get("args") or {}
+    try:
+        argv, _, notes = build_pip_command(
+            str(args.get("package_name", "")), args.get("version"), str(args.get("pytorch_version", "2.1.0")),
+            str(args.get("cuda_version", "cu118")), bool(args.get("upgrade")), Path("constraints.txt"))
+    except ToolError as exc:
+        return f"pip install request the tool will refuse: {exc}"
+    extra = "".join(f" ({note})" for note in notes)
+    return f"Install a package into the Python environment at {sys.prefix}: {shlex.join(argv)}{extra}"
+
+
+def _describe_call(tool_call: Any, state: Any, runtime: Any) -> str:
+    return f"{tool_call['name']} {json.dumps(tool_call.get('args') or {}, default=str)[:MAX_ERROR_MESSAGE_CHARS]}"
+
+
+def _not_a_dry_run(request: ToolCallRequest) -> bool:
+    return not (request.tool_call.get("args") or {}).get("dry_run")
+
+
+def approval_middleware(actions: Sequence[str]) -> HumanInTheLoopMiddleware | None:
+    """Human-in-the-loop gates for ``actions`` (see :data:`GATED_TOOLS`); None when there are none.
+
+    A reviewer may approve or reject each gated call; a pip dry run installs nothing and is not gated.
+    """
+    gates: dict[str, bool | InterruptOnConfig] = {}
+    for action in parse_actions(list(actions)):
+        config = InterruptOnConfig(allowed_decisions=["approve", "reject"],
+                                   description=_describe_pip_install if action == "pip_install" else _describe_call)
+        if action == "pip_install":
+            config["when"] = _not_a_dry_run
+        gates[GATED_TOOLS[action]] = config
+    if not gates:
+        return None
+    return HumanInTheLoopMiddleware(interrupt_on=gates, description_prefix="Approval needed")
+
+
 def agent_checkpoint_path() -> Path:
     return get_settings().state_dir / AGENT_CHECKPOINT_FILE
 
 
 def open_agent_checkpointer(path: Path | None = None) -> SqliteSaver:
     """A SqliteSaver on a long-lived connection to ``<workspace>/.torchscout/agent.sqlite``."""
-    target = path or agent_checkpoint_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # LangGraph writes checkpoints from worker threads, hence check_same_thread=False
-    connection = sqlite3.connect(str(target), check_same_thread=False, timeout=30)
-    connection.execute("PRAGMA journal_mode=WAL")
-    saver = SqliteSaver(connection)
-    saver.setup()
-    return saver
+    return open_checkpointer(path or agent_checkpoint_path())
 
 
 def resolve_agent_model(llm: BaseChatModel | str | None) -> BaseChatModel:
@@ -109,25 +158,36 @@ def goal_message(goal: str) -> tuple[str, str]:
 
 
 def build_agent(llm: BaseChatModel | str | None = None, checkpointer: Any = None, *,
-                tools: Sequence[BaseTool] | None = None, max_model_calls: int = DEFAULT_MAX_MODEL_CALLS) -> Any:
+                tools: Sequence[BaseTool] | None = None, max_model_calls: int = DEFAULT_MAX_MODEL_CALLS,
+                approve: Sequence[str] = ()) -> Any:
     """The compiled torchscout agent (a LangGraph graph); see the module docstring.
 
     ``llm``: a chat model, an ``init_chat_model`` spec, or None for the configured model (a
     ToolError says how to configure one when there is none). ``checkpointer``: None for the
     workspace's ``agent.sqlite``, False for none, or any LangGraph checkpointer.
+    ``approve``: actions that wait for a person's decision before their tool runs
+    (``pip_install``, ``full_train``); they need a checkpointer.
     """
     if max_model_calls < 1:
         raise ToolError("max_model_calls must be at least 1")
+    try:
+        gate = approval_middleware(approve)
+    except ValueError as exc:
+        raise ToolError(f"approve: {exc}") from exc
     model = resolve_agent_model(llm)
     if tools is None:
         from torchscout.tools import ALL_TOOLS
 
         tools = ALL_TOOLS
     saver = open_agent_checkpointer() if checkpointer is None else (checkpointer or None)
-    middleware = [
+    middleware: list[Any] = [
         ToolErrorMiddleware(on_error=tool_error_message),
         ModelCallLimitMiddleware(run_limit=max_model_calls, exit_behavior="end"),
     ]
+    if gate is not None:
+        if saver is None:
+            raise ToolError(f"approve={list(approve)} needs a checkpointer: the agent waits for the answer in it")
+        middleware.append(gate)
     return create_agent(model, tools=list(tools), system_prompt=system_prompt(), middleware=middleware,
                         checkpointer=saver, name="torchscout_agent")
 

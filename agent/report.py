@@ -164,7 +164,17 @@ def _result_section(state: dict[str, Any]) -> list[str]:
                      f"{_fmt(training.get('duration_s'), 1)} s; checkpoint `{training.get('best_checkpoint_path')}`")
     else:
         lines.append(f"- **Full training:** {final.get('full_train', 'not run')}")
+    lines += _approval_lines(state)
     lines.append("")
+    return lines
+
+
+def _approval_lines(state: dict[str, Any]) -> list[str]:
+    """One line per approval gate the run stopped at, with the user's answer and what was asked."""
+    lines = []
+    for key, answer in sorted((state.get("approvals") or {}).items()):
+        verdict = "approved by the user" if answer.get("answer") == "yes" else "skipped by the user"
+        lines.append(f"- **Approval gate `{key}`:** {verdict} (asked: {answer.get('summary')})")
     return lines
 
 

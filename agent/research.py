@@ -8,6 +8,11 @@ Each run is a thread in the workspace's checkpoint database (thread_id = run nam
 with ``durability="sync"`` so every finished step, including each finished evaluation, is on
 disk before the next one starts: after a crash or ``kill -9``, :func:`resume` finishes the run
 keeping every completed evaluation.
+
+Approval gates: ``research(task, approve=["full_train"])`` (or ``approve:`` in the task) stops
+before the gated step with ``status == "waiting_for_approval"`` and the pending request (what
+will run, its estimated cost) in ``outcome["approval"]``; ``resume(name, approve="yes")`` goes
+on, ``resume(name, approve="no")`` skips that step.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
 
 from torchscout.agent.planners import get_planner
 from torchscout.agent.report import leaderboard_rows
 from torchscout.agent.task import Task, TaskError, load_task
+from torchscout.graphs.approval import parse_answer, pending_requests, resume_command
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.checkpointing import (
     close_checkpointer,
@@ -41,6 +48,7 @@ from torchscout.tools.workspace import atomic_write_text, resolve
 logger = logging.getLogger(__name__)
 EventCallback = Callable[[dict[str, Any]], None]
 PID_FILE = "run.pid"
+WAITING = "waiting_for_approval"
 
 
 @contextlib.contextmanager
@@ -72,9 +80,16 @@ def _outcome(graph: Any, run_name: str) -> dict[str, Any]:
     snapshot = graph.get_state(thread_config(run_name))
     state = snapshot.values or {}
     final = state.get("final") or {}
+    requests = pending_requests(snapshot)
+    if requests:
+        status = WAITING
+    else:
+        status = "finished" if not snapshot.next and state.get("phase") == "done" else "incomplete"
     return {
         "name": run_name,
-        "status": "finished" if not snapshot.next and state.get("phase") == "done" else "incomplete",
+        "status": status,
+        "approval": requests[0] if requests else None,
+        "approvals": state.get("approvals") or {},
         "next": list(snapshot.next),
         "leaderboard": leaderboard_rows(state) if state.get("task") else [],
         "best": final.get("winner"),
@@ -86,13 +101,16 @@ def _outcome(graph: Any, run_name: str) -> dict[str, Any]:
 
 
 def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, *, planner: str | None = None,
-             on_event: EventCallback | None = None) -> dict[str, Any]:
+             approve: list[str] | str | None = None, on_event: EventCallback | None = None) -> dict[str, Any]:
     """Run the research graph on ``task`` (a YAML path, a dict or a Task) as run ``name``.
 
-    Returns ``{"name", "status", "leaderboard", "best", "full_training", "report_path", ...}``.
+    ``approve``: actions to pause before (``["full_train", "pip_install"]`` or "full_train,pip_install"),
+    replacing the task's own ``approve`` list; None keeps the task's.
+    Returns ``{"name", "status", "leaderboard", "best", "full_training", "report_path", "approval", ...}``;
+    ``status`` is "finished", "incomplete" or "waiting_for_approval" (then ``approval`` is the request).
     A run name already used in this workspace is refused (use :func:`resume` to finish it).
     """
-    validated = load_task(task, planner=planner)
+    validated = load_task(task, planner=planner, approve=approve)
     # fail now, not at round 1's propose, when the planner cannot work here (e.g. `llm` with no LLM set)
     get_planner(validated.planner)
     run_name = name or validated.name
@@ -110,15 +128,26 @@ def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, 
         return _outcome(graph, run_name)
 
 
-def resume(name: str, *, on_event: EventCallback | None = None) -> dict[str, Any]:
-    """Finish run ``name`` from its last checkpoint, keeping every completed step and evaluation."""
+def resume(name: str, *, approve: str | bool | None = None, on_event: EventCallback | None = None) -> dict[str, Any]:
+    """Finish run ``name`` from its last checkpoint, keeping every completed step and evaluation.
+
+    A run waiting at an approval gate needs ``approve``: "yes" runs the gated step, "no" skips it.
+    Without it, the outcome says again what the run is waiting for and nothing runs.
+    """
+    answer = parse_answer(approve, "--approve") if approve is not None else None
     with _graph() as (graph, saver):
         snapshot = _existing(graph, saver, name)
-        if not snapshot.next:
+        waiting = list(getattr(snapshot, "interrupts", ()) or ())
+        if answer is not None and not pending_requests(snapshot):
+            raise ToolError(f"run {name!r} is not waiting for an approval, so --approve has nothing to answer; "
+                            f"`torchscout resume {name}` continues it and asks when it reaches a gated step")
+        if not snapshot.next or (waiting and answer is None):
             return _outcome(graph, name)
         # a run killed before its first step has no values yet: only its input is checkpointed
         values = snapshot.values or {}
-        _stream(graph, None, run_config(name, values.get("task")), values.get("run_dir", f"runs/{name}"), on_event)
+        graph_input = Command(resume={item.id: answer for item in waiting}) if waiting else None
+        _stream(graph, graph_input, run_config(name, values.get("task")), values.get("run_dir", f"runs/{name}"),
+                on_event)
         return _outcome(graph, name)
 
 
@@ -185,8 +214,11 @@ def list_runs() -> list[dict[str, Any]]:
             snapshot = graph.get_state(thread_config(name))
             state = snapshot.values or {}
             pid_file = resolve(f"{state.get('run_dir', 'runs/' + name)}/{PID_FILE}")
+            requests = pending_requests(snapshot)
             if not snapshot.next and state.get("phase") == "done":
                 status = "finished"
+            elif requests:
+                status = f"waiting for approval ({requests[0]['action']}): {resume_command(name)}"
             elif pid_file.exists() and _alive(pid_file.read_text().strip()):
                 status = f"running (pid {pid_file.read_text().strip()})"
             else:

@@ -77,6 +77,30 @@ BASELINES: dict[Modality, dict[str, Any]] = {
 }
 
 
+# Axes along which a design gets smaller, each with its choices from largest to smallest model.
+# Numeric size axes shrink by stepping down their ordered choices; the others switch to the leaner
+# option (a pooled head instead of flattening every position, a plain conv instead of a second
+# residual conv or extra parallel branches, no residual projection).
+SHRINKS: dict[str, list[Any] | None] = {
+    "width": None, "blocks": None, "depth": None, "embed_dim": None, "hidden": None, "layers": None,
+    "vocab_size": None,
+    "head": ["flatten", "avgpool"],
+    "stream": ["residual", "parallel", "plain"],
+}
+
+
+def smaller_choice(axis: str, current: Any, choices: list[Any]) -> Any | None:
+    """The neighbouring choice of ``axis`` that gives a smaller model, or None when there is none."""
+    order = SHRINKS.get(axis)
+    if order is None:
+        below = [choice for choice in choices if choice < current]
+        return max(below) if below else None
+    if current not in order:
+        return None
+    leaner = [choice for choice in order[order.index(current) + 1:] if choice in choices]
+    return leaner[0] if leaner else None
+
+
 def space_for(modality: Modality) -> dict[str, list[Any]]:
     return SPACES[modality]
 

@@ -14,6 +14,7 @@ names the field it is about::
     target: 0.97
     budget: {max_rounds: 3, candidates_per_round: 4, quick_epochs: 5, full_epochs: 20, max_minutes: 15}
     seed: 0
+    approve: [full_train]   # optional: pause before full training until `torchscout resume NAME --approve yes|no`
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torchscout.tools.errors import ToolError
 
 Modality = Literal["image", "flat", "tokens"]
+
+# Actions a run can be told to pause before (`approve: [...]` / `--approve`), with what each gates.
+GATED_ACTIONS: dict[str, str] = {
+    "full_train": "the final full training of the winner (the longest step of a run)",
+    "pip_install": "installing a Python package into the environment",
+}
 
 # Metrics where a lower value is better; every other metric is maximised unless `mode` says otherwise.
 _LOWER_IS_BETTER = {"loss", "val_loss", "mse", "mae", "perplexity"}
@@ -90,6 +97,11 @@ class Task(BaseModel):
         default_factory=dict,
         description="Text tasks: {type: BPE|WordPiece|CharLevel, vocab_sizes: [..], text_column, min_frequency}.",
     )
+    approve: list[str] = Field(
+        default_factory=list,
+        description="Actions the run pauses before until a person answers `torchscout resume NAME --approve "
+                    "yes|no`: full_train, pip_install (a list, or one comma-separated string).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -106,6 +118,11 @@ class Task(BaseModel):
         if value not in PLANNERS:
             raise ValueError(f"unknown planner {value!r}; choose one of {sorted(PLANNERS)}")
         return value
+
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _known_actions(cls, value: Any) -> list[str]:
+        return parse_actions(value)
 
     @field_validator("input_shape")
     @classmethod
@@ -146,6 +163,29 @@ class Task(BaseModel):
         if self.target is None or value is None:
             return False
         return value >= self.target if self.maximize else value <= self.target
+
+
+def parse_actions(value: Any) -> list[str]:
+    """Gated action names from a list or a comma-separated string, deduplicated in order.
+
+    Raises ValueError naming an unknown action and the known ones.
+    """
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"give a list of actions such as [full_train, pip_install], not {value!r}")
+    actions: list[str] = []
+    for item in items:
+        action = str(item).strip()
+        if not action:
+            continue
+        if action not in GATED_ACTIONS:
+            raise ValueError(f"unknown action {action!r}; actions that can wait for approval: "
+                             f"{', '.join(GATED_ACTIONS)}")
+        if action not in actions:
+            actions.append(action)
+    return actions
 
 
 def _describe(error: ValidationError) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from evals.research_evals import AHEAD_RULE
+
 
 def _number(value: Any, digits: int = 4) -> str:
     if value is None:
@@ -58,7 +60,7 @@ def _tool_section(tools: dict[str, Any]) -> list[str]:
 def _research_section(research: dict[str, Any]) -> list[str]:
     lines = ["## Research evals (same total budget per method)", "",
              "*best metric*: the final model's best validation value within the budget; *mean ± std*: its final "
-             "training repeated with more seeds (ranks the methods).", ""]
+             "training repeated with more seeds (ranks the methods). " + AHEAD_RULE, ""]
     for key, result in research.items():
         if "skipped" in result:
             lines += [f"### {key}", "", f"Skipped: {result['skipped']}", ""]
@@ -74,7 +76,21 @@ def _research_section(research: dict[str, Any]) -> list[str]:
                          _number(method.get("final_epochs")), str(method.get("design") or method.get("error") or "")])
         lines += _table(["method", "best metric", f"mean ± std ({seeds} seeds)", "params", "wall s", "evaluations",
                          "final epochs", "design"], rows) + [""]
+        lines += _versus_lines(result.get("versus") or {})
     return lines
+
+
+def _versus_lines(verdicts: dict[str, Any]) -> list[str]:
+    """One line per baseline: the builtin planner's verdict and the numbers that decide it."""
+    lines = []
+    for name, item in verdicts.items():
+        if "difference" not in item:
+            lines.append(f"- builtin vs {name}: {item['verdict']}")
+            continue
+        lines.append(f"- builtin vs {name}: **{item['verdict']}**: mean difference {item['difference']:+.4f} "
+                     f"(noise margin ±{item['margin']:.4f}); params {_number(item['params'])} vs "
+                     f"{_number(item['other_params'])}")
+    return lines + ([""] if lines else [])
 
 
 def _llm_section(llm: dict[str, Any]) -> list[str]:

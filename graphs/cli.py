@@ -26,9 +26,20 @@ def _print_event(record: dict[str, Any]) -> None:
     typer.echo(format_event(record))
 
 
+def _print_waiting(outcome: dict[str, Any]) -> None:
+    from torchscout.graphs.approval import format_request, resume_command
+
+    for line in format_request(outcome["approval"]):
+        typer.echo(line)
+    typer.echo(f"waiting for approval: {resume_command(outcome['name'])}")
+
+
 def _print_outcome(outcome: dict[str, Any]) -> None:
     typer.echo("")
     typer.echo(f"run {outcome['name']}: {outcome['status']} ({outcome['evaluations']} evaluations)")
+    if outcome["status"] == "waiting_for_approval":
+        _print_waiting(outcome)
+        return
     best = outcome.get("best")
     if best:
         stats = best["stats"]
@@ -41,6 +52,9 @@ def _print_outcome(outcome: dict[str, Any]) -> None:
         typer.echo(f"full training: best {metric.get('name')} = {shown} (epoch {metric.get('epoch')})")
     if outcome.get("report_path"):
         typer.echo(f"report: {outcome['report_path']}")
+    for answer in (outcome.get("approvals") or {}).values():
+        verdict = "approved" if answer.get("answer") == "yes" else "skipped by the user"
+        typer.echo(f"{answer.get('action')}: {verdict}")
     if outcome["status"] != "finished":
         typer.echo(f"resume with: torchscout resume {outcome['name']}")
 
@@ -62,22 +76,37 @@ def run_command(
     task_file: Path = typer.Argument(..., help="Task YAML file, e.g. examples/digits.yaml."),
     name: str = typer.Option(None, "--name", "-n", help="Run name (default: the task's name); must be new."),
     planner: str = typer.Option(None, "--planner", help="builtin or llm (default: the task file's planner)."),
+    approve: str = typer.Option(
+        None, "--approve",
+        help="Comma-separated actions to pause before until you approve them: full_train, pip_install "
+             "(default: the task file's `approve` list)."),
 ) -> None:
     """Run the research loop on a task: propose, assemble, measure, evaluate, refine, confirm, train, report.
 
     Prints one line per event; the report lands in runs/<name>/report.md. Killed or interrupted
-    runs continue with `torchscout resume NAME`.
+    runs continue with `torchscout resume NAME`. With --approve full_train the run stops before
+    the full training, shows what it will run and its estimated cost, and waits for
+    `torchscout resume NAME --approve yes|no`.
     """
     from torchscout.agent.research import research
 
-    _print_outcome(_guarded(lambda: research(task_file, name=name, planner=planner, on_event=_print_event)))
+    _print_outcome(_guarded(lambda: research(task_file, name=name, planner=planner, approve=approve,
+                                             on_event=_print_event)))
 
 
-def resume_command(name: str = typer.Argument(..., help="Run name.")) -> None:
-    """Finish an interrupted run from its last checkpoint, keeping every completed evaluation."""
+def resume_command(
+    name: str = typer.Argument(..., help="Run name."),
+    approve: str = typer.Option(None, "--approve",
+                                help="Answer for a run waiting at an approval gate: yes (run the step) or no "
+                                     "(skip it)."),
+) -> None:
+    """Finish an interrupted run from its last checkpoint, keeping every completed evaluation.
+
+    A run waiting for approval goes on with --approve yes, or skips the gated step with --approve no.
+    """
     from torchscout.agent.research import resume
 
-    _print_outcome(_guarded(lambda: resume(name, on_event=_print_event)))
+    _print_outcome(_guarded(lambda: resume(name, approve=approve, on_event=_print_event)))
 
 
 def history_command(

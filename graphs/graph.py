@@ -2,11 +2,13 @@
 
     setup -> [tokenizer] -> propose -> assemble* -> inspect -> quick_eval* (screen) -> halve
           -> quick_eval* (top half) -> halve -> refine -> (propose | optimizers)
-    optimizers -> optimizer_eval* -> confirm -> confirm_eval* -> select -> [full_train] -> analyze -> END
+    optimizers -> optimizer_eval* -> confirm -> confirm_eval* -> select -> [approve_full_train]
+          -> [full_train] -> analyze -> END
 
 ``*`` marks fan-out nodes: one task per candidate or evaluation, sent with ``Send``, so with
-``durability="sync"`` a crash loses only the evaluations in flight. ``full_train`` is its own
-node so an approval interrupt can be placed before it.
+``durability="sync"`` a crash loses only the evaluations in flight. ``approve_full_train`` runs
+only when the task gates ``full_train`` (``approve: [full_train]``): it pauses the run with
+``interrupt()`` until ``torchscout resume NAME --approve yes|no`` (see ``graphs.approval``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("confirm", final.confirm)
     builder.add_node("confirm_eval", search.evaluate, retry_policy=TRANSIENT_RETRY)
     builder.add_node("select", final.select)
+    builder.add_node("approve_full_train", final.approve_full_train)
     builder.add_node("full_train", final.full_train, retry_policy=TRANSIENT_RETRY)
     builder.add_node("analyze", final.analyze, retry_policy=TRANSIENT_RETRY)
 
@@ -74,7 +77,8 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_edge("optimizer_eval", "confirm")
     builder.add_conditional_edges("confirm", routing.after_confirm, ["confirm_eval", "select"])
     builder.add_edge("confirm_eval", "select")
-    builder.add_conditional_edges("select", routing.after_select, ["full_train", "analyze"])
+    builder.add_conditional_edges("select", routing.after_select, ["approve_full_train", "full_train", "analyze"])
+    builder.add_conditional_edges("approve_full_train", routing.after_full_train_gate, ["full_train", "analyze"])
     builder.add_edge("full_train", "analyze")
     builder.add_edge("analyze", END)
     return builder.compile(checkpointer=checkpointer, name="torchscout-research")

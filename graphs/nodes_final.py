@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 from torchscout.agent.planners import get_planner
 from torchscout.agent.report import write_report
 from torchscout.agent.settings import get_settings
-from torchscout.graphs import budget, selection
+from torchscout.graphs import approval, budget, selection
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import (
     context_of,
@@ -24,6 +24,7 @@ from torchscout.graphs.common import (
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, metrics_requested, optimizer_spec
 from torchscout.graphs.events import emit
 from torchscout.graphs.tracking import log_research_run
+from torchscout.graphs.training_cost import full_train_estimate
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.evaluation import pytorch_full_trainer
 from torchscout.tools.optimizers import pytorch_optimizer_configurator
@@ -31,6 +32,7 @@ from torchscout.tools.workspace import atomic_write_text, resolve
 
 MIN_FULL_TRAIN_SECONDS = 5.0
 FULL_TRAIN_EXPERIMENT = "best"  # runs/<name>/full_training/best/
+SKIPPED_BY_USER = "skipped by the user at the approval gate (--approve no)"
 
 
 def _note(state: dict[str, Any], node: str, text: str) -> dict[str, Any]:
@@ -73,11 +75,17 @@ def optimizers(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             "decisions": [_note(state, "optimizers", text)]}
 
 
+def _params_by_candidate(state: dict[str, Any]) -> dict[str, int]:
+    return {candidate_id: candidate["params"] for candidate_id, candidate in state.get("candidates", {}).items()
+            if candidate.get("params") is not None}
+
+
 @timed
 def confirm(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Plan the re-evaluation of the top two configurations with several seeds each."""
     task = task_of(state)
-    top = selection.top_configurations(ranked_evaluations(state, {"quick", "optimizer"}), count=2)
+    top = selection.top_configurations(ranked_evaluations(state, {"quick", "optimizer"}), count=2,
+                                       params=_params_by_candidate(state), maximize=task.maximize)
     if not top:
         return {"phase": "final", "confirm_plan": {},
                 "decisions": [_note(state, "confirm", "Nothing to confirm: no configuration evaluated successfully.")]}
@@ -111,7 +119,7 @@ def select(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any
                   if item["label"] == entry["label"] and evaluations.get(key, {}).get("status") == "ok"]
         entry["confirmed"] = bool(values)
         entry["stats"] = selection.seed_statistics(values or [entry["search_metric"]])
-    top.sort(key=lambda entry: entry["stats"]["mean"], reverse=task.maximize)
+    top = selection.order_confirmed(top, task.maximize, _params_by_candidate(state))
     winner, final = top[0], {"candidates": top, "winner": top[0]}
     text = f"Winner {winner['label']}: {task.metric} {winner['stats']['mean']:.4f} ± {winner['stats']['std']:.4f}"
     if len(top) > 1:
@@ -120,6 +128,11 @@ def select(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any
         text += (f" vs {top[1]['label']} {top[1]['stats']['mean']:.4f} ± {top[1]['stats']['std']:.4f}; the gap "
                  f"{difference:+.4f} is " + ("larger" if significant else "not larger") + " than the seed noise"
                  + (f" (±{margin:.4f})." if margin == margin else " (too few seeds to tell)."))
+        behind = difference < 0 if task.maximize else difference > 0
+        if behind:
+            params = _params_by_candidate(state)
+            text += (f" Within the noise the smaller model wins: {params.get(winner['candidate_id'], 0):,} vs "
+                     f"{params.get(top[1]['candidate_id'], 0):,} parameters.")
     left = budget.total_time_left_s(state, context_of(runtime))
     if task.budget.full_epochs == 0:
         final["full_train"] = "skipped: full_epochs is 0"
@@ -128,6 +141,22 @@ def select(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any
     else:
         final["full_train"] = "run"
     return {"phase": "final", "final": final, "decisions": [_note(state, "select", text)]}
+
+
+@timed
+def approve_full_train(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Pause for approval of the full training (task ``approve: [full_train]``); nothing is written before.
+
+    Shows what will run and its estimated cost. On resume this node runs again and gets the
+    answer: yes goes on to ``full_train``, no skips it (the report says the user skipped it).
+    """
+    summary, details = full_train_estimate(state)
+    approved, update = approval.ask(state, "full_train", summary, details)
+    emit(state["run_dir"], "decision", text=("full training approved by the user" if approved else
+                                             "full training skipped: the user answered no"))
+    if not approved:
+        update["final"] = {**(state.get("final") or {}), "full_train": SKIPPED_BY_USER}
+    return update
 
 
 def _trainer_config(state: dict[str, Any], winner: dict[str, Any], time_left_s: float) -> dict[str, Any]:

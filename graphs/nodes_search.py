@@ -16,7 +16,7 @@ import yaml
 from langgraph.runtime import Runtime
 
 from torchscout.agent.planners import get_planner
-from torchscout.graphs import budget
+from torchscout.graphs import budget, selection
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import (
     context_of,
@@ -205,18 +205,28 @@ def evaluate(job: EvaluationJob, runtime: Runtime[RunContext]) -> dict[str, Any]
 
 @timed
 def halve(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Successive halving: after the screen, the top half of the round earns a quick evaluation."""
+    """Successive halving: after the screen, the top half of the round earns a quick evaluation, plus
+    the best-screening model smaller than all of them when it is within reach (a short screen
+    favours large models)."""
     if state.get("rung", 0) != 0:
         return {"rung": 2}
     task = task_of(state)
-    screened = [item for item in round_candidates(state) if item.get("screen_metric") is not None]
-    screened.sort(key=lambda item: item["screen_metric"], reverse=task.maximize)
+    # ties on the short screen promote the smaller model first (it also trains faster)
+    screened = selection.prefer_smaller_among_ties(round_candidates(state), lambda item: item.get("screen_metric"),
+                                                   lambda item: item.get("params"), task.maximize)
     keep = math.ceil(len(screened) / 2)
     if budget.search_time_left_s(state, context_of(runtime)) <= 0:
         keep = 0
     promoted = screened[:keep]
+    contender = selection.smaller_contender(screened, promoted, lambda item: item.get("screen_metric"),
+                                            lambda item: item.get("params"), task.maximize) if keep else None
     text = (f"Round {state['round']} screen: {len(screened)} candidates scored; promoted "
-            f"{', '.join(item['id'] for item in promoted) or 'none'} to {task.budget.quick_epochs} epochs.")
+            f"{', '.join(item['id'] for item in promoted) or 'none'} to {task.budget.quick_epochs} epochs")
+    if contender is not None:
+        promoted.append(contender)
+        text += (f", and {contender['id']} ({contender['params']:,} params, screen {contender['screen_metric']:.4f}): "
+                 "smaller than every promoted model and within reach of the best screen")
+    text += "."
     emit(state["run_dir"], "decision", text=text)
     return {"rung": 1, "candidates": {item["id"]: {"promoted": True} for item in promoted},
             "decisions": [decision("halve", text, state["round"])]}
@@ -226,14 +236,22 @@ def halve(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]
 def refine(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Update the best so far and decide whether another round is worth it."""
     task = task_of(state)
-    ranked = ranked_evaluations(state, {"quick"})
+    candidates = state.get("candidates", {})
+    raw = ranked_evaluations(state, {"quick"})
+    # the best is the smallest model among those tied with the top result (ties: within search noise)
+    ranked = selection.prefer_smaller_among_ties(raw, lambda item: item["metric"],
+                                                 lambda item: candidates.get(item["candidate_id"], {}).get("params"),
+                                                 task.maximize)
     best = ranked[0] if ranked else None
-    previous = state.get("best_metric")
-    improved = best is not None and (previous is None or task.better(best["metric"], previous))
+    # progress: did this round's results beat the top result of the earlier rounds? (judged on the top
+    # result itself, so preferring a smaller tied model never reads as a regression)
+    earlier = [item["metric"] for item in raw
+               if candidates.get(item["candidate_id"], {}).get("round", 0) < state["round"]]
+    improved = bool(raw) and (not earlier or task.better(raw[0]["metric"], earlier[0]))
     stale = 0 if improved else state.get("stale_rounds", 0) + 1
     stop = None
-    if best is not None and task.reached_target(best["metric"]):
-        stop = f"target {task.target} reached by {best['candidate_id']}"
+    if raw and task.reached_target(raw[0]["metric"]):
+        stop = f"target {task.target} reached by {raw[0]['candidate_id']}"
     elif state["round"] >= task.budget.max_rounds:
         stop = f"max_rounds {task.budget.max_rounds} done"
     elif best is not None and stale >= task.budget.patience_rounds:
@@ -242,6 +260,9 @@ def refine(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any
         stop = "the search share of the time budget is used up"
     best_text = (f"best {best['candidate_id']} {task.metric}={best['metric']:.4f}" if best
                  else "no candidate evaluated successfully yet")
+    if best is not None and best is not raw[0]:
+        best_text += (f" ({_params_text(candidates, best)}, within the search noise of "
+                      f"{raw[0]['candidate_id']}'s {raw[0]['metric']:.4f} with {_params_text(candidates, raw[0])})")
     text = f"After round {state['round']}: {best_text}; " + (f"search stops ({stop})." if stop else "next round.")
     emit(state["run_dir"], "decision", text=text)
     update: dict[str, Any] = {"stale_rounds": stale, "phase": "optimizer" if stop else "search",
@@ -249,3 +270,8 @@ def refine(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any
     if best is not None:
         update.update(best_id=best["candidate_id"], best_metric=best["metric"])
     return update
+
+
+def _params_text(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
+    params = candidates.get(evaluation["candidate_id"], {}).get("params")
+    return "? params" if params is None else f"{params:,} params"

@@ -11,7 +11,7 @@ from typing import Any
 
 from langgraph.types import Send
 
-from torchscout.graphs import budget
+from torchscout.graphs import approval, budget
 from torchscout.graphs.common import round_candidates
 
 
@@ -81,4 +81,10 @@ def after_confirm(state: dict[str, Any]) -> list[Send] | str:
 
 
 def after_select(state: dict[str, Any]) -> str:
-    return "full_train" if (state.get("final") or {}).get("full_train") == "run" else "analyze"
+    if (state.get("final") or {}).get("full_train") != "run":
+        return "analyze"
+    return "approve_full_train" if approval.is_gated(state.get("task") or {}, "full_train") else "full_train"
+
+
+def after_full_train_gate(state: dict[str, Any]) -> str:
+    return "full_train" if approval.recorded_answer(state, "full_train") == approval.YES else "analyze"

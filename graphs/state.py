@@ -7,6 +7,7 @@ reducers that merge instead of overwrite:
 - ``evaluations``: key -> one evaluation (``screen``, ``quick``, ``optimizer``, ``confirm``) with
   its settings, seed and result;
 - ``decisions`` and ``failures``: append-only logs for the report;
+- ``approvals``: gate key -> the person's answer at an approval gate (see ``graphs.approval``);
 - ``elapsed_s``: budget seconds used when the latest node finished (parallel tasks report the
   same clock, so the reducer keeps the maximum); it carries the budget across a resume.
 
@@ -56,6 +57,7 @@ class ResearchState(TypedDict, total=False):
     confirm_plan: dict[str, dict[str, Any]]    # evaluation key -> {candidate_id, training, label, seed}
     final: dict[str, Any]                 # confirm statistics and the chosen configuration
     full_training: dict[str, Any]         # pytorch_full_trainer's result for the winner
+    approvals: Annotated[dict[str, dict[str, Any]], merge_records]  # gate key -> {action, answer, summary, ...}
     report_path: str | None
 
 
@@ -90,5 +92,5 @@ def initial_state(task: dict[str, Any], run_name: str) -> ResearchState:
         round=0, rung=0, stale_rounds=0, best_id=None, best_metric=None, tokenizers={}, candidates={},
         evaluations={}, decisions=[], failures=[], elapsed_s=0.0, stop_reason=None, optimizer_plan={},
         confirm_plan={}, final={},
-        full_training={}, report_path=None,
+        full_training={}, approvals={}, report_path=None,
     )

@@ -11,7 +11,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from evals import run as eval_run  # noqa: E402
-from evals.research_evals import leader  # noqa: E402
+from evals.research_evals import AHEAD_RULE, leader, versus  # noqa: E402
 from evals.scoreboard import render_scoreboard  # noqa: E402
 from evals.tool_evals import tokenizer_eval  # noqa: E402
 
@@ -82,6 +82,31 @@ def test_leader_ranks_on_the_seed_mean_breaks_ties_by_parameters_and_reports_rea
     assert leader(noisy, maximize=True) == "builtin"
     noisy["builtin"]["std"] = noisy["fixed"]["std"] = 0.0001
     assert leader(noisy, maximize=True) == "fixed"
+
+
+def test_versus_states_each_verdict_with_its_numbers_and_the_scoreboard_prints_them():
+    methods = {"builtin": {"mean": 0.9963, "std": 0.0032, "seed_metrics": [1, 1, 1], "params": 5_210},
+               "fixed": {"mean": 0.9981, "std": 0.0032, "seed_metrics": [1, 1, 1], "params": 19_562},
+               "random": {"mean": 0.9700, "std": 0.0010, "seed_metrics": [1, 1, 1], "params": 2_000},
+               "broken": {"best_metric": None}}
+    verdicts = versus(methods, maximize=True)
+    assert verdicts["fixed"]["verdict"] == "ahead (tie within the noise, fewer parameters)"
+    assert round(verdicts["fixed"]["difference"], 4) == -0.0018 and round(verdicts["fixed"]["margin"], 4) == 0.0052
+    assert verdicts["random"]["verdict"] == "ahead (better beyond the noise)"
+    assert verdicts["broken"]["verdict"].startswith("no comparison")
+    methods["builtin"]["params"] = 50_000
+    assert versus(methods, maximize=True)["fixed"]["verdict"] == "behind (tie within the noise, more parameters)"
+    methods["builtin"]["mean"] = 0.9800
+    assert versus(methods, maximize=True)["fixed"]["verdict"] == "behind (worse beyond the noise)"
+
+    results = {"suite": "quick", "seed": 0, "started_at": "t", "duration_s": 1.0, "machine": {},
+               "research_evals": {"digits": {"budget_s": 60.0, "metric": "accuracy", "mode": "max",
+                                             "leader": "fixed", "replica_seeds": [1, 2], "methods": methods,
+                                             "versus": versus(methods, maximize=True)}}}
+    board = render_scoreboard(results)
+    assert AHEAD_RULE in board
+    assert ("- builtin vs fixed: **behind (worse beyond the noise)**: mean difference -0.0181 "
+            "(noise margin ±0.0052); params 50,000 vs 19,562") in board
 
 
 def test_tokenizer_round_trips_are_measured_on_held_out_sentences():

@@ -49,19 +49,28 @@ class TrainLog(Callback):
         training_thread = threading.get_ident()
         self.handler.addFilter(lambda record: record.thread == training_thread)
         self.logger.addHandler(self.handler)
-        if self.logger.getEffectiveLevel() > logging.INFO:
-            self.logger.setLevel(logging.INFO)
-        self.logger.info("training %s on %s from epoch %d to %d", type(run.raw_model).__name__, run.device,
-                         state.epoch + 1, run.config.epochs)
+        self._log("training %s on %s from epoch %d to %d", type(run.raw_model).__name__, run.device,
+                  state.epoch + 1, run.config.epochs)
+
+    def _log(self, message: str, *args: Any) -> None:
+        """An INFO line for train.log, and for the caller's handlers only if they asked for INFO.
+
+        The logger's level is left alone: raising it would send every later run's epoch lines to
+        whatever handlers the caller configured (an agent's console, the CLI).
+        """
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info(message, *args)  # reaches this run's handler and the caller's
+        else:
+            self.handler.handle(self.logger.makeRecord(self.logger.name, logging.INFO, __file__, 0, message,
+                                                       args, None))
 
     def on_epoch_end(self, run: Run, state: LoopState, record: dict[str, Any], improved: bool) -> None:
         values = " ".join(f"{key}={value:.5g}" if isinstance(value, float) else f"{key}={value}"
                           for key, value in record.items())
-        self.logger.info("%s%s", values, " (best)" if improved else "")
+        self._log("%s%s", values, " (best)" if improved else "")
 
     def on_train_end(self, run: Run, state: LoopState) -> None:
-        self.logger.info("stopped after epoch %d (%s); best %s", state.epoch, state.stop_reason or "all epochs",
-                         state.best)
+        self._log("stopped after epoch %d (%s); best %s", state.epoch, state.stop_reason or "all epochs", state.best)
         self.close()
 
     def close(self) -> None:

@@ -1,0 +1,101 @@
+"""Approval gates: pause a research run before an action a person wants to OK first.
+
+A task's ``approve`` list (``approve: [full_train, pip_install]`` in the file, or ``torchscout run
+... --approve full_train,pip_install``) names the gated actions. A node about to do a gated
+action calls :func:`ask` *before* any side effect: the first time, LangGraph's ``interrupt()``
+stops the run with a request (what will run, what it will cost) and the run is checkpointed as
+waiting; ``torchscout resume NAME --approve yes|no`` sends the answer with
+``Command(resume=...)``, the node runs again from its start, and ``ask`` returns the answer.
+The answer is recorded in the state (``approvals``) and the decision log, so the report, history
+and a replay show who decided what.
+
+The gate is generic: a future node that installs packages calls
+``ask(state, "pip_install", summary, details, key="pip_install:timm")`` the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.types import interrupt
+
+from torchscout.agent.task import GATED_ACTIONS
+from torchscout.tools.errors import ToolError
+
+YES, NO = "yes", "no"
+_ANSWERS = {"yes": YES, "y": YES, "approve": YES, "approved": YES, "true": YES, "ok": YES,
+            "no": NO, "n": NO, "reject": NO, "rejected": NO, "false": NO, "skip": NO}
+
+
+def is_answer(value: Any) -> bool:
+    """Whether ``value`` reads as a yes/no answer (rather than, say, an action name)."""
+    return isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in _ANSWERS)
+
+
+def parse_answer(value: Any, argument: str = "approve") -> str:
+    """``yes`` or ``no`` from a person's answer (yes/y/approve/true, no/n/reject/skip/false)."""
+    if isinstance(value, bool):
+        return YES if value else NO
+    if not is_answer(value):
+        raise ToolError(f"{argument} must be 'yes' (go ahead) or 'no' (skip that step), not {value!r}")
+    return _ANSWERS[value.strip().lower()]
+
+
+def is_gated(task: dict[str, Any], action: str) -> bool:
+    """Whether the run's task asks for approval before ``action``."""
+    if action not in GATED_ACTIONS:
+        raise ValueError(f"unknown gated action {action!r}; known: {', '.join(GATED_ACTIONS)}")
+    return action in (task.get("approve") or [])
+
+
+def resume_command(run_name: str) -> str:
+    return f"torchscout resume {run_name} --approve yes|no"
+
+
+def recorded_answer(state: dict[str, Any], key: str) -> str | None:
+    """The answer already given for gate ``key`` in this run, if any."""
+    return ((state.get("approvals") or {}).get(key) or {}).get("answer")
+
+
+def ask(state: dict[str, Any], action: str, summary: str, details: dict[str, Any],
+        key: str | None = None) -> tuple[bool, dict[str, Any]]:
+    """Ask for approval of ``action`` (call before any side effect); returns (approved, state update).
+
+    Not gated: ``(True, {})`` at once. Gated and unanswered: the graph stops here (``interrupt``)
+    and this node runs again from its start when the answer arrives. The update records the answer
+    under ``approvals[key]`` (``key`` defaults to the action; give one per package, say, when a
+    node may ask several times) and adds a decision for the report.
+    """
+    if not is_gated(state["task"], action):
+        return True, {}
+    key = key or action
+    earlier = recorded_answer(state, key)
+    if earlier is not None:
+        return earlier == YES, {}
+    request = {"action": action, "key": key, "run": state["run_name"], "summary": summary, "details": details,
+               "question": f"Approve {GATED_ACTIONS[action]}?", "answer_with": resume_command(state["run_name"])}
+    answer = parse_answer(interrupt(request), "the resume value")
+    approved = answer == YES
+    text = (f"{action} approved by the user: {summary}" if approved else
+            f"{action} skipped: the user answered no at the approval gate ({summary})")
+    update = {"approvals": {key: {"action": action, "answer": answer, "summary": summary, "details": details,
+                                  "time": round(time.time(), 3)}},
+              "decisions": [{"node": f"approve_{action}", "text": text, "time": round(time.time(), 3)}]}
+    return approved, update
+
+
+def pending_requests(snapshot: Any) -> list[dict[str, Any]]:
+    """The approval requests a checkpointed run is waiting on (empty when it is not waiting)."""
+    return [item.value for item in getattr(snapshot, "interrupts", ()) or ()
+            if isinstance(item.value, dict) and item.value.get("action") in GATED_ACTIONS]
+
+
+def format_request(request: dict[str, Any]) -> list[str]:
+    """Readable lines for a pending approval request (the CLI prints them)."""
+    lines = [f"approval needed: {request['question']}", f"  {request['summary']}"]
+    for name, value in (request.get("details") or {}).items():
+        if value is not None and not isinstance(value, dict | list):
+            lines.append(f"  {name}: {value:,}" if isinstance(value, int) and not isinstance(value, bool)
+                         else f"  {name}: {value}")
+    return lines
