@@ -111,9 +111,12 @@ class PlanningContext(BaseModel):
     vocab_sizes: list[int] = Field(default_factory=list, description="Tokenizers trained for a text task.")
 
     def ranked(self) -> list[CandidateOutcome]:
-        """Evaluated candidates, best first."""
-        scored = [item for item in self.history if item.metric is not None]
-        return sorted(scored, key=lambda item: item.metric, reverse=self.task.maximize)
+        """Evaluated candidates, best first, ranked as the graph ranks them: results tied with the
+        top one (within the noise tolerance) put the smaller model first."""
+        from torchscout.graphs.selection import prefer_smaller_among_ties
+
+        return prefer_smaller_among_ties(self.history, lambda item: item.metric, lambda item: item.params,
+                                         self.task.maximize)
 
     @property
     def best(self) -> CandidateOutcome | None:

@@ -119,3 +119,17 @@ def test_halving_also_promotes_one_smaller_model_within_reach_of_the_best_screen
     assert "and r2c3 (5,178 params, screen 0.9110)" in update["decisions"][0]["text"]
     candidates["r2c3"]["screen_metric"] = 0.85
     assert set(halve(state, None)["candidates"]) == {"r2c0", "r2c1", "r2c2"}
+
+
+def test_the_planners_idea_of_the_best_candidate_matches_the_graphs_tie_rule():
+    from torchscout.agent.proposal import CandidateOutcome, PlanningContext
+
+    task = load_task({"name": "digits", "dataset": "digits", "input_shape": [1, 8, 8], "num_classes": 10,
+                      "metric": "accuracy", "mode": "max"})
+    history = [CandidateOutcome(id="big", round=1, status="evaluated", metric=0.990, params=50_000),
+               CandidateOutcome(id="small", round=1, status="evaluated", metric=0.985, params=10_000),
+               CandidateOutcome(id="worse", round=1, status="evaluated", metric=0.90, params=1_000),
+               CandidateOutcome(id="failed", round=1, status="failed", error="boom")]
+    context = PlanningContext(task=task, round=2, num_candidates=4, history=history)
+    assert [item.id for item in context.ranked()] == ["small", "big", "worse"]
+    assert context.best.id == "small"

@@ -236,7 +236,9 @@ class _ForkServer:
                 reply = self._read_line(process, float(job["timeout_s"]) + CLIENT_SLACK_S)
                 if reply is None:
                     # the server itself is stuck or died: replace it, report this job as failed
-                    self._stop(process) if process.poll() is not None else process.kill()
+                    if process.poll() is None:
+                        process.kill()
+                    self._stop(process)  # reaps it (no zombie) and closes its pipes
                     self._process = None
                     return {"ok": False, "error_type": "SandboxServerLost",
                             "error": "the sandbox server stopped answering; it has been restarted"}
