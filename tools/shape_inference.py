@@ -150,34 +150,48 @@ def to_meta(tensor: torch.Tensor) -> torch.Tensor:
     return tensor if tensor.is_meta else torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
 
 
+def _run_on_meta(cls: type[nn.Module], kwargs: dict[str, Any], sample: torch.Tensor,
+                 n_inputs: int) -> tuple[nn.Module, Any] | None:
+    """(module, output) computed on the meta device, or None when that fails (then it runs for real)."""
+    try:
+        with torch.device("meta"):
+            module = cls(**kwargs).eval()
+        return module, _run(module, to_meta(sample), n_inputs)
+    except Exception:  # noqa: BLE001 - meta is an optimisation; any failure is retried for real
+        return None
+
+
+def _run_for_real(cls: type[nn.Module], kwargs: dict[str, Any], sample: torch.Tensor, n_inputs: int,
+                  described: str, user_code: bool) -> tuple[nn.Module, Any]:
+    """(module, output) built and run on the CPU; failures name the layer and its input shape."""
+    try:
+        module = cls(**kwargs).eval()
+    except Exception as exc:
+        message = f"{described} could not be created with {kwargs}: {type(exc).__name__}: {exc}"
+        if user_code:
+            raise UserCodeError(message, traceback_tail(exc)) from exc
+        raise BlueprintError(message) from exc
+    try:
+        return module, _run(module, _real_sample(sample), n_inputs)
+    except Exception as exc:
+        message = (f"{described} failed on an input of shape {shape_text(sample.shape)} "
+                   f"({sample.dtype}): {type(exc).__name__}: {exc}")
+        if user_code:
+            raise UserCodeError(message, traceback_tail(exc)) from exc
+        raise BlueprintError(message) from exc
+
+
 def build_layer(cls: type[nn.Module], node: LayerNode, sample: torch.Tensor, *, user_code: bool) -> BuiltLayer:
     """Create ``cls`` for ``node`` at ``sample``'s shape and run it once."""
     kwargs, inferred = complete_arguments(cls, node, sample)
     n_inputs = _forward_arity(cls)
     described = f"model_config.{node.where} ({node.type})"
-    try:
-        if issubclass(cls, nn.RNNBase):
-            # recurrent layers decompose into one op per time step on meta: slower than real zeros
-            raise NotImplementedError("measured for real")
-        with torch.device("meta"):
-            module = cls(**kwargs).eval()
-        output = _run(module, to_meta(sample), n_inputs)
-    except Exception:  # noqa: BLE001 - meta is an optimisation; any failure is retried for real below
-        try:
-            module = cls(**kwargs).eval()
-        except Exception as exc:
-            message = f"{described} could not be created with {kwargs}: {type(exc).__name__}: {exc}"
-            if user_code:
-                raise UserCodeError(message, traceback_tail(exc)) from exc
-            raise BlueprintError(message) from exc
-        try:
-            output = _run(module, _real_sample(sample), n_inputs)
-        except Exception as exc:
-            message = (f"{described} failed on an input of shape {shape_text(sample.shape)} "
-                       f"({sample.dtype}): {type(exc).__name__}: {exc}")
-            if user_code:
-                raise UserCodeError(message, traceback_tail(exc)) from exc
-            raise BlueprintError(message) from exc
+    # recurrent layers decompose into one op per time step on meta, slower than real zeros
+    output = None if issubclass(cls, nn.RNNBase) else _run_on_meta(cls, kwargs, sample, n_inputs)
+    if output is None:
+        module, output = _run_for_real(cls, kwargs, sample, n_inputs, described, user_code)
+    else:
+        module, output = output
     output_index = node.output_index
     if isinstance(output, tuple | list):
         if output_index is None:

@@ -7,22 +7,25 @@ predicted labels, for the scikit-learn scores) on the device, ``compute()`` retu
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 
 
-class Metric:
+class Metric(ABC):
     """Accumulates one metric over an evaluation pass."""
 
     needs_labels = True  # classification metrics compare class predictions to integer labels
 
+    @abstractmethod
     def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Add one batch of model outputs and targets."""
 
+    @abstractmethod
     def compute(self) -> float:
-        raise NotImplementedError
+        """The metric over every batch added so far."""
 
 
 class TopKAccuracy(Metric):
