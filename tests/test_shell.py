@@ -82,3 +82,11 @@ def test_python_run_times_out_and_refuses_missing_or_outside_scripts(workspace):
 def test_invalid_timeouts_and_empty_commands_are_refused():
     assert bash_run.invoke({"command": "true", "timeout_s": -1}).startswith("Error: invalid arguments")
     assert bash_run.invoke({"command": "   "}).startswith("Error:")
+
+
+def test_python_and_pip_in_bash_run_are_this_environments_even_when_not_activated(monkeypatch):
+    # as when the agent is started as .venv/bin/torchscout: the venv's bin is not on PATH
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    result = bash_run.invoke({"command": "python -c 'import sys, torch; print(sys.prefix)'"})
+    assert result.splitlines()[0] == sys.prefix, result
+    assert result.splitlines()[-1].startswith("[exit code 0")

@@ -122,6 +122,22 @@ def run_command(
     return CommandResult(text, None if timed_out else process.returncode, timed_out, duration, cut)
 
 
+def active_environment() -> dict[str, str]:
+    """os.environ with this interpreter's environment first on PATH.
+
+    The agent runs inside a virtual environment that may never have been "activated" (started as
+    `.venv/bin/torchscout`); without this, `python` or `pip` in a shell command would be the
+    system's, without torch.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    scripts = str(Path(sys.executable).parent)
+    paths = env.get("PATH", "").split(os.pathsep) if env.get("PATH") else []
+    env["PATH"] = os.pathsep.join([scripts, *(entry for entry in paths if entry != scripts)])
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    return env
+
+
 def _result_or_timeout(result: CommandResult, what: str) -> str:
     if result.timed_out:
         raise CommandTimeoutError(f"{what} {result.as_text()}")
@@ -144,13 +160,15 @@ class PythonRunArgs(BaseModel):
 def bash_run(command: str, timeout_s: float = 600) -> str:
     """Run a shell command with bash in the workspace root; return stdout+stderr and the exit code.
 
+    `python` and `pip` in the command are the agent's own environment's (it comes first on PATH).
+
     The last line of the result is `[exit code N after T s]`. Output over 20,000 characters
     keeps its head and tail and says how much was cut. After `timeout_s` the command and
     every process it started are killed and an error says so.
     """
     if not command.strip():
         raise ToolError("the command is empty")
-    result = run_command(["bash", "-c", command], timeout_s=timeout_s)
+    result = run_command(["bash", "-c", command], timeout_s=timeout_s, env=active_environment())
     return _result_or_timeout(result, "the command")
 
 
@@ -164,8 +182,8 @@ def python_run(script_path: str, args: list[str] | None = None, timeout_s: float
     if not script.is_file():
         raise ToolError(f"{script_path!r} is not a file")
     arguments = [str(argument) for argument in (args or [])]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    result = run_command([sys.executable, str(script), *arguments], timeout_s=timeout_s, env=env)
+    result = run_command([sys.executable, str(script), *arguments], timeout_s=timeout_s,
+                         env=active_environment())
     return _result_or_timeout(result, f"python {script_path}")
 
 
