@@ -8,19 +8,10 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolMessage
 
+from tests.test_assembler import SIMPLE_CNN
 from torchscout.tools import TOOLS_BY_NAME
 
-BLUEPRINT = {
-    "model_name": "SimpleCNN",
-    "input_shape": [3, 32, 32],
-    "layers": [
-        {"type": "Conv2d", "params": {"in_channels": 3, "out_channels": 16, "kernel_size": 3, "padding": 1}},
-        {"type": "ReLU"},
-        {"type": "MaxPool2d", "params": {"kernel_size": 2}},
-        {"type": "Flatten"},
-        {"type": "Linear", "params": {"out_features": 10}},
-    ],
-}
+BLUEPRINT = SIMPLE_CNN  # the PRD's example, shared with test_assembler.py
 
 
 class ScriptedToolCallingModel(GenericFakeChatModel):
