@@ -22,11 +22,11 @@ __version__ = "0.1.0"
 # public name -> "module:attribute"
 _LAZY_EXPORTS = {
     "ALL_TOOLS": "torchscout.tools:ALL_TOOLS",
-    "configure": "torchscout.agent.settings:configure",
-    "get_settings": "torchscout.agent.settings:get_settings",
-    "build_optimizer": "torchscout.tools.optimizers:build_optimizer",
-    "research": "torchscout.agent.research:research",
-    "resume": "torchscout.agent.research:resume",
+    "configure": "torchscout.settings:configure",
+    "get_settings": "torchscout.settings:get_settings",
+    "build_optimizer": "torchscout.tools.optim.configurator:build_optimizer",
+    "research": "torchscout.graphs.driver:research",
+    "resume": "torchscout.graphs.driver:resume",
     "build_graph": "torchscout.graphs.graph:build_graph",
     "build_agent": "torchscout.agent.react_agent:build_agent",
 }

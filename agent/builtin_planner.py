@@ -8,7 +8,7 @@
   sampler that has been *told* every past result, so the search also explores where the
   history says it pays.
 - "The best" is the smallest model among the results tied with the top one (within the search
-  noise, :func:`torchscout.graphs.selection.tie_tolerance`), and every improve round includes
+  noise, :func:`torchscout.agent.selection.tie_tolerance`), and every improve round includes
   *shrink* mutations of it (narrower, shallower, pooled head, plain stream, smaller vocabulary):
   one (in rounds with room for two or more mutations), half the mutations once the metric is
   saturated (several designs tie at the top, or the top is within noise of a perfect score). A smaller model that is as good is
@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 
 from torchscout.agent import search_space
+from torchscout.agent.planners import register_planner
 from torchscout.agent.proposal import (
     CandidateOutcome,
     CandidateSpec,
@@ -35,7 +36,7 @@ from torchscout.agent.proposal import (
     Proposal,
     TrainingSettings,
 )
-from torchscout.graphs.selection import prefer_smaller_among_ties, tie_tolerance
+from torchscout.agent.selection import prefer_smaller_among_ties, tie_tolerance
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 logger = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ def _size(item: CandidateOutcome) -> str:
     return "? params" if item.params is None else f"{item.params:,} params"
 
 
+@register_planner("builtin", description="seeded search: a baseline, diverse samples, then mutations of the "
+                                            "best and Optuna TPE suggestions (offline, deterministic)")
 class BuiltinPlanner:
     """Deterministic (given the task's seed) search; see the module docstring."""
 

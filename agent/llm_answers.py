@@ -12,7 +12,7 @@ parse-and-re-ask when it does not, and the response cache either way.
    ``max_attempts`` replies in all; then :class:`UnusableAnswerError` lists every problem.
 
 Every reply goes through the persistent response cache (``.torchscout/llm_cache.sqlite``):
-text replies via :func:`torchscout.tools.llm.invoke_cached`, structured replies under their
+text replies via :func:`torchscout.tools.codegen.llm.invoke_cached`, structured replies under their
 own key in the same cache. A replay with unchanged inputs therefore makes no model call.
 """
 
@@ -29,9 +29,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
 
+from torchscout.tools.codegen.llm import cache, invoke_cached, model_identity, response_text
+from torchscout.tools.codegen.llm_cache import cache_key
 from torchscout.tools.errors import ToolError
-from torchscout.tools.llm import cache, invoke_cached, model_identity, response_text
-from torchscout.tools.llm_cache import cache_key
 
 logger = logging.getLogger(__name__)
 

@@ -44,10 +44,11 @@ from torchscout.agent.planner_context import (
     render_context,
     training_text,
 )
+from torchscout.agent.planners import register_planner
 from torchscout.agent.proposal import CandidateOutcome, Planner, PlanningContext, Proposal, ProposalMode
 from torchscout.prompts.loader import load_prompt
+from torchscout.tools.codegen.llm import get_chat_model
 from torchscout.tools.errors import ToolError
-from torchscout.tools.llm import get_chat_model
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class RoundRecord:
     reason: str = ""
 
 
+@register_planner(PLANNER_NAME, description="the configured chat model drafts, improves and debugs "
+                                             "candidates (AIDE-style); the builtin planner fills in when it fails")
 class LLMPlanner:
     """Proposes candidates with the configured chat model; see the module docstring."""
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torchscout.agent.llm_answers import AnswerProblem
 from torchscout.agent.proposal import CandidateSpec, OptimizerTrialSpec, PlanningContext, TrainingSettings
 from torchscout.tools.errors import ToolError
-from torchscout.tools.optimizer_specs import resolve_optimizer_class
+from torchscout.tools.optim.specs import resolve_optimizer_class
 
 
 class PlannedCandidate(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from torchscout.agent.selection import prefer_smaller_among_ties
 from torchscout.agent.task import Task
 
 ProposalMode = Literal["draft", "improve", "debug", "optimizer"]
@@ -113,8 +114,6 @@ class PlanningContext(BaseModel):
     def ranked(self) -> list[CandidateOutcome]:
         """Evaluated candidates, best first, ranked as the graph ranks them: results tied with the
         top one (within the noise tolerance) put the smaller model first."""
-        from torchscout.graphs.selection import prefer_smaller_among_ties
-
         return prefer_smaller_among_ties(self.history, lambda item: item.metric, lambda item: item.params,
                                          self.task.maximize)
 

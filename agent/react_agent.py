@@ -47,14 +47,14 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from torchscout.agent.agent_cli import DEFAULT_MAX_MODEL_CALLS
-from torchscout.agent.settings import get_settings
-from torchscout.agent.task import parse_actions
-from torchscout.graphs.checkpointing import open_checkpointer
+from torchscout.agent.approvals import parse_actions
+from torchscout.agent.sqlite_checkpoints import open_sqlite_saver
 from torchscout.prompts.loader import load_prompt
+from torchscout.settings import get_settings
+from torchscout.tools import ALL_TOOLS
+from torchscout.tools.codegen.llm import chat_model_from_spec, get_chat_model
 from torchscout.tools.errors import ToolError
-from torchscout.tools.llm import chat_model_from_spec, get_chat_model
-from torchscout.tools.packages import build_pip_command
+from torchscout.tools.packages.pip_install import build_pip_command
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def agent_checkpoint_path() -> Path:
 
 def open_agent_checkpointer(path: Path | None = None) -> SqliteSaver:
     """A SqliteSaver on a long-lived connection to ``<workspace>/.torchscout/agent.sqlite``."""
-    return open_checkpointer(path or agent_checkpoint_path())
+    return open_sqlite_saver(path or agent_checkpoint_path())
 
 
 def resolve_agent_model(llm: BaseChatModel | str | None) -> BaseChatModel:
@@ -158,7 +158,7 @@ def goal_message(goal: str) -> tuple[str, str]:
 
 
 def build_agent(llm: BaseChatModel | str | None = None, checkpointer: Any = None, *,
-                tools: Sequence[BaseTool] | None = None, max_model_calls: int = DEFAULT_MAX_MODEL_CALLS,
+                tools: Sequence[BaseTool] | None = None, max_model_calls: int | None = None,
                 approve: Sequence[str] = ()) -> Any:
     """The compiled torchscout agent (a LangGraph graph); see the module docstring.
 
@@ -168,16 +168,13 @@ def build_agent(llm: BaseChatModel | str | None = None, checkpointer: Any = None
     ``approve``: actions that wait for a person's decision before their tool runs
     (``pip_install``, ``full_train``); they need a checkpointer.
     """
-    if max_model_calls < 1:
-        raise ToolError("max_model_calls must be at least 1")
+    max_model_calls = model_call_limit(max_model_calls)
     try:
         gate = approval_middleware(approve)
     except ValueError as exc:
         raise ToolError(f"approve: {exc}") from exc
     model = resolve_agent_model(llm)
     if tools is None:
-        from torchscout.tools import ALL_TOOLS
-
         tools = ALL_TOOLS
     saver = open_agent_checkpointer() if checkpointer is None else (checkpointer or None)
     middleware: list[Any] = [
@@ -192,7 +189,16 @@ def build_agent(llm: BaseChatModel | str | None = None, checkpointer: Any = None
                         checkpointer=saver, name="torchscout_agent")
 
 
-def thread_config(thread_id: str, max_model_calls: int = DEFAULT_MAX_MODEL_CALLS) -> dict[str, Any]:
+def model_call_limit(max_model_calls: int | None) -> int:
+    """``max_model_calls``, or the setting ``agent_max_model_calls`` when None; at least 1."""
+    limit = get_settings().agent_max_model_calls if max_model_calls is None else max_model_calls
+    if limit < 1:
+        raise ToolError("max_model_calls must be at least 1")
+    return limit
+
+
+def thread_config(thread_id: str, max_model_calls: int | None = None) -> dict[str, Any]:
     """Run config for one agent thread; the recursion limit leaves room for every allowed call."""
+    max_model_calls = model_call_limit(max_model_calls)
     # each model call is followed by at most one tools step, plus the middleware's own steps
     return {"configurable": {"thread_id": thread_id}, "recursion_limit": 4 * max_model_calls + 10}

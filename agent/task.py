@@ -26,15 +26,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from torchscout.agent.approvals import parse_actions
+from torchscout.agent.planners import planner_names, unknown_planner_message
 from torchscout.tools.errors import ToolError
 
 Modality = Literal["image", "flat", "tokens"]
-
-# Actions a run can be told to pause before (`approve: [...]` / `--approve`), with what each gates.
-GATED_ACTIONS: dict[str, str] = {
-    "full_train": "the final full training of the winner (the longest step of a run)",
-    "pip_install": "installing a Python package into the environment",
-}
 
 # Metrics where a lower value is better; every other metric is maximised unless `mode` says otherwise.
 _LOWER_IS_BETTER = {"loss", "val_loss", "mse", "mae", "perplexity"}
@@ -113,10 +109,8 @@ class Task(BaseModel):
     @field_validator("planner")
     @classmethod
     def _known_planner(cls, value: str) -> str:
-        from torchscout.agent.planners import PLANNERS  # imported here: planners import this module
-
-        if value not in PLANNERS:
-            raise ValueError(f"unknown planner {value!r}; choose one of {sorted(PLANNERS)}")
+        if value not in planner_names():
+            raise ValueError(unknown_planner_message(value))
         return value
 
     @field_validator("approve", mode="before")
@@ -163,29 +157,6 @@ class Task(BaseModel):
         if self.target is None or value is None:
             return False
         return value >= self.target if self.maximize else value <= self.target
-
-
-def parse_actions(value: Any) -> list[str]:
-    """Gated action names from a list or a comma-separated string, deduplicated in order.
-
-    Raises ValueError naming an unknown action and the known ones.
-    """
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise ValueError(f"give a list of actions such as [full_train, pip_install], not {value!r}")
-    actions: list[str] = []
-    for item in items:
-        action = str(item).strip()
-        if not action:
-            continue
-        if action not in GATED_ACTIONS:
-            raise ValueError(f"unknown action {action!r}; actions that can wait for approval: "
-                             f"{', '.join(GATED_ACTIONS)}")
-        if action not in actions:
-            actions.append(action)
-    return actions
 
 
 def _describe(error: ValidationError) -> str:

@@ -47,7 +47,7 @@ def _machine() -> str:
 
 
 def bench_assembler(workspace: Path) -> list[tuple[str, float, int]]:
-    from torchscout.tools.assembler import pytorch_model_assembler
+    from torchscout.tools.modeling.assembler import pytorch_model_assembler
 
     corpus = json.loads((HERE / "assembler_corpus.json").read_text())
     rows = []
@@ -63,7 +63,7 @@ def bench_summary(workspace: Path, repeats: int) -> dict[str, list[float]]:
     from torchinfo import summary
 
     from torchscout.tools.loading import load_class
-    from torchscout.tools.summary import pytorch_model_summary
+    from torchscout.tools.modeling.summary import pytorch_model_summary
 
     script = workspace / "resnet50.py"
     script.write_text(RESNET50_SCRIPT)
@@ -98,7 +98,7 @@ def main() -> None:
         os.environ["TORCHSCOUT_WORKSPACE"] = str(workspace)
         os.environ.setdefault("TORCHSCOUT_LLM", "builtin")
         os.chdir(workspace)
-        from torchscout.tools.sandbox import warm_up
+        from torchscout.tools.codegen.sandbox import warm_up
 
         print(f"machine: {_machine()}")
         started = time.perf_counter()

@@ -62,7 +62,7 @@ def timed(into: list[tuple[float, float]]) -> Iterator[None]:
 
 def raw_train(files: list[str], settings: dict, into: list[tuple[float, float]]) -> int:
     """The same pipeline through the raw tokenizers API; returns the vocab size."""
-    from torchscout.tools.tokenizer_training import build_pipeline
+    from torchscout.tools.text.tokenizer_training import build_pipeline
 
     # build_pipeline only wires tokenizers' own components (normaliser, pre-tokeniser, trainer)
     tokenizer, trainer = build_pipeline(settings)
@@ -72,7 +72,7 @@ def raw_train(files: list[str], settings: dict, into: list[tuple[float, float]])
 
 
 def tool_train(name: str, files: list[str], settings: dict, into: list[tuple[float, float]]) -> dict:
-    from torchscout.tools.tokenizers import pytorch_tokenizer_manager
+    from torchscout.tools.text.tokenizer_manager import pytorch_tokenizer_manager
 
     config = {key: settings[key] for key in ("type", "vocab_size", "min_frequency", "special_tokens")}
     with timed(into):
@@ -81,8 +81,8 @@ def tool_train(name: str, files: list[str], settings: dict, into: list[tuple[flo
 
 def apply_timings(name: str, texts: list[str], repeats: int) -> tuple[int, dict[str, tuple[float, float]]]:
     """Token count and the best (wall, CPU) of each way to encode ``texts``, interleaved."""
-    from torchscout.tools.tokenizer_store import pad_token_of
-    from torchscout.tools.tokenizers import load_tokenizer, pytorch_tokenizer_manager
+    from torchscout.tools.text.tokenizer_manager import load_tokenizer, pytorch_tokenizer_manager
+    from torchscout.tools.text.tokenizer_store import pad_token_of
 
     raw = load_tokenizer(name)
     tokens = sum(len(encoding.ids) for encoding in raw.encode_batch(texts))
@@ -126,7 +126,7 @@ def main() -> int:
     import tokenizers
     import torch
 
-    from torchscout.tools.tokenizer_training import DEFAULT_SPECIAL_TOKENS
+    from torchscout.tools.text.tokenizer_training import DEFAULT_SPECIAL_TOKENS
 
     corpus = workspace / "data" / "corpus.txt"
     corpus.parent.mkdir(exist_ok=True)

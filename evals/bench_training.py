@@ -148,7 +148,7 @@ def classic_epochs(workspace: Path, data_root: Path, model_name: str, samples: i
 
 def quick_evaluator_epochs(data_root: Path, model_name: str, samples: int, batch_size: int, epochs: int,
                            device: torch.device, amp: bool = True) -> list[float]:
-    from torchscout.tools.evaluation import pytorch_quick_evaluator
+    from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 
     result = pytorch_quick_evaluator("net.py", MODEL_CLASS[model_name], {
         "dataset": "mnist", "data_root": str(data_root), "train_subset": samples, "batch_size": batch_size,

@@ -20,9 +20,9 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
 from evals.research_evals import SUITES, planner_run
-from torchscout.agent.settings import configure
+from torchscout.settings import configure
+from torchscout.tools.codegen.llm import get_chat_model, model_identity
 from torchscout.tools.errors import ToolError, UserCodeError
-from torchscout.tools.llm import get_chat_model, model_identity
 
 NOVEL_BLUEPRINTS: list[dict[str, Any]] = [
     {"model_name": "SENet", "input_shape": [1, 8, 8], "layers": [
@@ -88,7 +88,7 @@ def _rates(outcomes: list[dict[str, Any]], recorder: CallRecorder, calls_before:
 
 
 def novel_blocks_eval(recorder: CallRecorder) -> dict[str, Any]:
-    from torchscout.tools.assembler import pytorch_model_assembler
+    from torchscout.tools.modeling.assembler import pytorch_model_assembler
 
     before = len(recorder.calls)
     outcomes = []
@@ -103,7 +103,7 @@ def novel_blocks_eval(recorder: CallRecorder) -> dict[str, Any]:
 
 
 def custom_optimizer_eval(recorder: CallRecorder) -> dict[str, Any]:
-    from torchscout.tools.optimizers import pytorch_optimizer_configurator
+    from torchscout.tools.optim.configurator import pytorch_optimizer_configurator
 
     before = len(recorder.calls)
     outcomes = []

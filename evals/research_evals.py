@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from torchscout.agent import search_space
-from torchscout.agent.settings import get_settings
 from torchscout.agent.task import Task, load_task
 from torchscout.graphs.evaluate import dataset_params, metric_value, metrics_requested, optimizer_spec
-from torchscout.tools.assembler import pytorch_model_assembler
+from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError
-from torchscout.tools.evaluation import pytorch_full_trainer, pytorch_quick_evaluator
+from torchscout.tools.modeling.assembler import pytorch_model_assembler
+from torchscout.tools.training.evaluation import pytorch_full_trainer, pytorch_quick_evaluator
 
 logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -274,7 +274,7 @@ def random_search(task: Task, budget_s: float) -> dict[str, Any]:
 
 def planner_run(task_data: dict[str, Any], planner: str, run_name: str) -> dict[str, Any]:
     """One research run; the metric is its final model's best validation value."""
-    from torchscout.agent.research import research, run_state  # the whole graph: imported when a run is made
+    from torchscout.graphs.driver import research, run_state  # the whole graph: imported when a run is made
 
     started = time.monotonic()
     outcome = research({**task_data, "planner": planner}, name=run_name)

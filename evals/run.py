@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Where results and the scoreboard go.")
     args = parser.parse_args(argv)
 
-    from torchscout.agent.settings import configure
+    from torchscout.settings import configure
 
     with tempfile.TemporaryDirectory(prefix="torchscout-evals-") as scratch:
         workspace = (args.workspace or Path(scratch)).resolve()

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from evals.blueprint_corpus import BATCH, TOKEN_VOCAB, corpus
-from torchscout.tools.assembler import pytorch_model_assembler
 from torchscout.tools.errors import ToolError, UserCodeError
 from torchscout.tools.loading import load_class
+from torchscout.tools.modeling.assembler import pytorch_model_assembler
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 HELPER_TYPES = {"Mean", "Max", "Last"}
@@ -137,7 +137,7 @@ def summary_eval(assembled: list[dict[str, Any]]) -> dict[str, Any]:
         import torchinfo
     except ImportError:
         return {"skipped": "torchinfo is not installed (pip install torchinfo)"}
-    from torchscout.tools.summary import pytorch_model_summary
+    from torchscout.tools.modeling.summary import pytorch_model_summary
 
     rows = []
     for entry in assembled:
@@ -204,8 +204,8 @@ def _normalised(text: str) -> str:
 
 def tokenizer_eval(seed: int = 0) -> dict[str, Any]:
     """Train each tokenizer type on a generated corpus and round-trip held-out sentences."""
-    from torchscout.tools.tokenizer_store import load_tokenizer
-    from torchscout.tools.tokenizers import pytorch_tokenizer_manager
+    from torchscout.tools.text.tokenizer_manager import pytorch_tokenizer_manager
+    from torchscout.tools.text.tokenizer_store import load_tokenizer
 
     rng = random.Random(seed)
     atomic_write_text(resolve("evals_data/tokenizer_corpus.txt"), "\n".join(_sentences(2000, rng)) + "\n")

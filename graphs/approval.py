@@ -20,26 +20,7 @@ from typing import Any
 
 from langgraph.types import interrupt
 
-from torchscout.agent.task import GATED_ACTIONS
-from torchscout.tools.errors import ToolError
-
-YES, NO = "yes", "no"
-_ANSWERS = {"yes": YES, "y": YES, "approve": YES, "approved": YES, "true": YES, "ok": YES,
-            "no": NO, "n": NO, "reject": NO, "rejected": NO, "false": NO, "skip": NO}
-
-
-def is_answer(value: Any) -> bool:
-    """Whether ``value`` reads as a yes/no answer (rather than, say, an action name)."""
-    return isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in _ANSWERS)
-
-
-def parse_answer(value: Any, argument: str = "approve") -> str:
-    """``yes`` or ``no`` from a person's answer (yes/y/approve/true, no/n/reject/skip/false)."""
-    if isinstance(value, bool):
-        return YES if value else NO
-    if not is_answer(value):
-        raise ToolError(f"{argument} must be 'yes' (go ahead) or 'no' (skip that step), not {value!r}")
-    return _ANSWERS[value.strip().lower()]
+from torchscout.agent.approvals import GATED_ACTIONS, YES, parse_answer
 
 
 def is_gated(task: dict[str, Any], action: str) -> bool:

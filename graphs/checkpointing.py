@@ -1,14 +1,11 @@
 """Where research runs are checkpointed, and how their history is read back.
 
 One SQLite file per workspace, ``<workspace>/.torchscout/graph.sqlite``, one thread per run
-(thread_id = run name). The connection is long-lived (``check_same_thread=False``, since
-LangGraph writes from its worker threads) and in WAL mode, so ``torchscout history`` can read
-a run while another process is still writing it.
+(thread_id = run name), opened with :func:`torchscout.agent.sqlite_checkpoints.open_sqlite_saver`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 
-from torchscout.agent.settings import get_settings
+from torchscout.agent.sqlite_checkpoints import open_sqlite_saver
+from torchscout.settings import get_settings
 
 CHECKPOINT_FILE = "graph.sqlite"
 
@@ -27,14 +25,8 @@ def checkpoint_path() -> Path:
 
 
 def open_checkpointer(path: Path | None = None) -> SqliteSaver:
-    """A SqliteSaver on a long-lived connection to the workspace's checkpoint database."""
-    target = path or checkpoint_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(str(target), check_same_thread=False, timeout=30)
-    connection.execute("PRAGMA journal_mode=WAL")
-    saver = SqliteSaver(connection)
-    saver.setup()
-    return saver
+    """A SqliteSaver on the workspace's checkpoint database (or ``path``)."""
+    return open_sqlite_saver(path or checkpoint_path())
 
 
 def close_checkpointer(saver: SqliteSaver) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from torchscout.graphs.events import emit
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
-from torchscout.tools.evaluation import pytorch_quick_evaluator
+from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 # Errors worth retrying: the machine, not the candidate, was the problem.

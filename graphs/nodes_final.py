@@ -8,10 +8,10 @@ from typing import Any
 import yaml
 from langgraph.runtime import Runtime
 
+from torchscout.agent import selection
 from torchscout.agent.planners import get_planner
 from torchscout.agent.report import write_report
-from torchscout.agent.settings import get_settings
-from torchscout.graphs import approval, budget, selection
+from torchscout.graphs import approval, budget
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import (
     context_of,
@@ -25,9 +25,10 @@ from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, metrics
 from torchscout.graphs.events import emit
 from torchscout.graphs.tracking import log_research_run
 from torchscout.graphs.training_cost import full_train_estimate
+from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
-from torchscout.tools.evaluation import pytorch_full_trainer
-from torchscout.tools.optimizers import pytorch_optimizer_configurator
+from torchscout.tools.optim.configurator import pytorch_optimizer_configurator
+from torchscout.tools.training.evaluation import pytorch_full_trainer
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 MIN_FULL_TRAIN_SECONDS = 5.0

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 from langgraph.runtime import Runtime
 
+from torchscout.agent import selection
 from torchscout.agent.planners import get_planner
-from torchscout.graphs import budget, selection
+from torchscout.graphs import budget
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import (
     context_of,
@@ -31,10 +32,10 @@ from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
 from torchscout.graphs.events import emit
 from torchscout.graphs.state import AssembleJob, EvaluationJob
 from torchscout.graphs.text_data import train_tokenizers
-from torchscout.tools.assembler import pytorch_model_assembler
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
-from torchscout.tools.scaffold import create_pytorch_project_scaffold
-from torchscout.tools.summary import pytorch_model_summary
+from torchscout.tools.modeling.assembler import pytorch_model_assembler
+from torchscout.tools.modeling.summary import pytorch_model_summary
+from torchscout.tools.scaffold.project import create_pytorch_project_scaffold
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 # What a candidate's own code can throw while it is built or measured (recorded, never fatal).

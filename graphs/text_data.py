@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from torchscout.agent.settings import get_settings
 from torchscout.agent.task import Task
+from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
-from torchscout.tools.tokenizers import pytorch_tokenizer_manager
+from torchscout.tools.text.tokenizer_manager import pytorch_tokenizer_manager
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 DEFAULT_VOCAB_SIZES = (500, 2000)

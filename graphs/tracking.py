@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from torchscout.agent.report import leaderboard_rows
-from torchscout.agent.settings import get_settings
+from torchscout.settings import get_settings
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ network_guard.install()
 @pytest.fixture(autouse=True)
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh workspace folder, set as TORCHSCOUT_WORKSPACE and as the current directory."""
-    from torchscout.agent.settings import reset_configuration
+    from torchscout.settings import reset_configuration
 
     root = tmp_path / "workspace"
     root.mkdir()

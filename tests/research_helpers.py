@@ -38,7 +38,7 @@ def cli_env(workspace: Path) -> dict[str, str]:
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torchscout.app", *args]
+    return [sys.executable, "-m", "torchscout.graphs.cli", *args]
 
 
 def run_cli(workspace: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -10,9 +10,9 @@ from langchain_core.tools import StructuredTool
 from typer.testing import CliRunner
 
 from tests.planner_helpers import scripted
-from torchscout.agent.agent_cli import run_agent
+from torchscout.agent.agent_runner import run_agent
 from torchscout.agent.react_agent import AGENT_NOT_CONFIGURED, build_agent, thread_config
-from torchscout.agent.settings import configure
+from torchscout.settings import configure
 from torchscout.tools.errors import ToolError
 
 CHANNEL_GATE = '''import torch

@@ -15,9 +15,9 @@ from langgraph.types import Command
 from typer.testing import CliRunner
 
 from tests.research_helpers import digits_task, events, write_task
-from torchscout.agent.research import checkpoint_history, list_runs, report_text, research, resume
 from torchscout.agent.task import TaskError, load_task
 from torchscout.graphs import approval, routing
+from torchscout.graphs.driver import checkpoint_history, list_runs, report_text, research, resume
 from torchscout.tools.errors import ToolError
 
 TINY = {"max_rounds": 1, "candidates_per_round": 1, "screen_steps": 5, "quick_epochs": 1, "full_epochs": 1,

@@ -12,9 +12,9 @@ from langchain_core.messages import AIMessage, ToolMessage
 from typer.testing import CliRunner
 
 from tests.planner_helpers import scripted
-from torchscout.agent.agent_cli import WAITING, run_agent, split_approve, thread_gates
+from torchscout.agent.agent_runner import WAITING, run_agent, split_approve, thread_gates
 from torchscout.agent.react_agent import approval_middleware, build_agent
-from torchscout.agent.settings import configure
+from torchscout.settings import configure
 from torchscout.tools.errors import ToolError
 
 PIP_TOOL = "pip_install_pytorch_package"

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from torchscout.tools import pytorch_model_assembler as assembler_tool
-from torchscout.tools.assembler import pytorch_model_assembler
-from torchscout.tools.blueprint import BlueprintError
-from torchscout.tools.blueprint_compiler import compile_blueprint
 from torchscout.tools.errors import UserCodeError, WorkspaceError
 from torchscout.tools.loading import load_class
-from torchscout.tools.shape_inference import all_torch_nn_layers
+from torchscout.tools.modeling.assembler import pytorch_model_assembler
+from torchscout.tools.modeling.blueprint import BlueprintError
+from torchscout.tools.modeling.blueprint_compiler import compile_blueprint
+from torchscout.tools.modeling.shape_inference import all_torch_nn_layers
 
 SIMPLE_CNN = {  # the PRD's example, verbatim
     "model_name": "SimpleCNN",

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tests.llm_helpers import python_block, scripted
-from torchscout.agent.settings import configure
-from torchscout.tools.assembler import pytorch_model_assembler
-from torchscout.tools.blueprint import BlueprintError
-from torchscout.tools.codegen import CodeGenerationError
+from torchscout.settings import configure
+from torchscout.tools.codegen.pipeline import CodeGenerationError
 from torchscout.tools.loading import load_class
+from torchscout.tools.modeling.assembler import pytorch_model_assembler
+from torchscout.tools.modeling.blueprint import BlueprintError
 
 CONFIG = {
     "model_name": "GatedMLP",

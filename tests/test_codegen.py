@@ -6,8 +6,8 @@ import pytest
 
 from tests import sandbox_helpers
 from tests.llm_helpers import python_block, scripted
-from torchscout.agent.settings import configure
-from torchscout.tools.codegen import CodeGenerationError, extract_code, generate_code
+from torchscout.settings import configure
+from torchscout.tools.codegen.pipeline import CodeGenerationError, extract_code, generate_code
 from torchscout.tools.errors import ToolError
 
 GOOD = "def answer() -> int:\n    return 42\n"

@@ -19,8 +19,8 @@ from tests.training_helpers import (
     write_models,
 )
 from torchscout.tools.errors import ToolError
-from torchscout.tools.evaluation import pytorch_quick_evaluator
 from torchscout.tools.training.datasets import DatasetRequest, TensorSplit, build_datasets, dataset_names
+from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 from torchscout.tools.training.vision_sources import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -207,7 +207,7 @@ def test_text_classification_encodes_pads_and_maps_labels(workspace):
 
 
 def test_text_classification_with_a_tokenizer_registered_by_the_tokenizer_manager(workspace):
-    from torchscout.tools.tokenizers import pytorch_tokenizer_manager
+    from torchscout.tools.text.tokenizer_manager import pytorch_tokenizer_manager
 
     params = write_text_dataset(workspace)
     (workspace / "corpus.txt").write_text("good great fine bad awful poor item\n" * 50, encoding="utf-8")

@@ -69,7 +69,7 @@ def test_single_process_train_command_and_its_errors(workspace):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_run_uses_bf16_autocast_and_preloads_on_the_gpu(workspace):
-    from torchscout.tools.evaluation import pytorch_quick_evaluator
+    from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 
     models = write_models(workspace)
     result = pytorch_quick_evaluator(models, "SmallCNN", {"dataset": "digits", "epochs": 3, "device": "cuda"})

@@ -19,9 +19,9 @@ from tests.training_helpers import (
     write_models,
 )
 from torchscout.tools.errors import ToolError
-from torchscout.tools.evaluation import pytorch_full_trainer
 from torchscout.tools.training.callbacks import TrainLog
 from torchscout.tools.training.engine import LoopState
+from torchscout.tools.training.evaluation import pytorch_full_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

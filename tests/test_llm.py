@@ -7,9 +7,9 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from tests.llm_helpers import scripted
-from torchscout.agent.settings import configure
+from torchscout.settings import configure
+from torchscout.tools.codegen.llm import cache, get_chat_model, invoke_cached, model_identity
 from torchscout.tools.errors import ToolError
-from torchscout.tools.llm import cache, get_chat_model, invoke_cached, model_identity
 
 MESSAGES = [("system", "You answer briefly."), ("user", "Name one activation function.")]
 

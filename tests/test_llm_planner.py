@@ -19,8 +19,8 @@ from tests.planner_helpers import (
 )
 from torchscout.agent.llm_planner import FALLBACK_PLANNER_NAME, LLMPlanner, choose_mode
 from torchscout.agent.proposal import PlanningContext, Proposal
-from torchscout.agent.settings import configure
 from torchscout.agent.task import load_task
+from torchscout.settings import configure
 from torchscout.tools.errors import ToolError
 
 SHAPE_ERROR = ("Traceback (most recent call last):\n  File \"model.py\", line 20, in forward\n"

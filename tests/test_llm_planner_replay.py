@@ -7,8 +7,8 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from tests.planner_helpers import CONV_LAYERS, MLP_LAYERS, WIDER_CONV, answer_json, planned
-from torchscout.agent.research import checkpoint_history, replay, research, run_state
-from torchscout.agent.settings import configure
+from torchscout.graphs.driver import checkpoint_history, replay, research, run_state
+from torchscout.settings import configure
 
 DRAFT = answer_json(planned(CONV_LAYERS, "One conv block is a sound baseline for 8x8 digits."),
                     planned(MLP_LAYERS, "An MLP on the 64 pixels, for contrast."))

@@ -7,10 +7,10 @@ import torch
 
 from tests.optimizer_helpers import TwoPartNet, groups_by_name
 from torchscout.tools.errors import ToolError
-from torchscout.tools.optimizer_groups import UnmatchedParamGroupWarning, plan_param_groups
-from torchscout.tools.optimizer_specs import torch_optimizer_classes
-from torchscout.tools.optimizers import build_optimizer, pytorch_optimizer_configurator
-from torchscout.tools.optimizers import pytorch_optimizer_configurator_tool as configurator_tool
+from torchscout.tools.optim.configurator import build_optimizer, pytorch_optimizer_configurator
+from torchscout.tools.optim.configurator import pytorch_optimizer_configurator_tool as configurator_tool
+from torchscout.tools.optim.groups import UnmatchedParamGroupWarning, plan_param_groups
+from torchscout.tools.optim.specs import torch_optimizer_classes
 
 TUNED_ADAMW = {
     "type": "AdamW",

@@ -22,9 +22,9 @@ from tests.optimizer_helpers import (
     scripted_model,
 )
 from torchscout.tools import registry
-from torchscout.tools.codegen import CodeGenerationError
+from torchscout.tools.codegen.pipeline import CodeGenerationError
 from torchscout.tools.errors import ToolError, UserCodeError
-from torchscout.tools.optimizers import build_optimizer, pytorch_optimizer_configurator
+from torchscout.tools.optim.configurator import build_optimizer, pytorch_optimizer_configurator
 
 LION_DETAILS = {
     "description": "Lion (EvoLved Sign Momentum): the update is the sign of an interpolation between the "
@@ -180,7 +180,7 @@ DIGITS_NET = textwrap.dedent("""
 
 
 def test_the_full_trainer_uses_a_registered_custom_optimizer_config_by_name(workspace: Path) -> None:
-    from torchscout.tools.evaluation import pytorch_full_trainer
+    from torchscout.tools.training.evaluation import pytorch_full_trainer
 
     (workspace / "lion.py").write_text(LION_SOURCE)
     (workspace / "net.py").write_text(DIGITS_NET)
@@ -205,7 +205,7 @@ def test_the_full_trainer_uses_a_registered_custom_optimizer_config_by_name(work
 
 
 def test_the_probe_accepts_every_well_behaved_torch_optimizer(workspace: Path) -> None:
-    from torchscout.tools.optimizer_validation import probe_optimizer
+    from torchscout.tools.optim.validation import probe_optimizer
 
     for name in ("SGD", "Adam", "RMSprop", "Adadelta"):
         script = workspace / f"opt_{name.lower()}.py"

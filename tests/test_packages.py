@@ -7,7 +7,11 @@ import pytest
 from packaging.version import Version
 
 from torchscout.tools import pip_install_pytorch_package as tool
-from torchscout.tools.packages import build_pip_command, companion_versions, installed_torch_version
+from torchscout.tools.packages.pip_install import (
+    build_pip_command,
+    companion_versions,
+    installed_torch_version,
+)
 
 
 @pytest.mark.parametrize(("torch_version", "vision", "audio"), [

@@ -10,9 +10,9 @@ from torchscout.agent.builtin_planner import BuiltinPlanner
 from torchscout.agent.planners import get_planner
 from torchscout.agent.proposal import CandidateOutcome, PlanningContext, Proposal
 from torchscout.agent.task import load_task
-from torchscout.tools.assembler import pytorch_model_assembler
 from torchscout.tools.errors import ToolError
 from torchscout.tools.loading import load_class
+from torchscout.tools.modeling.assembler import pytorch_model_assembler
 
 TASKS = {
     "image": {"name": "img", "dataset": "digits", "input_shape": [1, 8, 8], "num_classes": 10},

@@ -8,7 +8,7 @@ from torchscout.agent import search_space
 from torchscout.agent.builtin_planner import BuiltinPlanner
 from torchscout.agent.proposal import CandidateOutcome, PlanningContext
 from torchscout.agent.task import load_task
-from torchscout.tools.assembler import pytorch_model_assembler
+from torchscout.tools.modeling.assembler import pytorch_model_assembler
 
 DIGITS = {"name": "digits", "dataset": "digits", "input_shape": [1, 8, 8], "num_classes": 10, "seed": 0,
           "budget": {"candidates_per_round": 6}}

@@ -8,8 +8,8 @@ import torch
 from tests.training_helpers import one_thread, write_models  # noqa: F401 - fixture
 from torchscout.tools import pytorch_quick_evaluator as quick_evaluator_tool
 from torchscout.tools.errors import ToolError
-from torchscout.tools.evaluation import pytorch_quick_evaluator
-from torchscout.tools.optimizers import pytorch_optimizer_configurator
+from torchscout.tools.optim.configurator import pytorch_optimizer_configurator
+from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -145,7 +145,7 @@ def test_torch_compile_option_trains(models):
 
 
 def test_each_quick_evaluation_gets_its_own_lr_find_plot_file():
-    from torchscout.tools.evaluation import lr_find_plot_path
+    from torchscout.tools.training.evaluation import lr_find_plot_path
 
     # parallel candidates often share a class name; within one second they used to share the plot file
     first, second = lr_find_plot_path("SmallCNN"), lr_find_plot_path("SmallCNN")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from torchscout.agent import selection
 from torchscout.agent.report import leaderboard_rows, pareto_front, write_report
 from torchscout.agent.task import load_task
-from torchscout.graphs import selection
 
 
 def _state() -> dict:

@@ -74,7 +74,7 @@ def _invoke(*args: str):
 
 
 def test_resume_after_kill_keeps_every_completed_evaluation(killed_and_resumed, run_workspace):
-    from torchscout.agent.research import run_state
+    from torchscout.graphs.driver import run_state
 
     first = killed_and_resumed["first"]
     before = first["events"]
@@ -103,7 +103,7 @@ def test_resume_after_kill_keeps_every_completed_evaluation(killed_and_resumed, 
 
 
 def test_digits_run_ends_with_a_report_and_a_model_above_90_percent(run_workspace):
-    from torchscout.agent.research import run_state
+    from torchscout.graphs.driver import run_state
 
     state = run_state(RUN)
     assert state["phase"] == "done"

@@ -7,8 +7,8 @@ import pytest
 from tests.research_helpers import digits_task, events
 from torchscout.agent import planners
 from torchscout.agent.proposal import CandidateSpec, PlanningContext, Proposal, TrainingSettings
-from torchscout.agent.research import research, run_state
 from torchscout.agent.task import TaskError
+from torchscout.graphs.driver import research, run_state
 
 GOOD_LAYERS = [
     {"type": "Conv2d", "params": {"out_channels": 16, "kernel_size": 3, "padding": 1}},
@@ -43,7 +43,7 @@ class FaultyPlanner:
 
 @pytest.fixture
 def faulty_planner(monkeypatch):
-    monkeypatch.setitem(planners.PLANNERS, "faulty", f"{__name__}:FaultyPlanner")
+    monkeypatch.setitem(planners.PLANNERS, "faulty", planners.PlannerEntry(FaultyPlanner, "test planner"))
 
 
 def test_candidates_that_fail_to_assemble_or_diverge_do_not_stop_the_run(workspace, faulty_planner):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
-from torchscout.agent.research import research, run_state
 from torchscout.agent.task import load_task
+from torchscout.graphs.driver import research, run_state
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

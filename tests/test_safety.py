@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from torchscout.tools.safety import UnsafeCodeError, check_code_safety
+from torchscout.tools.codegen.safety import UnsafeCodeError, check_code_safety
 
 CLEAN_MODEL = """
 import math

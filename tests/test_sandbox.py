@@ -7,8 +7,8 @@ import time
 import pytest
 
 from tests import sandbox_helpers as jobs
+from torchscout.tools.codegen.sandbox import run_in_sandbox
 from torchscout.tools.errors import CommandTimeoutError, ToolError, UserCodeError
-from torchscout.tools.sandbox import run_in_sandbox
 
 HERE = [jobs.REPO_ROOT]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from torchscout.agent import selection
 from torchscout.agent.task import load_task
-from torchscout.graphs import selection
 from torchscout.graphs.nodes_search import halve, refine
 
 

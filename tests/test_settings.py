@@ -2,7 +2,7 @@
 
 import pytest
 
-from torchscout.agent.settings import SettingsError, configure, get_settings
+from torchscout.settings import SettingsError, configure, get_settings
 from torchscout.tools.workspace import resolve, workspace_root
 
 

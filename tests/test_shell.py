@@ -7,8 +7,8 @@ import time
 import pytest
 
 from torchscout.tools import bash_run, python_run
-from torchscout.tools import shell as plain
 from torchscout.tools.errors import CommandTimeoutError
+from torchscout.tools.shell import commands as plain
 
 
 def _alive(pid: int) -> bool:

@@ -7,10 +7,10 @@ import torchvision
 from torchinfo import summary as torchinfo_summary
 
 from tests.llm_helpers import scripted
-from torchscout.agent.settings import configure
+from torchscout.settings import configure
 from torchscout.tools import pytorch_model_summary as summary_tool
 from torchscout.tools.errors import ToolError, UserCodeError
-from torchscout.tools.summary import pytorch_model_summary
+from torchscout.tools.modeling.summary import pytorch_model_summary
 
 TORCHVISION_MODELS = '''
 from torchvision.models import VisionTransformer

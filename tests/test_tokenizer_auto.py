@@ -9,13 +9,13 @@ from langchain_core.messages import AIMessage
 
 import torchscout
 from tests.tokenizer_helpers import write_dna, write_prose
-from torchscout.tools.corpus_stats import (
+from torchscout.tools.text.corpus_stats import (
     builtin_choice,
     corpus_statistics,
     parse_advice,
     sample_corpus,
 )
-from torchscout.tools.tokenizers import pytorch_tokenizer_manager
+from torchscout.tools.text.tokenizer_manager import pytorch_tokenizer_manager
 
 
 def test_statistics_of_a_known_sample() -> None:

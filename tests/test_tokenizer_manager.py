@@ -10,7 +10,7 @@ import pytest
 from tests.tokenizer_helpers import write_cjk, write_dna, write_prose
 from torchscout.tools import registry
 from torchscout.tools.errors import ToolError, WorkspaceError
-from torchscout.tools.tokenizers import (
+from torchscout.tools.text.tokenizer_manager import (
     load_tokenizer,
     pytorch_tokenizer_manager,
     pytorch_tokenizer_manager_tool,
@@ -260,7 +260,7 @@ def test_a_trained_tokenizer_feeds_the_text_classification_dataset_by_name(works
     import json
 
     from tests.training_helpers import write_models
-    from torchscout.tools.evaluation import pytorch_quick_evaluator
+    from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 
     rows = [{"text": f"{'good great fine' if i % 2 else 'bad awful poor'} item {i}", "label": "pos" if i % 2 else "neg"}
             for i in range(40)]

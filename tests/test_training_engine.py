@@ -12,13 +12,13 @@ from torch import nn
 
 from tests.training_helpers import one_thread, write_models  # noqa: F401 - fixture
 from torchscout.tools.errors import ToolError
-from torchscout.tools.evaluation import pytorch_quick_evaluator
 from torchscout.tools.training.checkpoints import capture_rng, restore_rng
 from torchscout.tools.training.components import build_loss, build_scheduler, optimizer_spec
 from torchscout.tools.training.config import EvalConfig
 from torchscout.tools.training.data import PreloadedBatches, make_batches
 from torchscout.tools.training.datasets import TensorSplit
 from torchscout.tools.training.engine import count_spikes
+from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 from torchscout.tools.training.lr_finder import lr_range_test, suggest_lr
 from torchscout.tools.training.metrics import METRICS, check_metric_names, create_metrics
 

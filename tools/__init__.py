@@ -2,7 +2,7 @@
 
 ``torchscout.tools.<tool_name>`` is the tool object (``.invoke({...})`` returns plain
 JSON-able data, or an ``Error: ...`` string for bad input); the plain functions behind them,
-which raise instead, live in the modules (``torchscout.tools.files.read_file``, ...).
+which raise instead, live in the modules (``torchscout.tools.files.operations.read_file``, ...).
 
 Tools are imported on first use (PEP 562 ``__getattr__``): ``import torchscout.tools.workspace``
 or a sandbox child that needs one module does not pay for torch, scikit-learn and the
@@ -16,21 +16,21 @@ from typing import Any
 
 # tool name -> module under torchscout.tools, in the PRD's order (section 5)
 TOOL_MODULES: dict[str, str] = {
-    "read_file": "files",
-    "write_file": "files",
-    "append_to_file": "files",
-    "bash_run": "shell",
-    "python_run": "shell",
-    "list_directory": "files",
-    "create_directory": "files",
-    "pytorch_model_assembler": "assembler",
-    "pytorch_model_summary": "summary",
-    "pytorch_quick_evaluator": "evaluation",
-    "pytorch_full_trainer": "evaluation",
-    "pytorch_optimizer_configurator": "optimizers",
-    "pytorch_tokenizer_manager": "tokenizers",
-    "pip_install_pytorch_package": "packages",
-    "create_pytorch_project_scaffold": "scaffold",
+    "read_file": "files.operations",
+    "write_file": "files.operations",
+    "append_to_file": "files.operations",
+    "bash_run": "shell.commands",
+    "python_run": "shell.commands",
+    "list_directory": "files.operations",
+    "create_directory": "files.operations",
+    "pytorch_model_assembler": "modeling.assembler",
+    "pytorch_model_summary": "modeling.summary",
+    "pytorch_quick_evaluator": "training.evaluation",
+    "pytorch_full_trainer": "training.evaluation",
+    "pytorch_optimizer_configurator": "optim.configurator",
+    "pytorch_tokenizer_manager": "text.tokenizer_manager",
+    "pip_install_pytorch_package": "packages.pip_install",
+    "create_pytorch_project_scaffold": "scaffold.project",
 }
 TOOL_NAMES: list[str] = list(TOOL_MODULES)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from torchscout.agent.settings import get_settings
+from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
 from torchscout.tools.workspace import atomic_write_text
 

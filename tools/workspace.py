@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from torchscout.agent.settings import get_settings
+from torchscout.settings import get_settings
 from torchscout.tools.errors import WorkspaceError
 
 

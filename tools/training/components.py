@@ -2,7 +2,7 @@
 
 Every name is looked up in torch itself (``torch.nn`` losses, ``torch.optim.lr_scheduler``
 schedulers), so anything torch offers works; an unknown name is a ToolError listing the known
-ones. Optimizers go through :func:`torchscout.tools.optimizers.build_optimizer`, which also
+ones. Optimizers go through :func:`torchscout.tools.optim.configurator.build_optimizer`, which also
 knows registered configs and custom optimizers.
 """
 
@@ -107,7 +107,7 @@ def optimizer_spec(config: RunConfig) -> str | dict[str, Any]:
 
 
 def build_model_optimizer(model: nn.Module, config: RunConfig) -> Optimizer:
-    from torchscout.tools.optimizers import build_optimizer
+    from torchscout.tools.optim.configurator import build_optimizer
 
     return build_optimizer(model, optimizer_spec(config))
 

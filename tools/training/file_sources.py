@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from torchscout.agent.settings import get_settings
+from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.loading import load_module
 from torchscout.tools.training.datasets import (
@@ -148,7 +148,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _tokenizer(request: DatasetRequest):
-    from torchscout.tools.tokenizers import load_tokenizer
+    from torchscout.tools.text.tokenizer_manager import load_tokenizer
 
     config = require_param(request, "tokenizer_config", "{'name': <registered tokenizer>} or {'path': <file>}")
     name = config if isinstance(config, str) else config.get("name") or config.get("path")
@@ -159,7 +159,7 @@ def _tokenizer(request: DatasetRequest):
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
     """Token ids, truncated to ``max_length`` and right-padded with the tokenizer's pad id."""
-    from torchscout.tools.tokenizer_store import pad_token_of
+    from torchscout.tools.text.tokenizer_store import pad_token_of
 
     _, pad_id = pad_token_of(tokenizer)
     encoded = torch.full((len(texts), max_length), pad_id, dtype=torch.long)

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from torchscout.agent.settings import get_settings
+from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
-from torchscout.tools.shell import MAX_TIMEOUT_S, run_command
+from torchscout.tools.shell.commands import MAX_TIMEOUT_S, run_command
 from torchscout.tools.training.experiment import experiment_name_or_timestamp
 from torchscout.tools.workspace import resolve
 
@@ -76,8 +76,8 @@ def run_distributed(model: str, class_name: str, config: str, experiment_name: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from torchscout.tools.evaluation import pytorch_full_trainer
     from torchscout.tools.training.distributed import shutdown
+    from torchscout.tools.training.evaluation import pytorch_full_trainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_script_path")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from torchscout.agent.settings import get_settings
+from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.loading import load_class
 from torchscout.tools.training.components import (

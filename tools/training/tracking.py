@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from torchscout.agent.settings import get_settings
+from torchscout.settings import get_settings
 from torchscout.tools.training.config import WandbConfig
 from torchscout.tools.training.engine import Callback, LoopState, Run
 

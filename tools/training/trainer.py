@@ -96,7 +96,7 @@ def _resume(run: Run, log_base_dir: str, name: str) -> LoopState:
 
 def run_full_trainer(model_script_path: str, model_class_name: str, trainer_config: dict[str, Any],
                      experiment_name: str | None, log_base_dir: str) -> dict[str, Any]:
-    """See :func:`torchscout.tools.evaluation.pytorch_full_trainer`."""
+    """See :func:`torchscout.tools.training.evaluation.pytorch_full_trainer`."""
     config = parse_config(TrainerConfig, trainer_config, "trainer_config")
     started = time.perf_counter()
     context = context_from_env(resolve_device(config.device)[0].type)

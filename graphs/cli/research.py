@@ -1,0 +1,195 @@
+"""The research commands of the ``torchscout`` CLI: run, resume, history, replay, trace, report, export, runs.
+
+``register_research_commands(app)`` adds them to the typer app in ``app.py``. Progress streams
+as one readable line per event (candidate assembled, evaluated with its metric, rejected and why).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def _fail(exc: Exception) -> None:
+    message = str(exc).strip()
+    typer.echo(message if message.startswith("Error:") else f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _print_event(record: dict[str, Any]) -> None:
+    from torchscout.graphs.events import format_event
+
+    typer.echo(format_event(record))
+
+
+def _print_waiting(outcome: dict[str, Any]) -> None:
+    from torchscout.graphs.approval import format_request, resume_command
+
+    for line in format_request(outcome["approval"]):
+        typer.echo(line)
+    typer.echo(f"waiting for approval: {resume_command(outcome['name'])}")
+
+
+def _print_outcome(outcome: dict[str, Any]) -> None:
+    typer.echo("")
+    typer.echo(f"run {outcome['name']}: {outcome['status']} ({outcome['evaluations']} evaluations)")
+    if outcome["status"] == "waiting_for_approval":
+        _print_waiting(outcome)
+        return
+    best = outcome.get("best")
+    if best:
+        stats = best["stats"]
+        typer.echo(f"best: {best['label']}  mean {stats['mean']:.4f} ± {stats['std']:.4f} over {stats['n']} seed(s)")
+    training = outcome.get("full_training") or {}
+    if training.get("best_metric"):
+        metric = training["best_metric"]
+        value = metric.get("value")
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        typer.echo(f"full training: best {metric.get('name')} = {shown} (epoch {metric.get('epoch')})")
+    if outcome.get("report_path"):
+        typer.echo(f"report: {outcome['report_path']}")
+    for answer in (outcome.get("approvals") or {}).values():
+        verdict = "approved" if answer.get("answer") == "yes" else "skipped by the user"
+        typer.echo(f"{answer.get('action')}: {verdict}")
+    if outcome["status"] != "finished":
+        typer.echo(f"resume with: torchscout resume {outcome['name']}")
+
+
+def _guarded(action: Callable[[], Any]) -> Any:
+    from torchscout.tools.errors import ToolError  # imported late: `torchscout --help` stays fast
+
+    try:
+        return action()
+    except ToolError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted: every finished step is checkpointed; `torchscout resume NAME` goes on",
+                   err=True)
+        raise typer.Exit(130) from None
+
+
+def run_command(
+    task_file: Path = typer.Argument(..., help="Task YAML file, e.g. examples/digits.yaml."),
+    name: str = typer.Option(None, "--name", "-n", help="Run name (default: the task's name); must be new."),
+    planner: str = typer.Option(None, "--planner", help="builtin or llm (default: the task file's planner)."),
+    approve: str = typer.Option(
+        None, "--approve",
+        help="Comma-separated actions to pause before until you approve them: full_train, pip_install "
+             "(default: the task file's `approve` list)."),
+) -> None:
+    """Run the research loop on a task: propose, assemble, measure, evaluate, refine, confirm, train, report.
+
+    Prints one line per event; the report lands in runs/<name>/report.md. Killed or interrupted
+    runs continue with `torchscout resume NAME`. With --approve full_train the run stops before
+    the full training, shows what it will run and its estimated cost, and waits for
+    `torchscout resume NAME --approve yes|no`.
+    """
+    from torchscout.graphs.driver import research
+
+    _print_outcome(_guarded(lambda: research(task_file, name=name, planner=planner, approve=approve,
+                                             on_event=_print_event)))
+
+
+def resume_command(
+    name: str = typer.Argument(..., help="Run name."),
+    approve: str = typer.Option(None, "--approve",
+                                help="Answer for a run waiting at an approval gate: yes (run the step) or no "
+                                     "(skip it)."),
+) -> None:
+    """Finish an interrupted run from its last checkpoint, keeping every completed evaluation.
+
+    A run waiting for approval goes on with --approve yes, or skips the gated step with --approve no.
+    """
+    from torchscout.graphs.driver import resume
+
+    _print_outcome(_guarded(lambda: resume(name, approve=approve, on_event=_print_event)))
+
+
+def history_command(
+    name: str = typer.Argument(..., help="Run name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List a run's checkpoints: id, step, node, time, best so far (use an id with `replay`)."""
+    from torchscout.graphs.driver import checkpoint_history
+
+    rows = _guarded(lambda: checkpoint_history(name))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    typer.echo(f"{'checkpoint_id':<38} {'step':>4}  {'node':<24} {'time':<19}  {'evals':>5}  best so far")
+    for row in rows:
+        best = f"{row['best_id']} {row['best_metric']:.4f}" if row["best_metric"] is not None else "-"
+        typer.echo(f"{row['checkpoint_id']:<38} {row['step'] if row['step'] is not None else '':>4}  "
+                   f"{row['node'][:24]:<24} {row['time']:<19}  {row['evaluations']:>5}  {best}")
+
+
+def replay_command(
+    name: str = typer.Argument(..., help="Run name."),
+    checkpoint: str = typer.Option(..., "--checkpoint", "-c", help="Checkpoint id from `torchscout history`."),
+) -> None:
+    """Fork the run at a checkpoint and run it on from there (history keeps the original branch)."""
+    from torchscout.graphs.driver import replay
+
+    _print_outcome(_guarded(lambda: replay(name, checkpoint, on_event=_print_event)))
+
+
+def trace_command(
+    name: str = typer.Argument(..., help="Run name."),
+    as_json: bool = typer.Option(False, "--json", help="Print every step's full state as JSON."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the JSON trace to this file instead."),
+) -> None:
+    """Export every step of a run (node, time, state) for other tools."""
+    from torchscout.graphs.driver import checkpoint_trace
+
+    steps = _guarded(lambda: checkpoint_trace(name))
+    if as_json or output:
+        text = json.dumps(steps, indent=2, default=str)
+        if output:
+            output.write_text(text, encoding="utf-8")
+            typer.echo(f"wrote {len(steps)} steps to {output}")
+        else:
+            typer.echo(text)
+        return
+    for step in steps:
+        typer.echo(f"step {step['step']:>3}  {step['node']:<24} next={','.join(step['next']) or 'END'}  "
+                   f"evaluations={step['evaluations']}")
+
+
+def report_command(name: str = typer.Argument(..., help="Run name.")) -> None:
+    """Print a run's report.md (goal, leaderboard, decisions, failures, confidence)."""
+    from torchscout.graphs.driver import report_text
+
+    typer.echo(_guarded(lambda: report_text(name)))
+
+
+def export_command(
+    name: str = typer.Argument(..., help="Run name."),
+    directory: str = typer.Argument(..., help="New project folder (inside the workspace)."),
+) -> None:
+    """Write the run's best model as a standalone project: source, config, train.py, pinned requirements, test."""
+    from torchscout.graphs.export import export_run
+
+    result = _guarded(lambda: export_run(name, directory))
+    typer.echo(f"exported {result['model_class']} to {result['project_dir']}")
+    for step in result["next_steps"]:
+        typer.echo(f"  {step}")
+
+
+def runs_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the workspace's research runs with their status and best metric."""
+    from torchscout.graphs.driver import list_runs
+
+    rows = _guarded(list_runs)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        typer.echo("no research runs in this workspace yet: torchscout run examples/digits.yaml")
+        return
+    for row in rows:
+        best = f"{row['best']} {row['metric']}={row['best_metric']:.4f}" if row["best_metric"] is not None else "-"
+        typer.echo(f"{row['name']:<24} {row['status']:<32} {row['evaluations']:>3} evals  {best}")

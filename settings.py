@@ -1,0 +1,163 @@
+"""One typed settings object for the whole of torchscout.
+
+Values are resolved in one place, highest priority first:
+1. ``torchscout.configure(...)`` overrides made in this process,
+2. environment variables (``TORCHSCOUT_*``, ``WANDB_MODE``),
+3. an optional ``torchscout.yaml`` in the workspace root,
+4. the defaults below.
+
+Settings are resolved on every call to :func:`get_settings` (it is cheap), so a test
+that changes an environment variable with ``monkeypatch`` sees the change at once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SETTINGS_FILE_NAME = "torchscout.yaml"
+WandbMode = Literal["offline", "online", "disabled"]
+
+# Environment variable -> settings field. Kept in one table so the README and the code agree.
+ENV_VARIABLES: dict[str, str] = {
+    "TORCHSCOUT_WORKSPACE": "workspace",
+    "TORCHSCOUT_DATA_DIR": "data_dir",
+    "TORCHSCOUT_LLM": "llm",
+    "TORCHSCOUT_WANDB_MODE": "wandb_mode",
+    "TORCHSCOUT_PROGRESS": "progress",
+    "TORCHSCOUT_LLM_TIMEOUT_S": "llm_timeout_s",
+    "TORCHSCOUT_LLM_MAX_RETRIES": "llm_max_retries",
+    "TORCHSCOUT_AGENT_MAX_CALLS": "agent_max_model_calls",
+}
+
+
+class SettingsError(ValueError):
+    """A settings value (from the environment, torchscout.yaml or configure()) is invalid."""
+
+
+class Settings(BaseModel):
+    """Everything torchscout reads from its environment, with a description per field."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    workspace: Path = Field(
+        description="Root folder every tool path is relative to; paths outside it are refused. "
+        "TORCHSCOUT_WORKSPACE, else the current directory."
+    )
+    data_dir: Path = Field(
+        description="Where datasets live (mnist, cifar10, ...). TORCHSCOUT_DATA_DIR, else <workspace>/data."
+    )
+    llm: Any = Field(
+        default="builtin",
+        description="The internal LLM: 'builtin' (offline, deterministic), an init_chat_model spec such as "
+        "'openai:gpt-4.1-mini' or 'ollama:qwen2.5-coder', or a LangChain BaseChatModel instance "
+        "(only through configure()). TORCHSCOUT_LLM.",
+    )
+    llm_timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one LLM request in seconds.")
+    llm_max_retries: int = Field(default=3, ge=0, description="Transport-level retries of one LLM request.")
+    agent_max_model_calls: int = Field(
+        default=40, ge=1, description="Most model calls of one `torchscout agent` run (--max-calls overrides it)."
+    )
+    wandb_mode: WandbMode = Field(
+        default="offline",
+        description="Weights & Biases mode: 'offline' (default; `wandb sync` uploads later), 'online' "
+        "or 'disabled'. TORCHSCOUT_WANDB_MODE, else WANDB_MODE.",
+    )
+    progress: bool = Field(
+        default=True, description="Show tqdm progress bars on stderr. TORCHSCOUT_PROGRESS=0 silences them."
+    )
+
+    @property
+    def state_dir(self) -> Path:
+        """The workspace's private folder: registry, LLM cache, graph checkpoints."""
+        return self.workspace / ".torchscout"
+
+    @property
+    def llm_is_builtin(self) -> bool:
+        return isinstance(self.llm, str) and self.llm.strip().lower() in {"", "builtin"}
+
+
+_overrides: dict[str, Any] = {}
+
+
+def configure(**overrides: Any) -> Settings:
+    """Override settings for this process, e.g. ``configure(llm="openai:gpt-4.1-mini")``.
+
+    Passing ``None`` for a field removes its override. Returns the resolved settings.
+    """
+    unknown = set(overrides) - set(Settings.model_fields)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {sorted(unknown)}; known settings: {sorted(Settings.model_fields)}"
+        )
+    for key, value in overrides.items():
+        if value is None:
+            _overrides.pop(key, None)
+        else:
+            _overrides[key] = value
+    return get_settings()
+
+
+def reset_configuration() -> None:
+    """Forget every configure() override (used by tests)."""
+    _overrides.clear()
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"expected a boolean (1/0, true/false), got {text!r}")
+
+
+def _read_settings_file(workspace: Path) -> dict[str, Any]:
+    path = workspace / SETTINGS_FILE_NAME
+    if not path.is_file():
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{path} must hold a mapping of setting names to values")
+    unknown = set(loaded) - set(Settings.model_fields) - {"workspace"}
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) {sorted(unknown)}")
+    loaded.pop("workspace", None)  # the file lives in the workspace; it cannot move it
+    return loaded
+
+
+def _from_environment() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if os.environ.get("WANDB_MODE"):
+        values["wandb_mode"] = os.environ["WANDB_MODE"]
+    for variable, field in ENV_VARIABLES.items():
+        raw = os.environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        values[field] = _parse_bool(raw) if field == "progress" else raw
+    return values
+
+
+def get_settings() -> Settings:
+    """Resolve the settings now (overrides > environment > torchscout.yaml > defaults)."""
+    environment = _from_environment()
+    workspace_raw = _overrides.get("workspace") or environment.get("workspace") or os.getcwd()
+    workspace = Path(workspace_raw).expanduser().resolve()
+
+    values: dict[str, Any] = _read_settings_file(workspace)
+    values.update(environment)
+    values.update(_overrides)
+    values["workspace"] = workspace
+    data_dir = Path(values.get("data_dir") or workspace / "data").expanduser()
+    values["data_dir"] = data_dir if data_dir.is_absolute() else workspace / data_dir
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid torchscout settings: {exc}") from exc

@@ -1,0 +1,1 @@
+"""The project tool: create_pytorch_project_scaffold (``project.py``) and its file templates."""

@@ -1,0 +1,1 @@
+"""The shell tools: bash_run and python_run (``commands.py``)."""

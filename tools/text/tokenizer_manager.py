@@ -1,0 +1,214 @@
+"""pytorch_tokenizer_manager: train, load and apply tokenizers, registered by name.
+
+``load_tokenizer(name_or_path)`` (re-exported here from :mod:`torchscout.tools.text.tokenizer_store`)
+is the Python API other parts use. Training lives in :mod:`torchscout.tools.text.tokenizer_training`,
+the ``auto`` configuration in :mod:`torchscout.tools.text.corpus_stats`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from torchscout.tools import registry
+from torchscout.tools.errors import ToolError
+from torchscout.tools.text.tokenizer_store import (
+    TOKENIZER_FILE_NAME,
+    borrowed_tokenizer,
+    encode_texts,
+    load_tokenizer,
+    tokenizer_file_for,
+    tokenizer_info,
+)
+from torchscout.tools.text.tokenizer_training import DEFAULT_TOKENIZERS_FOLDER, train_tokenizer
+from torchscout.tools.toolkit import make_tool
+from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
+
+__all__ = ["load_tokenizer", "pytorch_tokenizer_manager", "pytorch_tokenizer_manager_tool"]
+
+
+def load_action(tokenizer_name: str, tokenizer_path: str | None, hf_pretrained_id: str | None) -> dict[str, Any]:
+    """Register a tokenizer from a workspace folder/file, the HuggingFace cache/hub, or re-check a name."""
+    if hf_pretrained_id:
+        folder = resolve(tokenizer_path or f"{DEFAULT_TOKENIZERS_FOLDER}/{tokenizer_name}", kind="tokenizer_path")
+        tokenizer_file = _save_pretrained_copy(hf_pretrained_id, folder)
+        source = {"source": "huggingface", "hf_pretrained_id": hf_pretrained_id}
+    elif tokenizer_path:
+        tokenizer_file = _local_tokenizer_file(tokenizer_name, tokenizer_path)
+        source = {"source": "local"}
+    else:
+        entry = registry.find("tokenizer", tokenizer_name)
+        if entry is None:
+            raise ToolError("load needs tokenizer_path (a workspace folder or tokenizer.json) or hf_pretrained_id; "
+                            "without them tokenizer_name must be registered. "
+                            + registry.unknown_name_message("tokenizer", tokenizer_name))
+        tokenizer_file = tokenizer_file_for(tokenizer_name)  # a registered name: check it still loads
+        info = tokenizer_info(load_tokenizer(tokenizer_name), tokenizer_file)
+        return {"status": "success", "tokenizer_name": tokenizer_name,
+                "tokenizer_info": {**info, **_source_of(entry["data"])}}
+
+    info = tokenizer_info(load_tokenizer(str(tokenizer_file)), tokenizer_file)
+    registration = registry.register("tokenizer", tokenizer_name, {
+        "tokenizer_file": info["tokenizer_file"],
+        "tokenizer_path": relative_to_workspace(tokenizer_file.parent),
+        "vocab_size": info["vocab_size"],
+        **source,
+    })
+    return {"status": "success", "tokenizer_name": tokenizer_name,
+            "tokenizer_info": {**info, "tokenizer_path": relative_to_workspace(tokenizer_file.parent), **source},
+            "replaced": registration["replaced"], "message": registration["message"]}
+
+
+def _source_of(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data[key] for key in ("source", "hf_pretrained_id", "tokenizer_path", "type") if key in data}
+
+
+def _local_tokenizer_file(tokenizer_name: str, tokenizer_path: str) -> Path:
+    """tokenizer.json for a workspace file/folder; a HF folder without one is converted once."""
+    path = resolve(tokenizer_path, must_exist=True, kind="tokenizer_path")
+    if path.is_file():
+        if path.suffix != ".json":
+            raise ToolError(f"tokenizer_path {tokenizer_path!r} is a file but not a tokenizer.json")
+        return path
+    if (path / TOKENIZER_FILE_NAME).is_file():
+        return path / TOKENIZER_FILE_NAME
+    # e.g. a BERT folder with only vocab.txt: let transformers build the fast tokenizer, keep its json
+    try:
+        tokenizer = _auto_tokenizer(str(path), local_only=True)
+    except ToolError as exc:
+        raise ToolError(f"tokenizer_path {tokenizer_path!r} is a folder without a {TOKENIZER_FILE_NAME}, and "
+                        f"transformers could not load it either ({exc.__cause__ or exc}); point tokenizer_path "
+                        "at a tokenizer.json or a folder saved by the train action / save_pretrained") from exc
+    target = resolve(f"{DEFAULT_TOKENIZERS_FOLDER}/{tokenizer_name}/{TOKENIZER_FILE_NAME}", kind="tokenizer copy")
+    atomic_write_text(target, tokenizer.backend_tokenizer.to_str())
+    return target
+
+
+def _save_pretrained_copy(hf_pretrained_id: str, folder: Path) -> Path:
+    """Load ``hf_pretrained_id`` (local cache first) and save it into the workspace folder."""
+    tokenizer = _auto_tokenizer(hf_pretrained_id, local_only=_offline())
+    staging = folder.parent / f".{folder.name}.loading-{uuid.uuid4().hex[:8]}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tokenizer.save_pretrained(str(staging))
+        if folder.exists():
+            for item in staging.iterdir():  # file by file: the folder may hold the user's other files
+                os.replace(item, folder / item.name)
+        else:
+            staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not (folder / TOKENIZER_FILE_NAME).is_file():
+        atomic_write_text(folder / TOKENIZER_FILE_NAME, tokenizer.backend_tokenizer.to_str())
+    return folder / TOKENIZER_FILE_NAME
+
+
+def _offline() -> bool:
+    return any(os.environ.get(variable, "").lower() in {"1", "true", "yes", "on"}
+               for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _auto_tokenizer(source: str, local_only: bool) -> Any:
+    from transformers import AutoTokenizer  # slow import: only when loading from HuggingFace
+
+    attempts = [True] if local_only else [True, False]
+    last_error: Exception | None = None
+    for local_files_only in attempts:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+        except (OSError, ValueError) as exc:
+            last_error = exc
+            continue
+        if not getattr(tokenizer, "is_fast", False) or getattr(tokenizer, "backend_tokenizer", None) is None:
+            raise ToolError(f"{source!r} has no fast (tokenizers-backed) tokenizer; torchscout needs one")
+        return tokenizer
+    where = ("it is not in the local HuggingFace cache and the hub is unreachable or offline "
+             "(HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set)" if local_only or _offline()
+             else "it is neither in the local HuggingFace cache nor downloadable")
+    raise ToolError(f"cannot load tokenizer {source!r}: {where}. Connect to the network once to cache it, "
+                    f"or copy its files (tokenizer.json) into the workspace and load with tokenizer_path. "
+                    f"Detail: {last_error}") from last_error
+
+
+def apply_action(tokenizer_name: str, text_input: str | list[str] | None, padding: Any, truncation: bool,
+                 max_length: int | None, return_tokens: bool) -> dict[str, Any]:
+    if text_input is None:
+        raise ToolError("apply needs text_input: a string or a list of strings")
+    with borrowed_tokenizer(tokenizer_name) as tokenizer:
+        return encode_texts(tokenizer, text_input, padding=padding, truncation=truncation,
+                            max_length=max_length, return_tokens=return_tokens)
+
+
+class TokenizerManagerArgs(BaseModel):
+    action: Literal["train", "load", "apply"] = Field(
+        description="'train' a new tokenizer on workspace text files, 'load' one (workspace folder/file or "
+        "HuggingFace id) and register it, or 'apply' a registered one to text."
+    )
+    tokenizer_name: str = Field(description="The name the tokenizer is registered under (and looked up by).")
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="train: {'type': 'BPE' | 'WordPiece' | 'Unigram' | 'CharLevel', 'vocab_size': 8000, "
+        "'data_files': ['data/*.txt'], 'special_tokens': ['[PAD]', '[UNK]', ...], 'min_frequency': 2, "
+        "'lowercase': false, 'max_token_length': null, 'byte_level': true (BPE)}; or {'auto': true, "
+        "'data_files': [...]} to pick type and vocab_size from corpus statistics.",
+    )
+    tokenizer_path: str | None = Field(
+        default=None,
+        description="train: folder to save in (default tokenizers/<tokenizer_name>); load: a workspace "
+        "folder or tokenizer.json to load.",
+    )
+    text_input: str | list[str] | None = Field(default=None, description="apply: a string or a list of strings.")
+    hf_pretrained_id: str | None = Field(
+        default=None, description="load: a HuggingFace model id such as 'bert-base-uncased' (local cache offline)."
+    )
+    padding: Literal["longest", "max_length", "do_not_pad"] | bool = Field(
+        default="longest", description="apply: 'longest' (pad to the longest text), 'max_length' or 'do_not_pad'."
+    )
+    truncation: bool = Field(default=False, description="apply: cut texts to max_length tokens.")
+    max_length: int | None = Field(default=None, description="apply: length for truncation / max_length padding.")
+    return_tokens: bool = Field(default=False, description="apply: also return the token strings.")
+
+
+def pytorch_tokenizer_manager(
+    action: str,
+    tokenizer_name: str,
+    config: dict[str, Any] | None = None,
+    tokenizer_path: str | None = None,
+    text_input: str | list[str] | None = None,
+    hf_pretrained_id: str | None = None,
+    padding: Literal["longest", "max_length", "do_not_pad"] | bool = "longest",
+    truncation: bool = False,
+    max_length: int | None = None,
+    return_tokens: bool = False,
+) -> dict[str, Any]:
+    """Train, load and apply tokenizers; every tokenizer is registered by tokenizer_name.
+
+    action='train': config = {"type": "BPE" (byte-level, default) | "WordPiece" | "Unigram" |
+    "CharLevel", "vocab_size", "data_files" (workspace paths, globs allowed), "special_tokens",
+    "min_frequency", "lowercase", "max_token_length"}. Saves tokenizer.json and a
+    transformers folder (AutoTokenizer.from_pretrained works on it) at tokenizer_path
+    (default tokenizers/<tokenizer_name>). config={"auto": true, "data_files": [...]} measures
+    the corpus and picks type and vocab_size, with reasons. Returns {"status", "tokenizer_name",
+    "tokenizer_path", "vocab_size", "training_time_s", "corpus_bytes", ...}.
+    action='load': tokenizer_path (a workspace folder or tokenizer.json) or hf_pretrained_id
+    (HuggingFace id; uses the local cache when offline); returns {"status", "tokenizer_name",
+    "tokenizer_info"}.
+    action='apply': text_input (string or list) with padding ('longest' default, 'max_length',
+    'do_not_pad'), truncation + max_length, return_tokens; returns {"input_ids": [[...]],
+    "attention_mask": [[...]]} (+ "tokens"), one row per text.
+    """
+    if action == "train":
+        return train_tokenizer(tokenizer_name, config, tokenizer_path)
+    if action == "load":
+        return load_action(tokenizer_name, tokenizer_path, hf_pretrained_id)
+    if action == "apply":
+        return apply_action(tokenizer_name, text_input, padding, truncation, max_length, return_tokens)
+    raise ToolError(f"unknown action {action!r}; use 'train', 'load' or 'apply'")
+
+
+pytorch_tokenizer_manager_tool = make_tool(pytorch_tokenizer_manager, TokenizerManagerArgs)

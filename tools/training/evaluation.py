@@ -1,0 +1,121 @@
+"""pytorch_quick_evaluator and pytorch_full_trainer: two tools on one training engine.
+
+Both assemble the same run (:mod:`torchscout.tools.training.runs`) and train it with the same
+loop (:mod:`torchscout.tools.training.engine`). The quick evaluator is that loop with a small
+budget, a sanity check first and no files; the full trainer adds an experiment folder,
+checkpoints, early stopping, resume, curves and W&B, and runs under ``torchrun`` with DDP.
+
+Result ``status`` is ``"completed"``, ``"diverged"`` (non-finite loss; ``diverged_at`` says where)
+or ``"failed"`` (the model's code raised, the sanity check failed, out of memory; ``error`` and
+``traceback`` say why). Bad configuration raises a ToolError instead.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from torchscout.settings import get_settings
+from torchscout.tools.toolkit import make_tool
+from torchscout.tools.training.checks import run_checks
+from torchscout.tools.training.config import EvalConfig, parse_config
+from torchscout.tools.training.distributed import DistContext
+from torchscout.tools.training.engine import LoopState, fit
+from torchscout.tools.training.outcomes import COMPLETED, describe_run, failure_result, throughput
+from torchscout.tools.training.runs import make_monitor, prepare_run
+from torchscout.tools.training.trainer import run_full_trainer
+
+
+def lr_find_plot_path(model_class_name: str) -> Path:
+    """A plot file of its own for each quick evaluation: the research graph evaluates candidates (which
+    often share a class name) in parallel threads, and a per-second name let one overwrite another's."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return get_settings().state_dir / "lr_find" / f"{model_class_name}-{stamp}-{uuid.uuid4().hex[:8]}.png"
+
+
+def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_config: dict[str, Any]) -> dict[str, Any]:
+    """Quickly train and evaluate a model class from a workspace script ("is this working?").
+
+    eval_config keys: dataset (mnist, cifar10, digits, dummy, imagefolder, imagenet_subset,
+    custom_dataset_script, text_classification), dataset_params, input_shape (dummy), num_classes,
+    batch_size, epochs (default 1), optimizer ("Adam", "SGD", any torch.optim name, a registered
+    optimizer config or custom optimizer, or {"type", "params"}), learning_rate, scheduler,
+    loss_function, metrics (accuracy, top_5_accuracy, f1, f1_macro, f1_micro, precision, recall,
+    mse, mae), device (auto|cuda|cpu|mps), seed, max_steps, time_budget_s, train_subset,
+    sanity ("batch" | "overfit_batch" | "off"), lr_find, data_root.
+    Returns {"status", "metrics", "train_loss", "val_loss", "history", "samples_per_s",
+    "duration_s", "device", "data_path", ...}; status is "completed", "diverged" or "failed"
+    (then "error" and "traceback" say why).
+    """
+    config = parse_config(EvalConfig, eval_config, "eval_config")
+    started = time.perf_counter()
+    state = LoopState()
+    result: dict[str, Any] = {"status": COMPLETED, "metrics": {}, "train_loss": None, "val_loss": None,
+                              "history": state.history, "samples_per_s": 0.0, "duration_s": 0.0,
+                              "device": None, "data_path": None}
+    stage = "load"
+    try:
+        monitor = make_monitor("val_loss", None, config.metrics)
+        prepared = prepare_run(model_script_path, model_class_name, config, context=DistContext(), monitor=monitor,
+                               lr_find_plot=lr_find_plot_path(model_class_name) if config.lr_find else None)
+        run = prepared.run
+        result.update(describe_run(prepared))
+        stage = "sanity"
+        result.update(run_checks(run, prepared.num_classes, config.sanity))
+        stage = "train"
+        fit(run, state)
+        last = state.history[-1]
+        result.update({"metrics": {name: last[f"val_{name}"] for name in config.metrics},
+                       "train_loss": last["train_loss"], "val_loss": last["val_loss"]})
+    except Exception as exc:  # noqa: BLE001 - failure_result re-raises configuration errors
+        result.update(failure_result(exc, config.batch_size, stage))
+    result.update({"stop_reason": state.stop_reason, "epochs_completed": state.epoch,
+                   "samples_per_s": throughput(state), "duration_s": time.perf_counter() - started})
+    return result
+
+
+class QuickEvaluatorArgs(BaseModel):
+    model_script_path: str = Field(description="Workspace path of the .py file defining the nn.Module class.")
+    model_class_name: str = Field(description="Name of the nn.Module class in that file.")
+    eval_config: dict[str, Any] = Field(
+        description="Evaluation settings, e.g. {'dataset': 'digits', 'num_classes': 10, 'batch_size': 64, "
+        "'epochs': 1, 'optimizer': 'Adam', 'learning_rate': 0.001, 'loss_function': 'CrossEntropyLoss', "
+        "'metrics': ['accuracy'], 'device': 'auto'}.")
+
+
+def pytorch_full_trainer(model_script_path: str, model_class_name: str, trainer_config: dict[str, Any],
+                         experiment_name: str | None = None, log_base_dir: str = "full_experiments") -> dict[str, Any]:
+    """Full training run with checkpoints, early stopping, resume, curves and W&B logging.
+
+    trainer_config: everything eval_config takes (dataset, dataset_params, num_classes, batch_size,
+    epochs, optimizer as a name or {"type", "params"}, scheduler {"type", "params"} incl. ReduceLROnPlateau
+    and warmup_cosine, loss_function, metrics, device, seed, val_fraction, grad_clip,
+    accumulate_steps, compile, lr_find) plus checkpoint_interval, save_best_model, early_stopping
+    {"metric", "patience", "mode", "min_delta"}, resume (continue from checkpoints/last.pt) and wandb
+    {"mode": offline|online|disabled, "project", "entity", "group", "tags"}.
+    Writes <log_base_dir>/<experiment_name or timestamp>/ (config.yaml, model copy, metrics.jsonl,
+    train.log, checkpoints/{last,best,epoch_N}.pt, curves.png, result.json) and returns
+    {"status", "experiment_dir", "best_checkpoint_path", "best_metric": {"name", "value", "epoch"},
+    "final_eval", "history", "stopped_early", "duration_s", "samples_per_s", "wandb_run_dir", ...}.
+    """
+    return run_full_trainer(model_script_path, model_class_name, trainer_config, experiment_name, log_base_dir)
+
+
+class FullTrainerArgs(BaseModel):
+    model_script_path: str = Field(description="Workspace path of the .py file defining the nn.Module class.")
+    model_class_name: str = Field(description="Name of the nn.Module class in that file.")
+    trainer_config: dict[str, Any] = Field(
+        description="Training settings, e.g. {'dataset': 'cifar10', 'num_classes': 10, 'batch_size': 128, "
+        "'epochs': 20, 'optimizer': {'type': 'AdamW', 'params': {'lr': 0.001}}, 'scheduler': {'type': "
+        "'CosineAnnealingLR', 'params': {'T_max': 20}}, 'metrics': ['accuracy'], 'checkpoint_interval': 5, "
+        "'early_stopping': {'metric': 'val_loss', 'patience': 5, 'mode': 'min'}}.")
+    experiment_name: str | None = Field(default=None, description="Run folder name (default: a timestamp).")
+    log_base_dir: str = Field(default="full_experiments", description="Folder that holds the run folders.")
+
+
+pytorch_quick_evaluator_tool = make_tool(pytorch_quick_evaluator, QuickEvaluatorArgs)
+pytorch_full_trainer_tool = make_tool(pytorch_full_trainer, FullTrainerArgs)
