@@ -30,5 +30,5 @@ def planner_names() -> list[str]:
 
 
 def get_planner(name: str) -> Any:
-    """A new planner object for ``name``; an unknown name raises UnknownNameError (a ToolError) listing the known ones."""
+    """A new planner object for ``name``; an unknown name raises UnknownNameError (a ToolError)."""
     return PLANNERS.get(name)()

@@ -48,7 +48,7 @@ TOOL_NAMES: list[str] = TOOLS.names()
 
 
 def get_tool(name: str) -> Any:
-    """The tool object called ``name``; an unknown name raises UnknownNameError (a KeyError) listing the known ones."""
+    """The tool object called ``name``; an unknown name raises UnknownNameError (a KeyError) naming the known ones."""
     return TOOLS.get(name)
 
 

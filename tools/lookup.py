@@ -22,7 +22,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator
 from importlib import import_module
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from torchscout.tools.errors import UnknownNameError
 
 T = TypeVar("T")
 Registered = TypeVar("Registered")
@@ -133,9 +136,9 @@ class Registry(Generic[T]):
         """Name -> description of every entry."""
         return {name: entry.description for name, entry in self._loaded().items()}
 
-    def unknown(self, name: str) -> Exception:
+    def unknown(self, name: str) -> UnknownNameError:
         """The error for a name that is not registered: the near matches, then every known name."""
-        from torchscout.tools.errors import UnknownNameError  # imported on failure: ToolError loads langchain
+        from torchscout.tools.errors import UnknownNameError  # on failure only: ToolError loads LangChain
 
         known = self.names()
         near = difflib.get_close_matches(str(name), known, n=3)

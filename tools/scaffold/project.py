@@ -1,8 +1,9 @@
 """create_pytorch_project_scaffold: an opinionated PyTorch research project, ready to run.
 
 The templates live in ``tools/scaffold/templates/project/`` (files ending in ``.tmpl``; ``{{project_name}}``
-and train.py's data loaders, see ``train_script.py``, are filled in). The project is built in a hidden temporary folder next to its destination and
-renamed into place at the end, so a failure never leaves half a project behind.
+and train.py's data loaders, see ``train_script.py``, are filled in). The project is built in a
+hidden temporary folder next to its destination and renamed into place at the end, so a failure
+never leaves half a project behind.
 """
 
 from __future__ import annotations

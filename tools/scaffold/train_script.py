@@ -70,7 +70,8 @@ def train_script_values(data_kinds: Iterable[str] = (),
     missing = [kind for kind, values in statistics.items() if not values]
     if missing:
         raise ValueError(f"data kinds {missing} need their image statistics: pass normalisation={{kind: (mean, std)}}")
-    code = "".join(read_template(f"data_loaders/{name}.py.tmpl") for name in fragments).replace("{{normalisation}}", repr(statistics))
+    code = render("".join(read_template(f"data_loaders/{name}.py.tmpl") for name in fragments),
+                  {"normalisation": repr(statistics)})
     return {
         "data_kinds": "".join(f"- {kind}: {DATA_KINDS.entry(kind).description}.\n" for kind in kinds),
         "data_loaders": code.rstrip("\n") + "\n",

@@ -77,7 +77,7 @@ def dataset_names() -> list[str]:
 
 
 def build_datasets(request: DatasetRequest) -> DatasetSplits:
-    """Build the splits for ``request.name``; an unknown name raises UnknownNameError (a ToolError) listing the known ones."""
+    """Build the splits for ``request.name``; an unknown name raises UnknownNameError (a ToolError)."""
     return DATASETS.get(request.name)(request)
 
 

@@ -148,7 +148,7 @@ register_metric("loss", "min", "the loss function's mean; every run records it a
 
 
 def metric_mode(name: str) -> Mode:
-    """``"max"`` or ``"min"``: which way is better for a metric, also as a record key (``val_accuracy``, ``train_loss``).
+    """``"max"`` or ``"min"``: which way is better for a metric, also as a record key (``val_accuracy``).
 
     An unknown name raises UnknownNameError (a ValueError) listing the known metrics.
     """
