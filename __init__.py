@@ -1,6 +1,7 @@
 """torchscout: an autonomous PyTorch research agent.
 
-The public API, imported lazily so ``import torchscout`` stays cheap:
+The public API is imported lazily (each name from its module on first use) so ``import torchscout``
+stays cheap; ``torchscout.EXPORTS.descriptions()`` lists it:
 
 - ``ALL_TOOLS``: the 15 LangChain tools (also ``torchscout.tools.<name>``),
 - ``configure(**settings)``: set the workspace, the internal LLM, the W&B mode, ...,
@@ -14,34 +15,37 @@ The public API, imported lazily so ``import torchscout`` stays cheap:
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
+
+from torchscout.tools.lookup import Registry
 
 __version__ = "0.1.0"
 
-# public name -> "module:attribute"
-_LAZY_EXPORTS = {
-    "ALL_TOOLS": "torchscout.tools:ALL_TOOLS",
-    "configure": "torchscout.settings:configure",
-    "get_settings": "torchscout.settings:get_settings",
-    "build_optimizer": "torchscout.tools.optim.configurator:build_optimizer",
-    "research": "torchscout.graphs.driver:research",
-    "resume": "torchscout.graphs.driver:resume",
-    "build_graph": "torchscout.graphs.graph:build_graph",
-    "build_agent": "torchscout.agent.react_agent:build_agent",
-}
+
+def _exports() -> Registry[Any]:
+    exports: Registry[Any] = Registry("public name of torchscout", plural="public names")
+    exports.add_lazy("ALL_TOOLS", "torchscout.tools:ALL_TOOLS", description="the 15 LangChain tools")
+    exports.add_lazy("configure", "torchscout.settings:configure")
+    exports.add_lazy("get_settings", "torchscout.settings:get_settings")
+    exports.add_lazy("build_optimizer", "torchscout.tools.optim.configurator:build_optimizer")
+    exports.add_lazy("research", "torchscout.graphs.driver:research")
+    exports.add_lazy("resume", "torchscout.graphs.driver:resume")
+    exports.add_lazy("build_graph", "torchscout.graphs.graph:build_graph")
+    exports.add_lazy("build_agent", "torchscout.agent.react_agent:build_agent")
+    return exports
+
+
+EXPORTS = _exports()
 
 
 def __getattr__(name: str) -> Any:
-    target = _LAZY_EXPORTS.get(name)
-    if target is None:
+    if name not in EXPORTS:  # an AttributeError, as hasattr() and `from torchscout import x` expect
         raise AttributeError(f"module 'torchscout' has no attribute {name!r}")
-    module_name, attribute = target.split(":")
-    return getattr(import_module(module_name), attribute)
+    return EXPORTS.get(name)
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY_EXPORTS])
+    return sorted([*globals(), *EXPORTS])
 
 
-__all__ = ["__version__", *_LAZY_EXPORTS]
+__all__ = ["__version__", *EXPORTS]

@@ -27,13 +27,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from torchscout.agent.approvals import parse_actions
-from torchscout.agent.planners import planner_names, unknown_planner_message
+from torchscout.agent.planners import PLANNERS
 from torchscout.tools.errors import ToolError
+from torchscout.tools.training.metrics import metric_mode
 
 Modality = Literal["image", "flat", "tokens"]
 
-# Metrics where a lower value is better; every other metric is maximised unless `mode` says otherwise.
-_LOWER_IS_BETTER = {"loss", "val_loss", "mse", "mae", "perplexity"}
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -83,7 +82,8 @@ class Task(BaseModel):
     input_dtype: Literal["float32", "int64"] = Field(default="float32",
                                                      description="int64 for token ids, float32 otherwise.")
     num_classes: int = Field(ge=2, description="Number of target classes.")
-    metric: str = Field(default="accuracy", description="The metric that ranks candidates.")
+    metric: str = Field(default="accuracy", description="The metric that ranks candidates: accuracy, f1, "
+                                                        "val_loss, perplexity, ... (a name of the metric registry).")
     mode: Literal["max", "min"] | None = Field(default=None, description="max or min (default from the metric).")
     target: float | None = Field(default=None, description="Stop searching once a candidate reaches this.")
     budget: Budget = Field(default_factory=Budget)
@@ -109,8 +109,12 @@ class Task(BaseModel):
     @field_validator("planner")
     @classmethod
     def _known_planner(cls, value: str) -> str:
-        if value not in planner_names():
-            raise ValueError(unknown_planner_message(value))
+        return PLANNERS.check(value)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        metric_mode(value)  # an unknown metric has no direction: refused here, naming the known ones
         return value
 
     @field_validator("approve", mode="before")
@@ -129,7 +133,7 @@ class Task(BaseModel):
     @model_validator(mode="after")
     def _resolve_mode_and_modality(self) -> Task:
         if self.mode is None:
-            self.mode = "min" if self.metric in _LOWER_IS_BETTER else "max"
+            self.mode = metric_mode(self.metric)
         if self.input_dtype == "int64" and len(self.input_shape) != 1:
             raise ValueError("input_shape: token-id inputs (input_dtype int64) take one dimension, "
                              "the sequence length, e.g. [64]")

@@ -49,6 +49,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from torchscout.tools.training.vision_sources import DATASET_STATISTICS  # noqa: E402
+
+MNIST = DATASET_STATISTICS["mnist"]
+
 MODEL_SOURCE = '''
 import torch
 from torch import nn
@@ -122,7 +126,7 @@ def classic_epochs(workspace: Path, data_root: Path, model_name: str, samples: i
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MNIST.mean, MNIST.std)])
     dataset = datasets.MNIST(str(data_root), train=True, download=False, transform=transform)
     dataset = Subset(dataset, range(min(samples, len(dataset))))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=1,
@@ -164,7 +168,7 @@ def minimal_epochs(workspace: Path, data_root: Path, model_name: str, samples: i
     from torchvision import datasets
 
     raw = datasets.MNIST(str(data_root), train=True, download=False)
-    inputs = ((raw.data[:samples].float() / 255 - 0.1307) / 0.3081).unsqueeze(1).to(device)
+    inputs = MNIST.normalise(raw.data[:samples].float().div(255).unsqueeze(1)).to(device)
     targets = raw.targets[:samples].to(device)
     torch.manual_seed(0)
     model = load_net(workspace, model_name)().to(device)

@@ -4,7 +4,8 @@ The project has the scaffold's layout (create_pytorch_project_scaffold) plus:
 
 - ``src/models/best_model.py``: the winner's generated source, registered in ``src/models``;
 - ``configs/best.yaml``: its data, model and training settings in the project's config format;
-- ``train.py``: plain PyTorch training for the research datasets (digits, text, mnist, cifar10, ...);
+- ``train.py``: the scaffold's own training script, rendered with the research dataset's loader
+  (digits, text, mnist, cifar10, ...) and the normalisation the run used;
 - ``weights/best.pt``: the full-training weights as a plain ``{"model": state_dict}``, when there are any;
 - ``tokenizers/tokenizer.json`` and ``data/<file>`` for text tasks;
 - ``requirements.txt`` pinned to the versions the run used, and ``tests/test_best_model.py``.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import io
 import shutil
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from torchscout.agent.task import Task
 from torchscout.graphs.driver import run_state
 from torchscout.graphs.text_data import dataset_file
 from torchscout.tools.errors import ToolError
-from torchscout.tools.scaffold.project import create_pytorch_project_scaffold
+from torchscout.tools.scaffold.project import create_project
+from torchscout.tools.scaffold.train_script import DATA_KINDS
+from torchscout.tools.training.vision_sources import DATASET_STATISTICS
 from torchscout.tools.workspace import atomic_write_bytes, atomic_write_text, relative_to_workspace, resolve
 
 MODULE_NAME = "best_model"
@@ -152,15 +155,16 @@ def export_run(name: str, destination: str) -> dict[str, Any]:
     task = Task.model_validate(state["task"])
     candidate = state["candidates"][winner["candidate_id"]]
     target = resolve(destination, kind="export folder")
-    create_pytorch_project_scaffold(target.name, base_dir=relative_to_workspace(target.parent))
+    # a dataset without a standalone loader (imagefolder, a custom script) is left for the user to wire
+    data_kinds = [task.dataset] if task.dataset in DATA_KINDS else []
+    create_project(target.name, base_dir=relative_to_workspace(target.parent), data_kinds=data_kinds,
+                   normalisation={name: (stats.mean, stats.std) for name, stats in DATASET_STATISTICS.items()})
     class_name = candidate["class_name"]
     shutil.copyfile(resolve(candidate["script"]), target / "src" / "models" / f"{MODULE_NAME}.py")
     models_init = target / "src" / "models" / "__init__.py"
     atomic_write_text(models_init, models_init.read_text(encoding="utf-8").rstrip() + "\n\n"
                       f"from src.models.{MODULE_NAME} import {class_name}  # noqa: E402 - the research winner\n\n"
                       f'MODELS["{class_name}"] = {class_name}\n')
-    atomic_write_text(target / "train.py",
-                      (resources.files("torchscout.agent") / "standalone_train.py").read_text(encoding="utf-8"))
     trainer = (state.get("full_training") or {}).get("trainer_config") or {}
     config = {
         "seed": task.seed,

@@ -21,7 +21,7 @@ from tests.training_helpers import (
 from torchscout.tools.errors import ToolError
 from torchscout.tools.training.datasets import DatasetRequest, TensorSplit, build_datasets, dataset_names
 from torchscout.tools.training.evaluation import pytorch_quick_evaluator
-from torchscout.tools.training.vision_sources import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD
+from torchscout.tools.training.vision_sources import DATASET_STATISTICS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -113,7 +113,8 @@ def test_mnist_reads_idx_files_through_torchvision_and_normalises(workspace):
     header = 16  # magic + 3 sizes
     pixels = np.frombuffer((raw / "train-images-idx3-ubyte").read_bytes()[header:], dtype=np.uint8)
     labels = np.frombuffer((raw / "train-labels-idx1-ubyte").read_bytes()[8:], dtype=np.uint8)
-    expected = (torch.from_numpy(pixels.reshape(64, 28, 28).astype(np.float32)) / 255 - MNIST_MEAN) / MNIST_STD
+    mnist = DATASET_STATISTICS["mnist"]
+    expected = (torch.from_numpy(pixels.reshape(64, 28, 28).astype(np.float32)) / 255 - mnist.mean[0]) / mnist.std[0]
     torch.testing.assert_close(splits.train.inputs[:, 0], expected)
     assert splits.train.targets.tolist() == labels.tolist()
     assert splits.num_classes == 10 and splits.info["val_split"] == "test"
@@ -127,7 +128,8 @@ def test_cifar10_parses_real_pickle_batches_into_normalised_chw_tensors(workspac
     assert splits.train.inputs.shape == (100, 3, 32, 32) and splits.val.inputs.shape == (20, 3, 32, 32)
     first = pickle.loads((folder / "data_batch_1").read_bytes())
     image = torch.from_numpy(first["data"][0].reshape(3, 32, 32).astype(np.float32)) / 255  # rows are CHW
-    expected = (image - torch.tensor(CIFAR10_MEAN).view(3, 1, 1)) / torch.tensor(CIFAR10_STD).view(3, 1, 1)
+    cifar10 = DATASET_STATISTICS["cifar10"]
+    expected = (image - torch.tensor(cifar10.mean).view(3, 1, 1)) / torch.tensor(cifar10.std).view(3, 1, 1)
     torch.testing.assert_close(splits.train.inputs[0], expected)
     assert splits.train.targets[:20].tolist() == first["labels"]
 

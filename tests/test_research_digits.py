@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 
 from tests.research_helpers import cli_command, cli_env, digits_task, events, run_cli, write_task
 from torchscout.app import app
+from torchscout.tools.scaffold.train_script import render_train_script
+from torchscout.tools.training.vision_sources import DATASET_STATISTICS
 
 RUN = "digits"
 
@@ -164,6 +166,9 @@ def test_export_writes_a_standalone_project_whose_tests_pass(run_workspace):
     for name in ("train.py", "configs/best.yaml", "src/models/best_model.py", "weights/best.pt",
                  "requirements.txt", "tests/test_best_model.py"):
         assert (project / name).is_file(), name
+    # the scaffold's template, rendered with the digits loader: no second training script
+    normalisation = {name: (stats.mean, stats.std) for name, stats in DATASET_STATISTICS.items()}
+    assert (project / "train.py").read_text() == render_train_script("digits_best", ["digits"], normalisation)
     requirements = (project / "requirements.txt").read_text()
     assert "torch==" in requirements and "scikit-learn==" in requirements
     for path in project.rglob("*.py"):

@@ -42,8 +42,10 @@ class FaultyPlanner:
 
 
 @pytest.fixture
-def faulty_planner(monkeypatch):
-    monkeypatch.setitem(planners.PLANNERS, "faulty", planners.PlannerEntry(FaultyPlanner, "test planner"))
+def faulty_planner():
+    planners.register_planner("faulty", description="test planner")(FaultyPlanner)
+    yield
+    planners.PLANNERS.remove("faulty")
 
 
 def test_candidates_that_fail_to_assemble_or_diverge_do_not_stop_the_run(workspace, faulty_planner):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -20,7 +21,7 @@ from torchscout.tools.training.datasets import TensorSplit
 from torchscout.tools.training.engine import count_spikes
 from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 from torchscout.tools.training.lr_finder import lr_range_test, suggest_lr
-from torchscout.tools.training.metrics import METRICS, check_metric_names, create_metrics
+from torchscout.tools.training.metrics import check_metric_names, computed_metric_names, create_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
@@ -59,7 +60,7 @@ def test_metrics_match_scikit_learn():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(50, 6, generator=generator)
     labels = torch.randint(0, 6, (50,), generator=generator)
-    metrics = create_metrics(list(METRICS))
+    metrics = create_metrics(computed_metric_names())
     for start in range(0, 50, 16):  # accumulated over batches
         for metric in metrics.values():
             metric.update(logits[start:start + 16], labels[start:start + 16])
@@ -73,7 +74,9 @@ def test_metrics_match_scikit_learn():
         "precision": precision_score(labels, predicted, average="macro", zero_division=0),
         "recall": recall_score(labels, predicted, average="macro", zero_division=0),
         "mse": float(((logits - one_hot) ** 2).mean()), "mae": float((logits - one_hot).abs().mean()),
+        "perplexity": math.exp(nn.functional.cross_entropy(logits, labels).item()),
     }
+    assert set(expected) == set(metrics)  # a new metric needs its reference value here
     for name, value in expected.items():
         assert metrics[name].compute() == pytest.approx(value, rel=1e-5), name
     with pytest.raises(ValueError, match="known metrics: accuracy"):

@@ -11,8 +11,9 @@ training engine.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
+
+from torchscout.tools.lookup import Registry
 
 # tool name -> module under torchscout.tools, in the PRD's order (section 5)
 TOOL_MODULES: dict[str, str] = {
@@ -32,20 +33,28 @@ TOOL_MODULES: dict[str, str] = {
     "pip_install_pytorch_package": "packages.pip_install",
     "create_pytorch_project_scaffold": "scaffold.project",
 }
-TOOL_NAMES: list[str] = list(TOOL_MODULES)
+
+
+def _tool_registry() -> Registry[Any]:
+    """Each tool is imported from its module when first used; its description is the tool's own."""
+    tools: Registry[Any] = Registry("tool")
+    for tool_name, module_name in TOOL_MODULES.items():
+        tools.add_lazy(tool_name, f"torchscout.tools.{module_name}:{tool_name}_tool")
+    return tools
+
+
+TOOLS = _tool_registry()
+TOOL_NAMES: list[str] = TOOLS.names()
 
 
 def get_tool(name: str) -> Any:
-    """The tool object called ``name``; an unknown name raises KeyError listing the known ones."""
-    module_name = TOOL_MODULES.get(name)
-    if module_name is None:
-        raise KeyError(f"unknown tool {name!r}; known tools: {', '.join(TOOL_NAMES)}")
-    return getattr(import_module(f"torchscout.tools.{module_name}"), f"{name}_tool")
+    """The tool object called ``name``; an unknown name raises UnknownNameError (a KeyError) naming the known ones."""
+    return TOOLS.get(name)
 
 
 def __getattr__(name: str) -> Any:
-    if name in TOOL_MODULES:
-        return get_tool(name)
+    if name in TOOLS:
+        return TOOLS.get(name)
     if name == "ALL_TOOLS":
         return [get_tool(tool_name) for tool_name in TOOL_NAMES]
     if name == "TOOLS_BY_NAME":

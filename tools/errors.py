@@ -22,6 +22,17 @@ class CommandTimeoutError(ToolError):
     """A child process ran past its time limit and was killed (with its whole process group)."""
 
 
+class UnknownNameError(ToolError, KeyError, ValueError):
+    """A name that no registry entry has (see :class:`torchscout.tools.lookup.Registry`).
+
+    A ToolError for the agent, a KeyError for a caller that looks names up, and a ValueError
+    so that a pydantic validator reports it as the invalid field's message.
+    """
+
+    def __str__(self) -> str:
+        return BaseException.__str__(self)  # the message itself, not KeyError's quoted repr
+
+
 class UserCodeError(ToolError):
     """Code from the workspace (a model, a block, an optimizer) failed to import or run.
 

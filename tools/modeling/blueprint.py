@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.modeling.dtypes import DTYPES, MODEL_INPUT_DTYPES
 
 STREAM_TYPES = {"Sequential", "Residual", "Parallel"}
 HELPER_TYPES = {"Mean", "Max", "Last"}
 MERGE_MODES = {"concat", "add", "mul"}
-# float32 features or int64 token ids: the generated model's parameters are float32
-INPUT_DTYPES = {"float32": "float32", "float": "float32", "int64": "int64", "long": "int64"}
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -189,13 +188,14 @@ def parse_blueprint(config: Any) -> Blueprint:
         raise BlueprintError(f"model_config.input_shape must be a non-empty list of positive integers without "
                              f"the batch dimension, e.g. [3, 32, 32]; got {shape!r}")
     dtype = config.get("input_dtype", "float32")
-    if dtype not in INPUT_DTYPES:
-        raise BlueprintError(f"model_config.input_dtype must be one of {sorted(set(INPUT_DTYPES.values()))}, "
+    # float32 features or int64 token ids: the generated model's parameters are float32
+    if DTYPES.get(dtype) not in MODEL_INPUT_DTYPES:
+        raise BlueprintError(f"model_config.input_dtype must be one of {list(MODEL_INPUT_DTYPES)}, "
                              f"got {dtype!r}")
     layers = _parse_layers(config.get("layers"), "layers")
     if not layers:
         raise BlueprintError("model_config.layers is empty; list at least one layer")
-    return Blueprint(model_name, list(shape), INPUT_DTYPES[dtype], layers, config)
+    return Blueprint(model_name, list(shape), DTYPES[dtype], layers, config)
 
 
 def iter_layers(nodes: list[Node]):

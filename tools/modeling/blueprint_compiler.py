@@ -36,6 +36,7 @@ from torchscout.tools.modeling.blueprint import (
     iter_layers,
     parse_blueprint,
 )
+from torchscout.tools.modeling.dtypes import torch_dtype
 from torchscout.tools.modeling.shape_inference import (
     BuiltLayer,
     build_layer,
@@ -46,7 +47,6 @@ from torchscout.tools.modeling.shape_inference import (
 )
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
-DTYPES = {"float32": torch.float32, "int64": torch.int64}
 # names the generated file itself defines or imports
 RESERVED_NAMES = {"torch", "nn", "Path", "importlib", "load_block", "PROJECT_ROOT", "annotations"}
 CONV_TYPES = re.compile(r"^(Conv|ConvTranspose|LazyConv)\dd$")
@@ -303,7 +303,7 @@ def compile_blueprint(config: dict[str, Any], output_path: str) -> dict[str, Any
     """
     blueprint = parse_blueprint(config)
     compiler = _Compiler(blueprint)
-    sample = torch.empty([2, *blueprint.input_shape], dtype=DTYPES[blueprint.input_dtype], device="meta")
+    sample = torch.empty([2, *blueprint.input_shape], dtype=torch_dtype(blueprint.input_dtype), device="meta")
     try:
         output = compiler.emit_sequence(blueprint.layers, sample, "x", "x")
     except MissingBlock as missing:

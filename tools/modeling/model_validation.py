@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from torchscout.tools.loading import load_class
+from torchscout.tools.modeling.dtypes import torch_dtype
 
 DUMMY_BATCH = 2
-DTYPES = {"float32": torch.float32, "int64": torch.int64}
 
 
 class ValidationFailure(AssertionError):
@@ -27,7 +27,7 @@ def dummy_input(shape: list[int], dtype: str) -> torch.Tensor:
     full = [DUMMY_BATCH, *shape]
     if dtype == "int64":
         return torch.zeros(full, dtype=torch.long)
-    return torch.randn(full, dtype=DTYPES[dtype])
+    return torch.randn(full, dtype=torch_dtype(dtype))
 
 
 def _forward(model: nn.Module, sample: torch.Tensor) -> torch.Tensor:

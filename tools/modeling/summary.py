@@ -18,9 +18,10 @@ from pydantic import BaseModel, Field
 from torchscout.tools.codegen.llm import get_chat_model, model_identity
 from torchscout.tools.codegen.sandbox import run_in_sandbox
 from torchscout.tools.errors import ToolError
+from torchscout.tools.modeling.dtypes import DTYPES, canonical_dtypes
 from torchscout.tools.modeling.summary_analysis import builtin_analysis, llm_analysis
 from torchscout.tools.modeling.summary_format import format_summary
-from torchscout.tools.modeling.summary_measure import DTYPES, measure_model
+from torchscout.tools.modeling.summary_measure import measure_model
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
@@ -49,7 +50,7 @@ def _check_arguments(model_script_path: str, model_class_name: str, input_size: 
         raise ToolError(f"input_size must be a list of positive integers including the batch dimension, "
                         f"e.g. [1, 3, 224, 224]; got {input_size!r}")
     if input_dtype not in DTYPES:
-        raise ToolError(f"input_dtype must be one of {', '.join(DTYPES)}, got {input_dtype!r}")
+        raise ToolError(f"input_dtype must be one of {', '.join(canonical_dtypes())}, got {input_dtype!r}")
     return sizes
 
 

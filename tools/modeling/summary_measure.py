@@ -22,9 +22,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from torchscout.tools.loading import load_class
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-          "float64": torch.float64, "int64": torch.int64, "int32": torch.int32}
+from torchscout.tools.modeling.dtypes import torch_dtype
 
 
 def _first_tensor(value: Any) -> torch.Tensor | None:
@@ -145,7 +143,7 @@ def measure_model(script_path: str, class_name: str, input_size: list[int], inpu
                   model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load ``class_name`` from ``script_path``, build it with ``model_kwargs``, measure one forward."""
     cls = load_class(script_path, class_name, base=nn.Module)
-    dtype = DTYPES[input_dtype]
+    dtype = torch_dtype(input_dtype)
     kwargs = model_kwargs or {}
     try:
         model, rows, flops, output = _build_and_run(cls, kwargs, input_size, dtype, "meta")

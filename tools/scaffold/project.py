@@ -1,8 +1,9 @@
 """create_pytorch_project_scaffold: an opinionated PyTorch research project, ready to run.
 
 The templates live in ``tools/scaffold/templates/project/`` (files ending in ``.tmpl``; ``{{project_name}}``
-is replaced). The project is built in a hidden temporary folder next to its destination and
-renamed into place at the end, so a failure never leaves half a project behind.
+and train.py's data loaders, see ``train_script.py``, are filled in). The project is built in a
+hidden temporary folder next to its destination and renamed into place at the end, so a failure
+never leaves half a project behind.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from importlib import resources
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.scaffold.rendering import render, template_root
+from torchscout.tools.scaffold.train_script import Normalisation, train_script_values
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
@@ -31,11 +34,7 @@ class ScaffoldArgs(BaseModel):
     base_dir: str = Field(default=".", description="Workspace folder in which the project folder is created.")
 
 
-def _template_root():
-    return resources.files("torchscout.tools.scaffold") / "templates" / "project"
-
-
-def _render_into(destination: Path, project_name: str) -> list[str]:
+def _render_into(destination: Path, values: Mapping[str, str]) -> list[str]:
     written: list[str] = []
 
     def copy(node, relative: Path) -> None:
@@ -48,11 +47,10 @@ def _render_into(destination: Path, project_name: str) -> list[str]:
             name = child.name.removesuffix(".tmpl")
             target = destination / relative / RENAMED_TEMPLATES.get(name, name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(child.read_text(encoding="utf-8").replace("{{project_name}}", project_name),
-                              encoding="utf-8")
+            target.write_text(render(child.read_text(encoding="utf-8"), values), encoding="utf-8")
             written.append(target.relative_to(destination).as_posix())
 
-    copy(_template_root(), Path())
+    copy(template_root() / "project", Path())
     for folder in EMPTY_FOLDERS:
         (destination / folder).mkdir(exist_ok=True)
         (destination / folder / ".gitkeep").touch()
@@ -69,6 +67,16 @@ def create_pytorch_project_scaffold(project_name: str, base_dir: str = ".") -> d
     runs one epoch on synthetic data at once, and `python -m pytest` passes in the new folder.
     An existing non-empty folder is never overwritten. Returns the project path and its files.
     """
+    return create_project(project_name, base_dir)
+
+
+def create_project(project_name: str, base_dir: str = ".", data_kinds: Iterable[str] = (),
+                   normalisation: Mapping[str, Normalisation] | None = None) -> dict:
+    """:func:`create_pytorch_project_scaffold`, with a train.py that also loads ``data_kinds``.
+
+    ``torchscout export`` uses it for the research dataset (see :func:`train_script_values`).
+    """
+    values = {"project_name": project_name, **train_script_values(data_kinds, normalisation)}
     if not PROJECT_NAME_PATTERN.match(project_name):
         raise ToolError(f"project_name {project_name!r} is not a valid folder name: use letters, digits, "
                         "'_', '-' or '.', starting with a letter, at most 64 characters")
@@ -82,7 +90,7 @@ def create_pytorch_project_scaffold(project_name: str, base_dir: str = ".") -> d
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{project_name}.", dir=base))
     try:
-        files = _render_into(staging, project_name)
+        files = _render_into(staging, values)
         staging.chmod(0o755)  # mkdtemp makes it private; a project folder is an ordinary folder
         if project.exists():
             project.rmdir()  # an existing empty folder is replaced

@@ -1,14 +1,14 @@
 """The parts of a run built from its config: device, loss, optimizer spec and LR scheduler.
 
-Every name is looked up in torch itself (``torch.nn`` losses, ``torch.optim.lr_scheduler``
-schedulers), so anything torch offers works; an unknown name is a ToolError listing the known
-ones. Optimizers go through :func:`torchscout.tools.optim.configurator.build_optimizer`, which also
+Losses and schedulers are registries (:mod:`torchscout.tools.lookup`) filled from torch itself
+(every ``torch.nn`` loss, every ``torch.optim.lr_scheduler`` scheduler, plus ``warmup_cosine``),
+so anything torch offers works; an unknown name is an UnknownNameError (a ToolError) listing the
+known ones. Optimizers go through :func:`torchscout.tools.optim.configurator.build_optimizer`, which also
 knows registered configs and custom optimizers.
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from torch.optim import Optimizer, lr_scheduler
 
 from torchscout.tools import registry
 from torchscout.tools.errors import ToolError
+from torchscout.tools.lookup import Registry
 from torchscout.tools.training.config import RunConfig
 
 # Schedulers whose schedule is defined per optimizer step rather than per epoch.
@@ -54,15 +55,15 @@ def _name_and_params(spec: str | dict[str, Any], what: str) -> tuple[str, dict[s
     return name, dict(params)
 
 
-def _unknown(kind: str, name: str, known: list[str]) -> ToolError:
-    near = difflib.get_close_matches(name, known, n=3)
-    hint = f" (did you mean {', '.join(near)}?)" if near else ""
-    return ToolError(f"unknown {kind} {name!r}{hint}; known: {', '.join(sorted(known))}")
+def _torch_losses() -> Registry[type[nn.Module]]:
+    losses: Registry[type[nn.Module]] = Registry("loss_function", plural="loss functions")
+    for name, value in vars(nn).items():
+        if inspect.isclass(value) and issubclass(value, nn.Module) and name.endswith("Loss"):
+            losses.add(name, value)
+    return losses
 
 
-def torch_losses() -> dict[str, type[nn.Module]]:
-    return {name: value for name, value in vars(nn).items()
-            if inspect.isclass(value) and issubclass(value, nn.Module) and name.endswith("Loss")}
+LOSSES = _torch_losses()
 
 
 class ClassLabelsAsOneHot(nn.Module):
@@ -81,11 +82,9 @@ class ClassLabelsAsOneHot(nn.Module):
 def build_loss(spec: str | dict[str, Any]) -> nn.Module:
     """A ``torch.nn`` loss by name, e.g. ``"CrossEntropyLoss"`` or ``{"type": ..., "params": {"label_smoothing": 0.1}}``."""
     name, params = _name_and_params(spec, "loss_function")
-    losses = torch_losses()
-    if name not in losses:
-        raise _unknown("loss_function", name, list(losses))
+    loss_class = LOSSES.get(name)
     try:
-        loss = losses[name](**params)
+        loss = loss_class(**params)
     except (TypeError, ValueError) as exc:
         raise ToolError(f"loss_function {name} rejected its params {params}: {exc}") from exc
     return ClassLabelsAsOneHot(loss) if name in SAME_SHAPE_LOSSES else loss
@@ -121,6 +120,19 @@ class SchedulerPlan:
     needs_metric: bool  # ReduceLROnPlateau steps with the monitored metric
 
 
+def _torch_schedulers() -> Registry[Any]:
+    schedulers: Registry[Any] = Registry("scheduler")
+    for name, value in vars(lr_scheduler).items():
+        if (inspect.isclass(value) and name not in {"LRScheduler", "_LRScheduler"}
+                and (issubclass(value, lr_scheduler.LRScheduler) or value is lr_scheduler.ReduceLROnPlateau)):
+            schedulers.add(name, value)
+    return schedulers
+
+
+SCHEDULERS = _torch_schedulers()
+
+
+@SCHEDULERS.register("warmup_cosine", description="linear warmup to the base lr, then cosine decay, per step")
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int | None = None,
                   warmup_fraction: float = 0.05, min_lr_ratio: float = 0.0) -> lr_scheduler.LambdaLR:
     """Linear warmup to the base lr, then cosine decay to ``min_lr_ratio`` x base lr, per optimizer step."""
@@ -135,11 +147,19 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int | No
     return lr_scheduler.LambdaLR(optimizer, lr_factor)
 
 
-def _scheduler_classes() -> dict[str, type]:
-    return {name: value for name, value in vars(lr_scheduler).items()
-            if inspect.isclass(value) and (issubclass(value, lr_scheduler.LRScheduler)
-                                           or value is lr_scheduler.ReduceLROnPlateau)
-            and name not in {"LRScheduler", "_LRScheduler"}}
+def _fill_schedule_lengths(name: str, params: dict[str, Any], optimizer: Optimizer, epochs: int,
+                           total_steps: int, per_step: bool, monitor_mode: str) -> None:
+    """The defaults a scheduler cannot know by itself: the run's length, its lr, the monitor's direction."""
+    if name == "warmup_cosine":
+        params.setdefault("total_steps", total_steps)
+    if name == "OneCycleLR":
+        if "total_steps" not in params and "epochs" not in params:
+            params["total_steps"] = total_steps
+        params.setdefault("max_lr", [group["lr"] for group in optimizer.param_groups])
+    if name == "CosineAnnealingLR":
+        params.setdefault("T_max", total_steps if per_step else epochs)
+    if name == "ReduceLROnPlateau":
+        params.setdefault("mode", monitor_mode)
 
 
 def build_scheduler(spec: str | dict[str, Any] | None, optimizer: Optimizer, epochs: int,
@@ -157,23 +177,10 @@ def build_scheduler(spec: str | dict[str, Any] | None, optimizer: Optimizer, epo
     if interval not in (None, "step", "epoch"):
         raise ToolError(f"scheduler.interval must be 'step' or 'epoch', got {interval!r}")
     per_step = interval == "step" if interval else name in STEP_SCHEDULERS
-    total_steps = epochs * steps_per_epoch
-    classes = _scheduler_classes()
+    scheduler_factory = SCHEDULERS.get(name)
+    _fill_schedule_lengths(name, params, optimizer, epochs, epochs * steps_per_epoch, per_step, monitor_mode)
     try:
-        if name == "warmup_cosine":
-            scheduler = warmup_cosine(optimizer, params.pop("total_steps", total_steps), **params)
-        elif name in classes:
-            if name == "OneCycleLR" and "total_steps" not in params and "epochs" not in params:
-                params["total_steps"] = total_steps
-            if name == "OneCycleLR":
-                params.setdefault("max_lr", [group["lr"] for group in optimizer.param_groups])
-            if name == "CosineAnnealingLR":
-                params.setdefault("T_max", total_steps if per_step else epochs)
-            if name == "ReduceLROnPlateau":
-                params.setdefault("mode", monitor_mode)
-            scheduler = classes[name](optimizer, **params)
-        else:
-            raise _unknown("scheduler", name, [*classes, "warmup_cosine"])
+        scheduler = scheduler_factory(optimizer, **params)
     except (TypeError, ValueError) as exc:
         raise ToolError(f"scheduler {name} rejected its params {params}: {exc}") from exc
     return SchedulerPlan(scheduler, per_step, isinstance(scheduler, lr_scheduler.ReduceLROnPlateau))

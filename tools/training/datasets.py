@@ -6,14 +6,12 @@ whole split decoded and normalised into two tensors -- the fast path) or any
 decodes once into tensors or streams through a DataLoader.
 
 Builders live in ``vision_sources.py`` (mnist, cifar10, digits, dummy) and ``file_sources.py``
-(image folders, custom dataset scripts, text classification); both register themselves with
-:func:`register_dataset` when first needed.
+(image folders, custom dataset scripts, text classification); both register themselves in
+:data:`DATASETS` with :func:`register_dataset` and are imported on the first lookup.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from torchscout.tools.errors import ToolError
-
-_SOURCE_MODULES = ("torchscout.tools.training.vision_sources", "torchscout.tools.training.file_sources")
+from torchscout.tools.lookup import Registry
 
 
 @dataclass
@@ -67,46 +64,21 @@ class DatasetRequest:
     val_fraction: float
 
 
-@dataclass(frozen=True)
-class DatasetEntry:
-    build: Callable[[DatasetRequest], DatasetSplits]
-    description: str
+DatasetBuilder = Callable[[DatasetRequest], DatasetSplits]
 
-
-DATASETS: dict[str, DatasetEntry] = {}
-
-
-def register_dataset(*names: str, description: str) -> Callable:
-    """Decorator: record a builder under one or more dataset names."""
-
-    def record(build: Callable[[DatasetRequest], DatasetSplits]) -> Callable[[DatasetRequest], DatasetSplits]:
-        for name in names:
-            DATASETS[name] = DatasetEntry(build, description)
-        return build
-
-    return record
-
-
-def _load_sources() -> None:
-    for module in _SOURCE_MODULES:
-        importlib.import_module(module)
+DATASETS: Registry[DatasetBuilder] = Registry(
+    "dataset", sources=("torchscout.tools.training.vision_sources", "torchscout.tools.training.file_sources"))
+register_dataset = DATASETS.register  # @register_dataset("name", ..., description=...) on a builder
 
 
 def dataset_names() -> list[str]:
     """Every registered dataset name."""
-    _load_sources()
     return sorted(DATASETS)
 
 
 def build_datasets(request: DatasetRequest) -> DatasetSplits:
-    """Build the splits for ``request.name``; unknown names raise a ToolError listing the known ones."""
-    _load_sources()
-    entry = DATASETS.get(request.name)
-    if entry is None:
-        near = difflib.get_close_matches(request.name, DATASETS, n=3)
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise ToolError(f"unknown dataset {request.name!r}{hint}; known datasets: {', '.join(sorted(DATASETS))}")
-    return entry.build(request)
+    """Build the splits for ``request.name``; an unknown name raises UnknownNameError (a ToolError)."""
+    return DATASETS.get(request.name)(request)
 
 
 def holdout_indices(size: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

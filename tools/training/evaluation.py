@@ -45,7 +45,7 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
     batch_size, epochs (default 1), optimizer ("Adam", "SGD", any torch.optim name, a registered
     optimizer config or custom optimizer, or {"type", "params"}), learning_rate, scheduler,
     loss_function, metrics (accuracy, top_5_accuracy, f1, f1_macro, f1_micro, precision, recall,
-    mse, mae), device (auto|cuda|cpu|mps), seed, max_steps, time_budget_s, train_subset,
+    mse, mae, perplexity), device (auto|cuda|cpu|mps), seed, max_steps, time_budget_s, train_subset,
     sanity ("batch" | "overfit_batch" | "off"), lr_find, data_root.
     Returns {"status", "metrics", "train_loss", "val_loss", "history", "samples_per_s",
     "duration_s", "device", "data_path", ...}; status is "completed", "diverged" or "failed"

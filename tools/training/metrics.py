@@ -3,15 +3,24 @@
 Each metric is a small accumulator: ``update(outputs, targets)`` keeps running sums (or the
 predicted labels, for the scikit-learn scores) on the device, ``compute()`` returns a float.
 ``f1`` is the macro F1, like ``f1_macro``; ``precision`` and ``recall`` are macro averages too.
+
+:data:`METRICS` is the one table of metric names, and each entry says which way is better
+(``mode``): a task's default mode, the trainer's monitor and early stopping, and the research
+graph's ranking all read it through :func:`metric_mode`. A new metric is one
+:func:`register_metric` line (plus its accumulator class when no existing one fits).
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+
+from torchscout.tools.lookup import Registry
 
 
 class Metric(ABC):
@@ -68,6 +77,23 @@ class SklearnLabelScore(Metric):
         return float(score(actual, predicted, average=self.average, zero_division=0))
 
 
+class Perplexity(Metric):
+    """exp of the mean cross-entropy per label: per token for (N, T, V) logits and (N, T) ids."""
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | None = None
+        self.count = 0
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        logits = outputs.reshape(-1, outputs.shape[-1]).float()
+        nll = torch.nn.functional.cross_entropy(logits, targets.reshape(-1), reduction="sum")
+        self.total = nll if self.total is None else self.total + nll
+        self.count += targets.numel()
+
+    def compute(self) -> float:
+        return math.exp(float(self.total.item()) / self.count) if self.count else math.inf
+
+
 class MeanError(Metric):
     """Mean squared or absolute error between outputs and targets (one-hot targets for class labels)."""
 
@@ -90,38 +116,63 @@ class MeanError(Metric):
         return float(self.total.item()) / self.count if self.count else 0.0
 
 
+Mode = Literal["max", "min"]
+
+
 @dataclass(frozen=True)
-class MetricEntry:
-    factory: Callable[[], Metric]
-    description: str
+class MetricSpec:
+    mode: Mode  # which way is better: the task's default mode, the monitor's and early stopping's
+    factory: Callable[[], Metric] | None = None  # None: the engine records it itself (the loss)
 
 
-METRICS: dict[str, MetricEntry] = {
-    "accuracy": MetricEntry(lambda: TopKAccuracy(1), "fraction of samples whose top prediction is the label"),
-    "top_5_accuracy": MetricEntry(lambda: TopKAccuracy(5), "fraction of samples whose label is in the top 5"),
-    "f1": MetricEntry(lambda: SklearnLabelScore("f1_score", "macro"), "macro-averaged F1 (same as f1_macro)"),
-    "f1_macro": MetricEntry(lambda: SklearnLabelScore("f1_score", "macro"), "macro-averaged F1"),
-    "f1_micro": MetricEntry(lambda: SklearnLabelScore("f1_score", "micro"), "micro-averaged F1"),
-    "precision": MetricEntry(lambda: SklearnLabelScore("precision_score", "macro"), "macro-averaged precision"),
-    "recall": MetricEntry(lambda: SklearnLabelScore("recall_score", "macro"), "macro-averaged recall"),
-    "mse": MetricEntry(lambda: MeanError(2), "mean squared error (one-hot targets for class labels)"),
-    "mae": MetricEntry(lambda: MeanError(1), "mean absolute error (one-hot targets for class labels)"),
-}
+# Every metric a run records, with its direction: the only table of which way is better.
+METRICS: Registry[MetricSpec] = Registry("metric")
 
-# Metrics where a smaller value is better (the monitor and early stopping use this for their default mode).
-LOWER_IS_BETTER = {"loss", "mse", "mae"}
+
+def register_metric(name: str, mode: Mode, description: str, factory: Callable[[], Metric] | None = None) -> None:
+    METRICS.add(name, MetricSpec(mode, factory), description=description)
+
+
+register_metric("accuracy", "max", "fraction of samples whose top prediction is the label", lambda: TopKAccuracy(1))
+register_metric("top_5_accuracy", "max", "fraction of samples whose label is in the top 5", lambda: TopKAccuracy(5))
+register_metric("f1", "max", "macro-averaged F1 (same as f1_macro)", lambda: SklearnLabelScore("f1_score", "macro"))
+register_metric("f1_macro", "max", "macro-averaged F1", lambda: SklearnLabelScore("f1_score", "macro"))
+register_metric("f1_micro", "max", "micro-averaged F1", lambda: SklearnLabelScore("f1_score", "micro"))
+register_metric("precision", "max", "macro-averaged precision", lambda: SklearnLabelScore("precision_score", "macro"))
+register_metric("recall", "max", "macro-averaged recall", lambda: SklearnLabelScore("recall_score", "macro"))
+register_metric("mse", "min", "mean squared error (one-hot targets for class labels)", lambda: MeanError(2))
+register_metric("mae", "min", "mean absolute error (one-hot targets for class labels)", lambda: MeanError(1))
+register_metric("perplexity", "min", "exp of the mean cross-entropy per label (per token for a language model)",
+                Perplexity)
+register_metric("loss", "min", "the loss function's mean; every run records it as train_loss and val_loss")
+
+
+def metric_mode(name: str) -> Mode:
+    """``"max"`` or ``"min"``: which way is better for a metric, also as a record key (``val_accuracy``).
+
+    An unknown name raises UnknownNameError (a ValueError) listing the known metrics.
+    """
+    if name not in METRICS and name.startswith(("val_", "train_")):
+        name = name.split("_", 1)[1]
+    return METRICS.get(name).mode
+
+
+def computed_metric_names() -> list[str]:
+    """The metrics a config may list in ``metrics``: every registered one but the loss, which is always recorded."""
+    return [name for name in METRICS if METRICS.get(name).factory is not None]
 
 
 def check_metric_names(names: Iterable[str]) -> list[str]:
-    """Return ``names`` (without duplicates) or raise ValueError listing the known metrics."""
+    """Return ``names`` (without duplicates) or raise ValueError naming the unknown or uncomputable one."""
     checked: list[str] = []
     for name in names:
-        if name not in METRICS:
-            raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+        if METRICS.get(name).factory is None:
+            raise ValueError(f"{name!r} is recorded for every run (as train_{name} and val_{name}); "
+                             "list only the metrics to compute besides it")
         if name not in checked:
             checked.append(name)
     return checked
 
 
 def create_metrics(names: Iterable[str]) -> dict[str, Metric]:
-    return {name: METRICS[name].factory() for name in names}
+    return {name: METRICS.get(name).factory() for name in names}

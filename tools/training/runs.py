@@ -41,7 +41,7 @@ from torchscout.tools.training.datasets import (
 from torchscout.tools.training.distributed import DistContext, wrap_model
 from torchscout.tools.training.engine import Monitor, Run
 from torchscout.tools.training.lr_finder import lr_range_test
-from torchscout.tools.training.metrics import LOWER_IS_BETTER, METRICS
+from torchscout.tools.training.metrics import METRICS, metric_mode
 from torchscout.tools.workspace import resolve
 
 logger = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ def make_monitor(name: str, mode: str | None, metric_names: list[str]) -> Monito
     if key not in known:
         raise ToolError(f"cannot monitor {name!r}: it is not computed; choose one of {', '.join(known)} "
                         "(add the metric to 'metrics' to monitor it)")
-    base = key.split("_", 1)[1]
-    return Monitor(key, mode or ("min" if base in LOWER_IS_BETTER else "max"))
+    return Monitor(key, mode or metric_mode(key))
 
 
 def _train_subset(split: Split, size: int | None, seed: int) -> Split:
@@ -97,7 +96,7 @@ def _check_num_classes(config: RunConfig, splits: DatasetSplits) -> int | None:
 def _check_metrics_fit_targets(metric_names: list[str], targets: torch.Tensor) -> None:
     if not targets.is_floating_point():
         return
-    needs_labels = [name for name in metric_names if METRICS[name].factory().needs_labels]
+    needs_labels = [name for name in metric_names if METRICS.get(name).factory().needs_labels]
     if needs_labels:
         raise ToolError(f"metrics {needs_labels} need integer class labels, but this dataset's targets are "
                         f"floats ({targets.dtype}); use 'mse' or 'mae' for regression targets")

@@ -9,6 +9,7 @@ and the files to put there.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,9 +24,27 @@ from torchscout.tools.training.datasets import (
 
 logger = logging.getLogger(__name__)
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass(frozen=True)
+class ImageStatistics:
+    """Per-channel mean and std of a dataset's training images, with pixel values scaled to [0, 1]."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """``(images - mean) / std`` per channel of N x C x H x W floats in [0, 1], in place."""
+        shape = (1, len(self.mean), 1, 1)
+        return images.sub_(torch.tensor(self.mean).view(shape)).div_(torch.tensor(self.std).view(shape))
+
+
+# The one table of dataset statistics: the training engine, exported projects' train.py and the
+# benchmarks all normalise with these.
+DATASET_STATISTICS = {
+    "mnist": ImageStatistics(mean=(0.1307,), std=(0.3081,)),
+    "cifar10": ImageStatistics(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616)),
+}
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
@@ -57,7 +76,7 @@ def build_mnist(request: DatasetRequest) -> DatasetSplits:
     splits = []
     for train in (True, False):
         dataset = _torchvision_split(MNIST, request.data_root, train, folder, files)
-        inputs = dataset.data.float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
+        inputs = DATASET_STATISTICS["mnist"].normalise(dataset.data.float().div_(255).unsqueeze(1))
         splits.append(TensorSplit(inputs, dataset.targets.long()))
     return DatasetSplits(train=splits[0], val=splits[1], num_classes=10,
                          info={"source": str(request.data_root), "val_split": "test"})
@@ -69,13 +88,11 @@ def build_cifar10(request: DatasetRequest) -> DatasetSplits:
 
     folder = request.data_root / CIFAR10.base_folder
     splits = []
-    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
     for train in (True, False):
         dataset = _torchvision_split(CIFAR10, request.data_root, train, folder, ", ".join(CIFAR10_FILES))
         # dataset.data is uint8 N x H x W x C; the model wants N x C x H x W floats.
         inputs = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).float().div_(255)
-        inputs = inputs.sub_(mean).div_(std).contiguous()
+        inputs = DATASET_STATISTICS["cifar10"].normalise(inputs).contiguous()
         splits.append(TensorSplit(inputs, torch.tensor(dataset.targets, dtype=torch.long)))
     return DatasetSplits(train=splits[0], val=splits[1], num_classes=10,
                          info={"source": str(request.data_root), "val_split": "test"})
