@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from torchscout.tools.loading import load_class
+from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
           "float64": torch.float64, "int64": torch.int64, "int32": torch.int32}
@@ -54,7 +55,7 @@ class _CallRecorder:
 
     def __init__(self, model: nn.Module, counter: FlopCounterMode) -> None:
         self.counter = counter
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[LayerCall] = []
         self._stack: list[tuple[int, int]] = []  # (row index, FLOPs total when the call began)
         self._seen: set[int] = set()
         self._handles = []
@@ -110,7 +111,7 @@ class _CallRecorder:
             handle.remove()
 
 
-def _run(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict[str, Any]], int, Any]:
+def _run(model: nn.Module, sample: torch.Tensor) -> tuple[list[LayerCall], int, Any]:
     counter = FlopCounterMode(display=False)
     recorder = _CallRecorder(model, counter)
     try:
@@ -122,7 +123,7 @@ def _run(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict[str, Any]], 
 
 
 def _build_and_run(cls: type[nn.Module], kwargs: dict[str, Any], input_size: list[int], dtype: torch.dtype,
-                   device: str) -> tuple[nn.Module, list[dict[str, Any]], int, Any]:
+                   device: str) -> tuple[nn.Module, list[LayerCall], int, Any]:
     if device == "meta":
         with torch.device("meta"):
             model = cls(**kwargs)
@@ -142,7 +143,7 @@ def _unique_bytes(tensors) -> tuple[int, int]:
 
 
 def measure_model(script_path: str, class_name: str, input_size: list[int], input_dtype: str = "float32",
-                  model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+                  model_kwargs: dict[str, Any] | None = None) -> ModelMeasurement:
     """Load ``class_name`` from ``script_path``, build it with ``model_kwargs``, measure one forward."""
     cls = load_class(script_path, class_name, base=nn.Module)
     dtype = DTYPES[input_dtype]
