@@ -25,9 +25,9 @@ import contextlib
 import datetime as _dt
 import difflib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from filelock import FileLock, Timeout
 
@@ -48,6 +48,29 @@ _KIND_LABELS = {
 }
 
 
+class RegistryEntry(TypedDict):
+    """One registered name, as the manifest stores it."""
+
+    kind: str  # one of KINDS
+    name: str
+    registered_at: str  # ISO 8601, UTC, to the second
+    data: dict[str, Any]  # the family's own record: a normalised optimizer config, a tokenizer's files, ...
+
+
+class Registration(TypedDict):
+    """What :func:`register` did, for a tool's answer."""
+
+    kind: str
+    name: str
+    replaced: bool  # an earlier entry of that kind and name was replaced
+    message: str
+
+
+class Manifest(TypedDict):
+    version: int
+    entries: dict[str, dict[str, RegistryEntry]]  # kind -> name -> entry
+
+
 def registry_path() -> Path:
     """The manifest of the current workspace (it may not exist yet)."""
     return get_settings().state_dir / REGISTRY_FILE_NAME
@@ -58,11 +81,11 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown registry kind {kind!r}; expected one of {KINDS}")
 
 
-def _empty_manifest() -> dict[str, Any]:
+def _empty_manifest() -> Manifest:
     return {"version": REGISTRY_VERSION, "entries": {kind: {} for kind in KINDS}}
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def _read_manifest(path: Path) -> Manifest:
     if not path.exists():
         return _empty_manifest()
     try:
@@ -76,11 +99,11 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise ToolError(f"the workspace registry {path} has no 'entries' mapping; fix or delete it")
     for kind in KINDS:
         manifest["entries"].setdefault(kind, {})
-    return manifest
+    return cast(Manifest, manifest)  # as written by _locked_manifest
 
 
 @contextlib.contextmanager
-def _locked_manifest() -> Iterator[dict[str, Any]]:
+def _locked_manifest() -> Iterator[Manifest]:
     """Yield the manifest for changing; it is written back atomically when the block ends."""
     path = registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +120,7 @@ def _locked_manifest() -> Iterator[dict[str, Any]]:
         ) from exc
 
 
-def register(kind: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
+def register(kind: str, name: str, data: Mapping[str, object]) -> Registration:
     """Record ``data`` (JSON-able) under ``kind``/``name``, replacing an earlier entry.
 
     Returns ``{"kind", "name", "replaced": bool, "message"}``; ``message`` says whether an
@@ -108,11 +131,11 @@ def register(kind: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
         raise ToolError(f"a {_KIND_LABELS[kind]} needs a non-empty name")
     # Fail before taking the lock if the data cannot be stored.
     json.dumps(data)
-    entry = {
+    entry: RegistryEntry = {
         "kind": kind,
         "name": name,
         "registered_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "data": data,
+        "data": dict(data),
     }
     with _locked_manifest() as manifest:
         replaced = name in manifest["entries"][kind]
@@ -130,7 +153,7 @@ def unregister(kind: str, name: str) -> bool:
         return manifest["entries"][kind].pop(name, None) is not None
 
 
-def list_entries(kinds: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
+def list_entries(kinds: str | Iterable[str] | None = None) -> list[RegistryEntry]:
     """Every entry (``{"kind", "name", "registered_at", "data"}``) of ``kinds`` (default all), by name."""
     wanted = _as_kinds(kinds)
     manifest = _read_manifest(registry_path())
@@ -143,7 +166,7 @@ def names(kinds: str | Iterable[str] | None = None) -> list[str]:
     return sorted({entry["name"] for entry in list_entries(kinds)})
 
 
-def find(kinds: str | Iterable[str], name: str) -> dict[str, Any] | None:
+def find(kinds: str | Iterable[str], name: str) -> RegistryEntry | None:
     """The entry registered as ``name`` under the first of ``kinds`` that has it, else None."""
     manifest = _read_manifest(registry_path())
     for kind in _as_kinds(kinds):
@@ -153,7 +176,7 @@ def find(kinds: str | Iterable[str], name: str) -> dict[str, Any] | None:
     return None
 
 
-def get(kinds: str | Iterable[str], name: str) -> dict[str, Any]:
+def get(kinds: str | Iterable[str], name: str) -> RegistryEntry:
     """Like :func:`find`, but an unknown name raises a ToolError listing what is registered."""
     entry = find(kinds, name)
     if entry is not None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 CACHE_FILE_NAME = "llm_cache.sqlite"
 
@@ -39,6 +39,11 @@ def cache_key(*, purpose: str, prompt_version: str, model: str, messages: list[d
         sort_keys=True, ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class CacheStats(TypedDict):
+    entries: int
+    by_purpose: dict[str, int]  # purpose -> cached responses
 
 
 class ResponseCache:
@@ -72,7 +77,7 @@ class ResponseCache:
                  response, time.time()),
             )
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> CacheStats:
         """Row counts per purpose (for reports and tests)."""
         if not self.path.exists():
             return {"entries": 0, "by_purpose": {}}

@@ -57,7 +57,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from torchscout.tools.errors import CommandTimeoutError, ToolError, UserCodeError
 from torchscout.tools.workspace import workspace_root
@@ -83,6 +83,37 @@ def _default_memory_limit() -> int:
 
 
 DEFAULT_MEMORY_LIMIT_BYTES = _default_memory_limit()
+
+
+class SandboxJob(TypedDict):
+    """One job as the client sends it to the fork server (a JSON line)."""
+
+    function: str  # module:qualname
+    kwargs: dict[str, Any]  # the job function's keyword arguments, JSON-able
+    timeout_s: float
+    memory_limit_bytes: int | None  # the child's soft RLIMIT_DATA on top of the server's own
+    threads: int | None  # torch intra-op threads in the child
+    cwd: str
+    env: dict[str, str]
+    sys_path: list[str]  # prepended to the child's sys.path
+
+
+class _SandboxOutcome(TypedDict):
+    ok: bool
+
+
+class SandboxReply(_SandboxOutcome, total=False):
+    """The fork server's answer to one job (a JSON line); :class:`SandboxResult` is what callers get."""
+
+    value: Any  # the job function's return value
+    error_type: str  # the exception's class name, or Timeout, Killed, NoResult, SandboxServerLost, ...
+    error: str
+    traceback: str  # the last lines
+    details: Any  # the exception's sandbox_details
+    output: str  # the tail of the child's stdout and stderr
+    duration_s: float
+    timed_out: bool
+    signal: int  # Killed: the signal number
 
 
 @dataclass(frozen=True)
@@ -217,7 +248,7 @@ class _ForkServer:
             if self._process is None or self._process.poll() is not None:
                 self._process = self._start()
 
-    def submit(self, job: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, job: SandboxJob) -> SandboxReply:
         line = json.dumps(job).encode("utf-8") + b"\n"
         with self._lock:
             for attempt in (1, 2):
@@ -290,7 +321,7 @@ def run_in_sandbox(
     root = workspace_root()
     environment = dict(os.environ)
     environment["TORCHSCOUT_WORKSPACE"] = str(root)
-    job = {
+    job: SandboxJob = {
         "function": job_target(function),
         "kwargs": arguments,
         "timeout_s": float(timeout_s),

@@ -32,6 +32,14 @@ from torchscout.tools.modeling.blueprint import Blueprint, BlueprintError, iter_
 from torchscout.tools.modeling.blueprint_compiler import compile_blueprint, snake_case
 from torchscout.tools.modeling.model_validation import validate_block, validate_model
 from torchscout.tools.modeling.shape_inference import closest_layer_names, torch_nn_layer
+from torchscout.tools.modeling.types import (
+    AssemblerAnswer,
+    BlockNeeded,
+    BlockRequest,
+    BlueprintSpec,
+    CompiledModel,
+    LayerSpec,
+)
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
@@ -65,7 +73,7 @@ class PytorchModelAssemblerArgs(BaseModel):
     output_script_path: str = Field(description="Workspace path of the .py file to write, e.g. src/models/cnn.py.")
 
 
-def _location_of(config: dict[str, Any], where: str) -> dict[str, Any]:
+def _location_of(config: BlueprintSpec, where: str) -> LayerSpec:
     """The layer dict at a location such as ``layers[3].branches[1][0]``."""
     current: Any = config
     for key, index in re.findall(r"([A-Za-z_]+)|\[(\d+)\]", where):
@@ -73,7 +81,7 @@ def _location_of(config: dict[str, Any], where: str) -> dict[str, Any]:
     return current
 
 
-def _compile(config: dict[str, Any], target: Path) -> dict[str, Any]:
+def _compile(config: BlueprintSpec, target: Path) -> CompiledModel | BlockNeeded:
     result = run_in_sandbox(compile_blueprint, {"config": config, "output_path": str(target)},
                             timeout_s=COMPILE_TIMEOUT_S, threads=1)
     if result.ok:
@@ -103,7 +111,7 @@ def _check_layer_types(blueprint_layers: list, llm_available: bool) -> None:
             )
 
 
-def _write_missing_block(request: dict[str, Any], config: dict[str, Any], target: Path) -> Path:
+def _write_missing_block(request: BlockRequest, config: BlueprintSpec, target: Path) -> Path:
     """Have the configured LLM write the block ``request`` names; return the file it went to."""
     block_path = target.with_name(f"{target.stem}_{snake_case(request['type'])}.py")
     if block_path.exists() and not block_path.read_text(encoding="utf-8", errors="replace").startswith(BLOCK_HEADER):
@@ -134,7 +142,7 @@ def _write_missing_block(request: dict[str, Any], config: dict[str, Any], target
     return generated.path
 
 
-def _compile_writing_missing_blocks(config: dict[str, Any], target: Path, generated_blocks: list[Path]) -> dict[str, Any]:
+def _compile_writing_missing_blocks(config: BlueprintSpec, target: Path, generated_blocks: list[Path]) -> CompiledModel:
     """Compile; while a layer type is missing, have the LLM write it and point the config at it."""
     compiled = _compile(config, target)
     while "missing_block" in compiled:
@@ -151,7 +159,7 @@ def _compile_writing_missing_blocks(config: dict[str, Any], target: Path, genera
     return compiled
 
 
-def _write_validated_model(blueprint: Blueprint, compiled: dict[str, Any], target: Path) -> None:
+def _write_validated_model(blueprint: Blueprint, compiled: CompiledModel, target: Path) -> None:
     """Send the compiled source through the shared pipeline: safety, sandbox validation, atomic write."""
     code = compiled["code"]
     generate_code(
@@ -169,7 +177,7 @@ def _write_validated_model(blueprint: Blueprint, compiled: dict[str, Any], targe
     )
 
 
-def pytorch_model_assembler(model_config: dict[str, Any], output_script_path: str) -> dict[str, Any]:
+def pytorch_model_assembler(model_config: BlueprintSpec, output_script_path: str) -> AssemblerAnswer:
     """Build a PyTorch nn.Module file from a declarative blueprint, validated before it is written.
 
     Layers are torch.nn classes by name (dimension arguments inferred from the input shape when
@@ -198,7 +206,7 @@ def pytorch_model_assembler(model_config: dict[str, Any], output_script_path: st
         remove_empty_folders(new_folders)
         raise
     backend = "builtin" if not generated_blocks else f"builtin+llm:{model_identity(chat_model)}"
-    result = {
+    result: AssemblerAnswer = {
         "status": "success",
         "output_script_path": relative_to_workspace(target),
         "model_name": blueprint.model_name,
@@ -215,7 +223,7 @@ def pytorch_model_assembler(model_config: dict[str, Any], output_script_path: st
     return result
 
 
-def _assembler_tool_entry(blueprint: dict[str, Any], output_script_path: str) -> dict[str, Any]:
+def _assembler_tool_entry(blueprint: BlueprintSpec, output_script_path: str) -> AssemblerAnswer:
     return pytorch_model_assembler(blueprint, output_script_path)
 
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from torchscout.tools.errors import ToolError
 from torchscout.tools.modeling.dtypes import DTYPES, MODEL_INPUT_DTYPES
+from torchscout.tools.modeling.types import BlueprintSpec
 
 STREAM_TYPES = {"Sequential", "Residual", "Parallel"}
 HELPER_TYPES = {"Mean", "Max", "Last"}
@@ -88,7 +89,7 @@ class Blueprint:
     input_shape: list[int]
     input_dtype: str
     layers: list[Node]
-    source: dict[str, Any]
+    source: BlueprintSpec
 
 
 def _fail(where: str, message: str) -> BlueprintError:
@@ -195,7 +196,7 @@ def parse_blueprint(config: Any) -> Blueprint:
     layers = _parse_layers(config.get("layers"), "layers")
     if not layers:
         raise BlueprintError("model_config.layers is empty; list at least one layer")
-    return Blueprint(model_name, list(shape), DTYPES[dtype], layers, config)
+    return Blueprint(model_name, list(shape), DTYPES[dtype], layers, cast(BlueprintSpec, config))  # checked
 
 
 def iter_layers(nodes: list[Node]):

@@ -45,6 +45,13 @@ from torchscout.tools.modeling.shape_inference import (
     shape_text,
     torch_nn_layer,
 )
+from torchscout.tools.modeling.types import (
+    BlockNeeded,
+    BlockRequest,
+    BlueprintSpec,
+    CompiledModel,
+    InferredArguments,
+)
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
 # names the generated file itself defines or imports
@@ -57,7 +64,7 @@ class MissingBlock(Exception):
 
     def __init__(self, node: LayerNode, sample: torch.Tensor) -> None:
         super().__init__(node.type)
-        self.request = {"type": node.type, "where": node.where, "params": node.params,
+        self.request: BlockRequest = {"type": node.type, "where": node.where, "params": node.params,
                         "input_shape": list(sample.shape), "input_dtype": str(sample.dtype).removeprefix("torch.")}
 
 
@@ -78,7 +85,7 @@ class _Compiler:
     blueprint: Blueprint
     init_lines: list[str] = field(default_factory=list)
     forward_lines: list[str] = field(default_factory=list)
-    inferred: dict[str, Any] = field(default_factory=dict)
+    inferred: InferredArguments = field(default_factory=dict)
     custom_blocks: dict[str, str] = field(default_factory=dict)  # class name -> workspace-relative path
     helpers: set[str] = field(default_factory=set)
     total_params: int = 0
@@ -295,7 +302,7 @@ def render_source(compiler: _Compiler, output_shape: torch.Size, output_relative
     return "\n\n\n".join(parts) + "\n"
 
 
-def compile_blueprint(config: dict[str, Any], output_path: str) -> dict[str, Any]:
+def compile_blueprint(config: BlueprintSpec, output_path: str) -> CompiledModel | BlockNeeded:
     """Compile ``config``; returns the source and what was inferred, or a block request.
 
     Result: ``{"code", "output_shape", "total_params", "inferred", "custom_blocks"}``, or

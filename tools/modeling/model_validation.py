@@ -14,6 +14,7 @@ from torch import nn
 
 from torchscout.tools.loading import load_class
 from torchscout.tools.modeling.dtypes import torch_dtype
+from torchscout.tools.modeling.types import BlockCheck, ModelCheck
 
 DUMMY_BATCH = 2
 
@@ -43,7 +44,7 @@ def _forward(model: nn.Module, sample: torch.Tensor) -> torch.Tensor:
 
 
 def validate_model(code_path: str, model_name: str, input_shape: list[int], input_dtype: str = "float32",
-                   expected_output_shape: list[int] | None = None) -> dict[str, Any]:
+                   expected_output_shape: list[int] | None = None) -> ModelCheck:
     """Import the file, instantiate ``model_name()``, run a dummy batch, check the output shape."""
     cls = load_class(code_path, model_name, base=nn.Module)
     model = cls().eval()
@@ -58,7 +59,7 @@ def validate_model(code_path: str, model_name: str, input_shape: list[int], inpu
 
 
 def validate_block(code_path: str, class_name: str, params: dict[str, Any], input_shape: list[int],
-                   input_dtype: str = "float32") -> dict[str, Any]:
+                   input_dtype: str = "float32") -> BlockCheck:
     """Import the file, instantiate ``class_name(**params)``, run a batch of ``input_shape`` (batch included)."""
     cls = load_class(code_path, class_name, base=nn.Module)
     block = cls(**params).eval()

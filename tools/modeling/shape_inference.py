@@ -41,7 +41,7 @@ INFERABLE_ARGUMENTS: dict[str, tuple[str, Callable[[torch.Size], Any]]] = {
 class BuiltLayer:
     module: nn.Module
     kwargs: dict[str, Any]  # every constructor argument, given and inferred, in signature order
-    inferred: dict[str, Any]
+    inferred: dict[str, int | bool]  # the dimension arguments and flags filled in, output_index
     n_inputs: int  # how many times forward takes the input (MultiheadAttention: 3)
     output_index: int | None
     output: torch.Tensor  # a meta tensor with the output's shape and dtype
@@ -105,7 +105,7 @@ def shape_text(shape: torch.Size | list[int] | tuple[int, ...]) -> str:
     return "(" + ", ".join(["N", *(str(size) for size in sizes[1:])]) + ")"
 
 
-def complete_arguments(cls: type, node: LayerNode, sample: torch.Tensor) -> tuple[dict[str, Any], dict[str, Any]]:
+def complete_arguments(cls: type, node: LayerNode, sample: torch.Tensor) -> tuple[dict[str, Any], dict[str, int | bool]]:
     """The constructor arguments for ``node``: given ones checked, missing dimensions inferred."""
     parameters, accepts_any = _constructor_parameters(cls)
     given = dict(node.params)
@@ -116,7 +116,7 @@ def complete_arguments(cls: type, node: LayerNode, sample: torch.Tensor) -> tupl
                      if difflib.get_close_matches(name, list(parameters), n=1) else repr(name) for name in unknown]
             raise BlueprintError(f"model_config.{node.where}.params: {node.type} has no argument {', '.join(hints)}; "
                                  f"its arguments are {', '.join(name for name in parameters if name not in ('device', 'dtype'))}")
-    inferred: dict[str, Any] = {}
+    inferred: dict[str, int | bool] = {}
     for name, (_, read) in INFERABLE_ARGUMENTS.items():
         if name in parameters and name not in given:
             if name in {"in_channels", "num_features", "num_channels"} and sample.dim() < 2:
@@ -221,7 +221,7 @@ def _projection_stride(size_in: int, size_out: int) -> int | None:
 
 
 def residual_projection(x: torch.Tensor, body: torch.Tensor, where: str, body_has_conv: bool
-                        ) -> tuple[str, dict[str, Any]] | None:
+                        ) -> tuple[str, dict[str, int | bool | tuple[int, ...]]] | None:
     """The 1x1 projection that maps the stream input ``x`` to the body output's shape.
 
     Returns ``(torch.nn class name, constructor kwargs)``, or None when the shapes already match.
@@ -240,7 +240,8 @@ def residual_projection(x: torch.Tensor, body: torch.Tensor, where: str, body_ha
         if any(stride is None for stride in strides):
             raise BlueprintError(mismatch)
         stride: Any = strides[0] if len(set(strides)) == 1 else tuple(strides)
-        kwargs = {"in_channels": x.shape[1], "out_channels": body.shape[1], "kernel_size": 1, "bias": False}
+        kwargs: dict[str, int | bool | tuple[int, ...]] = {"in_channels": x.shape[1], "out_channels": body.shape[1],
+                                                         "kernel_size": 1, "bias": False}
         if stride != 1:
             kwargs["stride"] = stride
         return f"Conv{rank - 2}d", kwargs

@@ -22,6 +22,7 @@ from torchscout.tools.modeling.dtypes import DTYPES, canonical_dtypes
 from torchscout.tools.modeling.summary_analysis import builtin_analysis, llm_analysis
 from torchscout.tools.modeling.summary_format import format_summary
 from torchscout.tools.modeling.summary_measure import measure_model
+from torchscout.tools.modeling.types import ModelMeasurement, SummaryAnswer
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
@@ -54,7 +55,7 @@ def _check_arguments(model_script_path: str, model_class_name: str, input_size: 
     return sizes
 
 
-def _analysis(measured: dict[str, Any], script_path: str, class_name: str, input_size: list[int]) -> tuple[str, str]:
+def _analysis(measured: ModelMeasurement, script_path: str, class_name: str, input_size: list[int]) -> tuple[str, str]:
     chat_model = get_chat_model()
     if chat_model is None:
         return builtin_analysis(measured), "builtin"
@@ -74,7 +75,7 @@ def pytorch_model_summary(
     input_size: list[int] | tuple[int, ...],
     input_dtype: str = "float32",
     model_kwargs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> SummaryAnswer:
     """Measure a PyTorch model defined in a workspace script and explain where its cost is.
 
     Runs the model once on a dummy input of input_size (batch included) in a child process and
@@ -94,7 +95,7 @@ def pytorch_model_summary(
         if result.error_type in {"ToolError", "WorkspaceError"}:
             raise ToolError(result.error or "")
         raise result.to_error(f"measuring {model_class_name} from {relative_to_workspace(script)}")
-    measured = result.value
+    measured: ModelMeasurement = result.value
     for row in measured["layer_details"]:
         row.pop("output_bytes", None)
     analysis, analysis_backend = _analysis(measured, model_script_path, model_class_name, sizes)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any
 
 from torchscout.prompts.loader import load_prompt
 from torchscout.tools.modeling.summary_format import human
+from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
 
 logger = logging.getLogger(__name__)
 
@@ -21,11 +21,11 @@ NORMALIZATION_TYPES = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "R
 WEIGHTED_TYPES = ("Conv", "Linear", "LSTM", "GRU", "RNN", "MultiheadAttention", "Bilinear")
 
 
-def _leaves(measured: dict[str, Any]) -> list[dict[str, Any]]:
+def _leaves(measured: ModelMeasurement) -> list[LayerCall]:
     return [row for row in measured["layer_details"] if row["is_leaf"] and not row["repeat"]]
 
 
-def _parameter_concentration(measured: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def _parameter_concentration(measured: ModelMeasurement, rows: list[LayerCall]) -> list[str]:
     total = measured["total_params"]
     if not total or not rows:
         return []
@@ -48,7 +48,7 @@ def _parameter_concentration(measured: dict[str, Any], rows: list[dict[str, Any]
     return sentences
 
 
-def _flop_concentration(measured: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def _flop_concentration(measured: ModelMeasurement, rows: list[LayerCall]) -> list[str]:
     flops = measured["flops"]
     if not flops:
         return ["No matmul/conv FLOPs were counted (the model is elementwise only, or its work happens outside "
@@ -66,7 +66,7 @@ def _flop_concentration(measured: dict[str, Any], rows: list[dict[str, Any]]) ->
     return [sentence + "."]
 
 
-def _structural_warnings(measured: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def _structural_warnings(measured: ModelMeasurement, rows: list[LayerCall]) -> list[str]:
     sentences = []
     weighted = [row for row in rows if row["type"].startswith(WEIGHTED_TYPES)]
     normalized = [row for row in rows if row["type"].startswith(NORMALIZATION_TYPES)]
@@ -87,7 +87,7 @@ def _structural_warnings(measured: dict[str, Any], rows: list[dict[str, Any]]) -
     return sentences
 
 
-def builtin_analysis(measured: dict[str, Any]) -> str:
+def builtin_analysis(measured: ModelMeasurement) -> str:
     """A short paragraph from the rule set: parameter and FLOP concentration, likely issues."""
     rows = _leaves(measured)
     sentences = [*_parameter_concentration(measured, rows), *_flop_concentration(measured, rows),
@@ -95,7 +95,7 @@ def builtin_analysis(measured: dict[str, Any]) -> str:
     return " ".join(sentences)
 
 
-def _table_for_prompt(measured: dict[str, Any], limit: int = 60) -> str:
+def _table_for_prompt(measured: ModelMeasurement, limit: int = 60) -> str:
     lines = ["name | type | output shape | params | FLOPs share"]
     for row in measured["layer_details"][:limit]:
         lines.append(f"{row['name']} | {row['type']} | {row['output_shape']} | {row['params']:,} | "
@@ -105,7 +105,7 @@ def _table_for_prompt(measured: dict[str, Any], limit: int = 60) -> str:
     return "\n".join(lines)
 
 
-def llm_analysis(measured: dict[str, Any], *, source: str, class_name: str, input_size: list[int]) -> str:
+def llm_analysis(measured: ModelMeasurement, *, source: str, class_name: str, input_size: list[int]) -> str:
     """Ask the configured chat model for the paragraph (cached like every LLM call)."""
     from torchscout.tools.codegen.llm import invoke_cached
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
 
 MAX_ROWS = 400
 WIDTHS = (44, 24, 14, 11, 8)
@@ -16,7 +16,7 @@ def human(number: float) -> str:
     return f"{number:.0f}"
 
 
-def _label(row: dict[str, Any], depth_index: int) -> str:
+def _label(row: LayerCall, depth_index: int) -> str:
     depth = row["depth"]
     if depth == 0:
         return row["type"]
@@ -29,7 +29,7 @@ def _cells(*values: str) -> str:
     return first.ljust(WIDTHS[0]) + "".join(value.rjust(width) for value, width in zip(rest, WIDTHS[1:], strict=True))
 
 
-def format_summary(measured: dict[str, Any], class_name: str, input_size: list[int]) -> str:
+def format_summary(measured: ModelMeasurement, class_name: str, input_size: list[int]) -> str:
     """Render the measured rows and totals as a fixed-width table."""
     line = "=" * sum(WIDTHS)
     lines = [line, _cells("Layer (type:depth-idx)", "Output Shape", "Param #", "FLOPs", "FLOPs %"), line]

@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from torchscout.tools.loading import load_class
 from torchscout.tools.modeling.dtypes import torch_dtype
+from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
 
 
 def _first_tensor(value: Any) -> torch.Tensor | None:
@@ -52,7 +53,7 @@ class _CallRecorder:
 
     def __init__(self, model: nn.Module, counter: FlopCounterMode) -> None:
         self.counter = counter
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[LayerCall] = []
         self._stack: list[tuple[int, int]] = []  # (row index, FLOPs total when the call began)
         self._seen: set[int] = set()
         self._handles = []
@@ -108,7 +109,7 @@ class _CallRecorder:
             handle.remove()
 
 
-def _run(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict[str, Any]], int, Any]:
+def _run(model: nn.Module, sample: torch.Tensor) -> tuple[list[LayerCall], int, Any]:
     counter = FlopCounterMode(display=False)
     recorder = _CallRecorder(model, counter)
     try:
@@ -120,7 +121,7 @@ def _run(model: nn.Module, sample: torch.Tensor) -> tuple[list[dict[str, Any]], 
 
 
 def _build_and_run(cls: type[nn.Module], kwargs: dict[str, Any], input_size: list[int], dtype: torch.dtype,
-                   device: str) -> tuple[nn.Module, list[dict[str, Any]], int, Any]:
+                   device: str) -> tuple[nn.Module, list[LayerCall], int, Any]:
     if device == "meta":
         with torch.device("meta"):
             model = cls(**kwargs)
@@ -140,7 +141,7 @@ def _unique_bytes(tensors) -> tuple[int, int]:
 
 
 def measure_model(script_path: str, class_name: str, input_size: list[int], input_dtype: str = "float32",
-                  model_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+                  model_kwargs: dict[str, Any] | None = None) -> ModelMeasurement:
     """Load ``class_name`` from ``script_path``, build it with ``model_kwargs``, measure one forward."""
     cls = load_class(script_path, class_name, base=nn.Module)
     dtype = torch_dtype(input_dtype)

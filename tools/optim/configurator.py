@@ -8,7 +8,7 @@ in the workspace registry, so a later tool call, the trainer or another process 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 from torch import nn
@@ -24,6 +24,7 @@ from torchscout.tools.optim.specs import (
     resolve_optimizer_class,
     torch_optimizer_classes,
 )
+from torchscout.tools.optim.types import CustomOptimizerAnswer, OptimizerConfig, OptimizerConfigAnswer
 from torchscout.tools.toolkit import make_tool
 
 OptimizerSpec = str | dict[str, Any]
@@ -52,7 +53,7 @@ def build_optimizer(model: nn.Module, spec: OptimizerSpec) -> Optimizer:
     return construct_optimizer(optimizer_class, source, type_name, plan.groups, config["default_params"])
 
 
-def resolve_spec(spec: OptimizerSpec) -> dict[str, Any]:
+def resolve_spec(spec: OptimizerSpec) -> OptimizerConfig:
     """The normalised config (see :mod:`torchscout.tools.optim.specs`) for any accepted spec."""
     if isinstance(spec, dict):
         return normalise_optimizer_config(spec, where="optimizer spec")
@@ -60,7 +61,7 @@ def resolve_spec(spec: OptimizerSpec) -> dict[str, Any]:
         raise ToolError(f"an optimizer spec is a registered name, a torch.optim name or a dict, got {spec!r}")
     entry = registry.find("optimizer_config", spec)
     if entry is not None:
-        return entry["data"]
+        return cast(OptimizerConfig, entry["data"])  # registered by generate_config, normalised
     if registry.find("custom_optimizer", spec) is not None or spec.lower() in _lower_torch_names():
         return normalise_optimizer_config({"type": spec}, where="optimizer spec")
     raise ToolError(
@@ -73,7 +74,7 @@ def _lower_torch_names() -> set[str]:
     return {name.lower() for name in torch_optimizer_classes()}
 
 
-def generate_config(config_name: str, optimizer_details: dict[str, Any] | None) -> dict[str, Any]:
+def generate_config(config_name: str, optimizer_details: dict[str, Any] | None) -> OptimizerConfigAnswer:
     """Validate ``optimizer_details``, register it as ``config_name`` and return its normal form."""
     if not optimizer_details:
         raise ToolError("generate_config needs optimizer_details, e.g. {'type': 'AdamW', "
@@ -126,7 +127,7 @@ def pytorch_optimizer_configurator(
     optimizer_details: dict[str, Any] | None = None,
     output_script_path: str | None = None,
     source_path: str | None = None,
-) -> dict[str, Any]:
+) -> OptimizerConfigAnswer | CustomOptimizerAnswer:
     """Configure optimizers and custom optimizer classes, registered by name for the trainers.
 
     action='generate_config': optimizer_details = {"type", "default_params", "param_groups",

@@ -12,7 +12,8 @@ the trainers and other processes can use it by name.
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from torchscout.tools import registry
 from torchscout.tools.codegen.llm import get_chat_model
@@ -20,6 +21,7 @@ from torchscout.tools.codegen.pipeline import generate_code
 from torchscout.tools.codegen.safety import UnsafeCodeError, check_code_safety
 from torchscout.tools.codegen.sandbox import run_in_sandbox
 from torchscout.tools.errors import ToolError
+from torchscout.tools.optim.types import CustomOptimizerAnswer, CustomOptimizerRequest, ProbeReport
 from torchscout.tools.optim.validation import PROBE_STEPS, probe_optimizer
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
 
@@ -34,7 +36,7 @@ def register_custom_optimizer(
     optimizer_details: dict[str, Any] | None,
     output_script_path: str | None = None,
     source_path: str | None = None,
-) -> dict[str, Any]:
+) -> CustomOptimizerAnswer:
     """Write (or take from ``source_path``), validate and register optimizer class ``config_name``."""
     _check_class_name(config_name)
     details = _check_details(optimizer_details, needs_description=source_path is None)
@@ -81,7 +83,7 @@ def _check_class_name(config_name: str) -> None:
                         "so the two cannot be confused")
 
 
-def _check_details(optimizer_details: dict[str, Any] | None, needs_description: bool) -> dict[str, Any]:
+def _check_details(optimizer_details: dict[str, Any] | None, needs_description: bool) -> CustomOptimizerRequest:
     details = dict(optimizer_details or {})
     unknown = sorted(set(details) - set(DETAIL_KEYS))
     if unknown:
@@ -98,11 +100,11 @@ def _check_details(optimizer_details: dict[str, Any] | None, needs_description: 
         json.dumps(additional)
     except (TypeError, ValueError) as exc:
         raise ToolError(f"optimizer_details.additional_params must be JSON values: {exc}") from exc
-    return details
+    return cast(CustomOptimizerRequest, details)  # its keys and additional_params are checked above
 
 
-def _from_llm(config_name: str, details: dict[str, Any], output_script_path: str | None,
-              additional_params: dict[str, Any]) -> tuple[Any, dict[str, Any], str, int]:
+def _from_llm(config_name: str, details: CustomOptimizerRequest, output_script_path: str | None,
+              additional_params: dict[str, Any]) -> tuple[Path, ProbeReport, str, int]:
     if get_chat_model() is None:
         raise ToolError(
             "register_custom_optimizer needs an LLM to write new optimizer code, and TORCHSCOUT_LLM is "
@@ -130,7 +132,7 @@ def _from_llm(config_name: str, details: dict[str, Any], output_script_path: str
 
 
 def _from_source(config_name: str, source_path: str, output_script_path: str | None,
-                 additional_params: dict[str, Any]) -> tuple[Any, dict[str, Any], str, int]:
+                 additional_params: dict[str, Any]) -> tuple[Path, ProbeReport, str, int]:
     source = resolve(source_path, must_exist=True, kind="source_path")
     if not source.is_file() or source.suffix != ".py":
         raise ToolError(f"source_path {source_path!r} must be a .py file defining class {config_name}")

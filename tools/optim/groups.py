@@ -29,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.optim.types import ParamGroupSummary
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +51,9 @@ class ParamGroupPlan:
     unmatched_regexes: list[str] = field(default_factory=list)
     frozen_parameters: int = 0
 
-    def summary(self) -> list[dict[str, Any]]:
+    def summary(self) -> list[ParamGroupSummary]:
         """Per group: name, settings overriding the defaults, tensor and element counts (JSON-able)."""
-        rows = []
+        rows: list[ParamGroupSummary] = []
         for group in self.groups:
             settings = {key: value for key, value in group.items()
                         if key not in ("params", "param_names", "group_name")}

@@ -24,6 +24,8 @@ from torchscout.tools import registry
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.loading import load_class
 from torchscout.tools.optim.groups import compile_group_regexes, group_settings
+from torchscout.tools.optim.types import OptimizerConfig
+from torchscout.tools.registry import RegistryEntry
 
 SPEC_KEYS = ("type", "default_params", "params", "param_groups", "no_decay_bias_norm")
 TORCH_SOURCE = "torch.optim"
@@ -68,7 +70,7 @@ def unknown_type_message(type_name: str) -> str:
     return message
 
 
-def load_custom_optimizer_class(entry: dict[str, Any]) -> type[Optimizer]:
+def load_custom_optimizer_class(entry: RegistryEntry) -> type[Optimizer]:
     """Import a registered custom optimizer's class from its workspace script."""
     data = entry["data"]
     return load_class(data["script_path"], data["class_name"], base=Optimizer)
@@ -144,7 +146,7 @@ def group_settings_of(group: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in group.items() if key not in ("params", "param_names", "group_name")}
 
 
-def normalise_optimizer_config(details: dict[str, Any], where: str = "optimizer_details") -> dict[str, Any]:
+def normalise_optimizer_config(details: dict[str, Any], where: str = "optimizer_details") -> OptimizerConfig:
     """Check a spec dict fully (type, setting names, regexes, values) and return its normal form.
 
     A ``type`` naming a registered optimizer config starts from that config: ``default_params``

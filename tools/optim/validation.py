@@ -28,6 +28,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from torchscout.tools.loading import load_class
+from torchscout.tools.optim.types import DescentAttempt, ProbeReport
 
 PROBE_STEPS = 50
 REQUIRED_LOSS_RATIO = 0.9  # at least a 10% reduction; a wrong-signed update increases it
@@ -103,17 +104,19 @@ def _plain(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
-def _check_descent(optimizer_class: type[Optimizer], additional_params: dict[str, Any]) -> dict[str, Any]:
-    attempts = []
+def _check_descent(optimizer_class: type[Optimizer],
+                   additional_params: dict[str, Any]) -> tuple[dict[str, Any], list[DescentAttempt]]:
+    """The settings at which the loss fell enough, and every learning rate tried on the way."""
+    attempts: list[DescentAttempt] = []
     for lr in _learning_rates(optimizer_class, additional_params):
         settings = dict(additional_params) if lr is None else {**additional_params, "lr": lr}
         _, _, losses = _train(optimizer_class, settings)
         finite = all(math.isfinite(value) for value in losses)
-        attempt = {"lr": "default" if lr is None else lr, "initial_loss": _plain(losses[0]),
-                   "final_loss": _plain(losses[-1]), "finite": finite}
+        attempt: DescentAttempt = {"lr": "default" if lr is None else lr, "initial_loss": _plain(losses[0]),
+                                   "final_loss": _plain(losses[-1]), "finite": finite}
         attempts.append(attempt)
         if finite and losses[-1] <= REQUIRED_LOSS_RATIO * losses[0]:
-            return {"settings": settings, "attempts": attempts}
+            return settings, attempts
     described = "; ".join(f"lr={a['lr']}: loss {a['initial_loss']:.4g} -> {float(a['final_loss']):.4g}"
                           + ("" if a["finite"] else " (non-finite)") for a in attempts)
     raise OptimizerProbeFailure(
@@ -177,7 +180,7 @@ def _check_skips_missing_grads(optimizer_class: type[Optimizer], settings: dict[
                                         "without gradients")
 
 
-def probe_optimizer(code_path: str, class_name: str, additional_params: dict[str, Any] | None = None) -> dict:
+def probe_optimizer(code_path: str, class_name: str, additional_params: dict[str, Any] | None = None) -> ProbeReport:
     """Run every check on ``class_name`` from ``code_path``; returns what was measured.
 
     Raises :class:`OptimizerProbeFailure` (or the loader's UserCodeError/ToolError when the
@@ -185,8 +188,7 @@ def probe_optimizer(code_path: str, class_name: str, additional_params: dict[str
     """
     additional_params = dict(additional_params or {})
     optimizer_class = load_class(code_path, class_name, base=Optimizer)
-    descent = _check_descent(optimizer_class, additional_params)
-    settings = descent["settings"]
+    settings, descent = _check_descent(optimizer_class, additional_params)
     _check_state_dict_round_trip(optimizer_class, settings)
     _check_zero_grad(optimizer_class, settings)
     _check_skips_missing_grads(optimizer_class, settings)
@@ -194,7 +196,7 @@ def probe_optimizer(code_path: str, class_name: str, additional_params: dict[str
         "imports": True,
         "constructs": True,
         "steps": PROBE_STEPS,
-        "descent": descent["attempts"],
+        "descent": descent,
         "probe_settings": dict(settings),
         "state_dict_round_trip": True,
         "zero_grad": True,

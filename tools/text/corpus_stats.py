@@ -31,9 +31,9 @@ import math
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.text.types import AutoChoice, CorpusStatistics, TokenizerChoice
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _read_slices(path: Path, size: int, share: int) -> str:
         return "\n".join(chunks)
 
 
-def corpus_statistics(sample: str, corpus_bytes: int) -> dict[str, Any]:
+def corpus_statistics(sample: str, corpus_bytes: int) -> CorpusStatistics:
     """Characters, alphabet, word lengths and frequencies, and a useful-vocabulary estimate."""
     characters = len(sample)
     if characters == 0:
@@ -131,7 +131,7 @@ def _coverage(frequencies: Counter, fraction: float) -> int:
     return len(frequencies)
 
 
-def builtin_choice(statistics: dict[str, Any]) -> dict[str, Any]:
+def builtin_choice(statistics: CorpusStatistics) -> TokenizerChoice:
     """Type and vocab_size by the rule in the module docstring, with the reasons."""
     alphabet = statistics["distinct_characters"]
     mean_word = statistics["mean_word_length"]
@@ -161,7 +161,7 @@ def _round64(value: int) -> int:
     return int(math.ceil(value / 64) * 64)
 
 
-def choose_tokenizer_settings(files: list[Path], sample_bytes: int | None = None) -> dict[str, Any]:
+def choose_tokenizer_settings(files: list[Path], sample_bytes: int | None = None) -> AutoChoice:
     """Measure the corpus and pick type + vocab_size: the LLM when configured, else the builtin rule."""
     from torchscout.tools.codegen.llm import get_chat_model
 
@@ -177,7 +177,7 @@ def choose_tokenizer_settings(files: list[Path], sample_bytes: int | None = None
     return {**advice, "chooser": "llm", "builtin_rule": rule, "statistics": statistics}
 
 
-def _llm_choice(statistics: dict[str, Any]) -> dict[str, Any] | None:
+def _llm_choice(statistics: CorpusStatistics) -> TokenizerChoice | None:
     from torchscout.prompts.loader import load_prompt
     from torchscout.tools.codegen.llm import invoke_cached
 
@@ -187,7 +187,7 @@ def _llm_choice(statistics: dict[str, Any]) -> dict[str, Any] | None:
     return parse_advice(reply)
 
 
-def parse_advice(reply: str) -> dict[str, Any] | None:
+def parse_advice(reply: str) -> TokenizerChoice | None:
     """``{"type", "vocab_size", "reasons"}`` from the LLM's JSON answer, or None if it is unusable."""
     match = re.search(r"\{.*\}", reply, re.DOTALL)
     if match is None:

@@ -11,12 +11,13 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
 from torchscout.tools import registry
 from torchscout.tools.errors import ToolError
+from torchscout.tools.registry import RegistryEntry
 from torchscout.tools.text.tokenizer_store import (
     TOKENIZER_FILE_NAME,
     borrowed_tokenizer,
@@ -26,18 +27,25 @@ from torchscout.tools.text.tokenizer_store import (
     tokenizer_info,
 )
 from torchscout.tools.text.tokenizer_training import DEFAULT_TOKENIZERS_FOLDER, train_tokenizer
+from torchscout.tools.text.types import (
+    EncodedTexts,
+    TokenizerLoadAnswer,
+    TokenizerRecord,
+    TokenizerSource,
+    TokenizerTrainAnswer,
+)
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
 
 __all__ = ["load_tokenizer", "pytorch_tokenizer_manager", "pytorch_tokenizer_manager_tool"]
 
 
-def load_action(tokenizer_name: str, tokenizer_path: str | None, hf_pretrained_id: str | None) -> dict[str, Any]:
+def load_action(tokenizer_name: str, tokenizer_path: str | None, hf_pretrained_id: str | None) -> TokenizerLoadAnswer:
     """Register a tokenizer from a workspace folder/file, the HuggingFace cache/hub, or re-check a name."""
     if hf_pretrained_id:
         folder = resolve(tokenizer_path or f"{DEFAULT_TOKENIZERS_FOLDER}/{tokenizer_name}", kind="tokenizer_path")
         tokenizer_file = _save_pretrained_copy(hf_pretrained_id, folder)
-        source = {"source": "huggingface", "hf_pretrained_id": hf_pretrained_id}
+        source: TokenizerSource = {"source": "huggingface", "hf_pretrained_id": hf_pretrained_id}
     elif tokenizer_path:
         tokenizer_file = _local_tokenizer_file(tokenizer_name, tokenizer_path)
         source = {"source": "local"}
@@ -50,22 +58,25 @@ def load_action(tokenizer_name: str, tokenizer_path: str | None, hf_pretrained_i
         tokenizer_file = tokenizer_file_for(tokenizer_name)  # a registered name: check it still loads
         info = tokenizer_info(load_tokenizer(tokenizer_name), tokenizer_file)
         return {"status": "success", "tokenizer_name": tokenizer_name,
-                "tokenizer_info": {**info, **_source_of(entry["data"])}}
+                "tokenizer_info": {**info, **_source_of(entry)}}
 
     info = tokenizer_info(load_tokenizer(str(tokenizer_file)), tokenizer_file)
-    registration = registry.register("tokenizer", tokenizer_name, {
+    record: TokenizerRecord = {
         "tokenizer_file": info["tokenizer_file"],
         "tokenizer_path": relative_to_workspace(tokenizer_file.parent),
         "vocab_size": info["vocab_size"],
         **source,
-    })
+    }
+    registration = registry.register("tokenizer", tokenizer_name, record)
     return {"status": "success", "tokenizer_name": tokenizer_name,
             "tokenizer_info": {**info, "tokenizer_path": relative_to_workspace(tokenizer_file.parent), **source},
             "replaced": registration["replaced"], "message": registration["message"]}
 
 
-def _source_of(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: data[key] for key in ("source", "hf_pretrained_id", "tokenizer_path", "type") if key in data}
+def _source_of(entry: RegistryEntry) -> TokenizerSource:
+    data = entry["data"]  # a TokenizerRecord
+    return cast(TokenizerSource, {key: data[key] for key in ("source", "hf_pretrained_id", "tokenizer_path", "type")
+                                  if key in data})
 
 
 def _local_tokenizer_file(tokenizer_name: str, tokenizer_path: str) -> Path:
@@ -136,7 +147,7 @@ def _auto_tokenizer(source: str, local_only: bool) -> Any:
 
 
 def apply_action(tokenizer_name: str, text_input: str | list[str] | None, padding: Any, truncation: bool,
-                 max_length: int | None, return_tokens: bool) -> dict[str, Any]:
+                 max_length: int | None, return_tokens: bool) -> EncodedTexts:
     if text_input is None:
         raise ToolError("apply needs text_input: a string or a list of strings")
     with borrowed_tokenizer(tokenizer_name) as tokenizer:
@@ -185,7 +196,7 @@ def pytorch_tokenizer_manager(
     truncation: bool = False,
     max_length: int | None = None,
     return_tokens: bool = False,
-) -> dict[str, Any]:
+) -> TokenizerTrainAnswer | TokenizerLoadAnswer | EncodedTexts:
     """Train, load and apply tokenizers; every tokenizer is registered by tokenizer_name.
 
     action='train': config = {"type": "BPE" (byte-level, default) | "WordPiece" | "Unigram" |

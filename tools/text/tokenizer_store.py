@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from tokenizers import Tokenizer
 
 from torchscout.tools import registry
 from torchscout.tools.errors import ToolError
+from torchscout.tools.text.types import EncodedTexts, TokenizerInfo
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
 TOKENIZER_FILE_NAME = "tokenizer.json"
@@ -108,7 +109,7 @@ def encode_texts(
     max_length: int | None = None,
     return_tokens: bool = False,
     pad_token: str | None = None,
-) -> dict[str, Any]:
+) -> EncodedTexts:
     """Encode a string or a batch: ``{"input_ids", "attention_mask"}`` (+ ``"tokens"``), one row per text.
 
     ``padding``: ``"longest"`` (default; pad to the longest row), ``"max_length"`` (pad to
@@ -137,7 +138,7 @@ def encode_texts(
         tokenizer.enable_padding(pad_id=token_id, pad_token=token,
                                  length=max_length if padding == "max_length" else None)
     encodings = tokenizer.encode_batch(batch)
-    result: dict[str, Any] = {
+    result: EncodedTexts = {
         "input_ids": [encoding.ids for encoding in encodings],
         "attention_mask": [encoding.attention_mask for encoding in encodings],
     }
@@ -146,7 +147,7 @@ def encode_texts(
     return result
 
 
-def tokenizer_info(tokenizer: Tokenizer, tokenizer_file: Path) -> dict[str, Any]:
+def tokenizer_info(tokenizer: Tokenizer, tokenizer_file: Path) -> TokenizerInfo:
     """What an agent needs to know about a tokenizer (JSON-able)."""
     special = sorted(token.content for token in tokenizer.get_added_tokens_decoder().values() if token.special)
     pad_token, pad_id = pad_token_of(tokenizer)

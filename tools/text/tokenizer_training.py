@@ -32,8 +32,9 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -42,6 +43,13 @@ from torchscout.tools import registry
 from torchscout.tools.errors import ToolError
 from torchscout.tools.text.corpus_stats import choose_tokenizer_settings
 from torchscout.tools.text.tokenizer_store import TOKENIZER_FILE_NAME
+from torchscout.tools.text.types import (
+    AutoChoice,
+    TokenizerRecord,
+    TokenizerSettings,
+    TokenizerTrainAnswer,
+    TrainSettings,
+)
 from torchscout.tools.workspace import relative_to_workspace, resolve, workspace_root
 
 logger = logging.getLogger(__name__)
@@ -64,7 +72,7 @@ TOKEN_ROLES = {
 }
 
 
-def train_tokenizer(tokenizer_name: str, config: dict[str, Any] | None, tokenizer_path: str | None) -> dict[str, Any]:
+def train_tokenizer(tokenizer_name: str, config: dict[str, Any] | None, tokenizer_path: str | None) -> TokenizerTrainAnswer:
     """Train, save and register a tokenizer (see the module doc); returns the tool's result dict."""
     settings, files, auto_choice = _effective_settings(config)
     folder = resolve(tokenizer_path or f"{DEFAULT_TOKENIZERS_FOLDER}/{tokenizer_name}", kind="tokenizer_path")
@@ -77,14 +85,15 @@ def train_tokenizer(tokenizer_name: str, config: dict[str, Any] | None, tokenize
     save_tokenizer_folder(tokenizer, folder, settings["special_tokens"])
     training_time_s = time.perf_counter() - started
 
-    registration = registry.register("tokenizer", tokenizer_name, {
+    record: TokenizerRecord = {
         "tokenizer_file": relative_to_workspace(folder / TOKENIZER_FILE_NAME),
         "tokenizer_path": relative_to_workspace(folder),
         "source": "trained",
         "type": settings["type"],
         "vocab_size": tokenizer.get_vocab_size(),
-    })
-    result = {
+    }
+    registration = registry.register("tokenizer", tokenizer_name, record)
+    result: TokenizerTrainAnswer = {
         "status": "success",
         "tokenizer_name": tokenizer_name,
         "tokenizer_path": relative_to_workspace(folder),
@@ -93,7 +102,7 @@ def train_tokenizer(tokenizer_name: str, config: dict[str, Any] | None, tokenize
         "training_time_s": round(training_time_s, 3),
         "corpus_bytes": sum(path.stat().st_size for path in files),
         "data_files": [relative_to_workspace(path) for path in files],
-        "settings": {key: value for key, value in settings.items() if key not in ("data_files", "auto")},
+        "settings": _without_inputs(settings),
         "replaced": registration["replaced"],
         "message": registration["message"],
     }
@@ -102,7 +111,7 @@ def train_tokenizer(tokenizer_name: str, config: dict[str, Any] | None, tokenize
     return result
 
 
-def _effective_settings(config: dict[str, Any] | None) -> tuple[dict[str, Any], list[Path], dict[str, Any] | None]:
+def _effective_settings(config: dict[str, Any] | None) -> tuple[TrainSettings, list[Path], AutoChoice | None]:
     """Check the train config; with ``auto`` also pick type and vocab_size from the corpus."""
     if not isinstance(config, dict) or not config.get("data_files"):
         raise ToolError("train needs config with data_files, e.g. {'type': 'BPE', 'vocab_size': 8000, "
@@ -114,7 +123,7 @@ def _effective_settings(config: dict[str, Any] | None) -> tuple[dict[str, Any], 
     data_files = settings["data_files"]
     settings["data_files"] = [data_files] if isinstance(data_files, str) else data_files
     files = expand_data_files(settings["data_files"])
-    auto_choice = None
+    auto_choice: AutoChoice | None = None
     if settings.get("auto"):
         auto_choice = choose_tokenizer_settings(files, sample_bytes=settings.get("sample_bytes"))
         settings.setdefault("type", auto_choice["type"])
@@ -135,7 +144,13 @@ def _effective_settings(config: dict[str, Any] | None) -> tuple[dict[str, Any], 
         settings.setdefault(key, value)
     _check_values(settings)
     _check_applicable(settings["type"], config)
-    return settings, files, auto_choice
+    return cast(TrainSettings, settings), files, auto_choice  # every key and value checked above
+
+
+def _without_inputs(settings: TrainSettings) -> TokenizerSettings:
+    """The settings the answer reports: what shaped the tokenizer, not which files or the auto flag."""
+    reported = {key: value for key, value in settings.items() if key not in ("data_files", "auto")}
+    return cast(TokenizerSettings, reported)
 
 
 def _canonical_type(type_name: Any) -> str:
@@ -199,13 +214,22 @@ def expand_data_files(patterns: list[str]) -> list[Path]:
     return files
 
 
-def build_pipeline(settings: dict[str, Any]) -> tuple[Tokenizer, trainers.Trainer]:
+class _TrainerArguments(TypedDict):
+    """The arguments every type's trainer takes."""
+
+    vocab_size: int
+    special_tokens: list[str]
+    show_progress: bool
+
+
+def build_pipeline(settings: TrainSettings) -> tuple[Tokenizer, trainers.Trainer]:
     """An untrained Tokenizer with the type's normaliser/pre-tokeniser/decoder/post-processor, and its trainer."""
     kind = settings["type"]
     special = settings["special_tokens"]
     unk = _first_present(special, TOKEN_ROLES["unk_token"])
     progress = get_settings().progress
-    common = {"vocab_size": settings["vocab_size"], "special_tokens": special, "show_progress": progress}
+    common: _TrainerArguments = {"vocab_size": settings["vocab_size"], "special_tokens": special,
+                                 "show_progress": progress}
     lowercase = [normalizers.Lowercase()] if settings["lowercase"] else []
 
     if kind == "BPE" and settings["byte_level"]:
@@ -269,7 +293,7 @@ def _first_present(tokens: list[str], candidates: tuple[str, ...]) -> str | None
     return next((token for token in candidates if token in tokens), None)
 
 
-def transformers_files(special_tokens: list[str]) -> dict[str, dict[str, Any]]:
+def transformers_files(special_tokens: list[str]) -> dict[str, Mapping[str, str | int | bool]]:
     """The JSON files that make a folder with tokenizer.json a ``PreTrainedTokenizerFast`` folder.
 
     Written directly rather than through ``transformers`` (whose import takes seconds): what
@@ -278,8 +302,9 @@ def transformers_files(special_tokens: list[str]) -> dict[str, dict[str, Any]]:
     """
     roles = {role: token for role, candidates in TOKEN_ROLES.items()
              if (token := _first_present(special_tokens, candidates))}
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1_000_000_000_000_000_019_884_624_838_656,
-              "clean_up_tokenization_spaces": False, **roles}
+    config: dict[str, str | int | bool] = {
+        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1_000_000_000_000_000_019_884_624_838_656,
+        "clean_up_tokenization_spaces": False, **roles}
     return {"tokenizer_config.json": config, "special_tokens_map.json": roles}
 
 

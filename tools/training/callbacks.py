@@ -11,12 +11,13 @@ from typing import Any
 from torchscout.tools.training.checkpoints import save_checkpoint
 from torchscout.tools.training.engine import Callback, LoopState, Run
 from torchscout.tools.training.plots import plot_curves
+from torchscout.tools.training.types import EpochRecord
 from torchscout.tools.workspace import atomic_write_text
 
 TRAINING_LOGGER = "torchscout.tools.training"
 
 
-def _jsonl(records: list[dict[str, Any]]) -> str:
+def _jsonl(records: list[EpochRecord]) -> str:
     return "".join(json.dumps(record) + "\n" for record in records)
 
 
@@ -30,7 +31,7 @@ class MetricsFile(Callback):
         # after a resume the file matches the checkpoint's history, even if the crash came mid-epoch
         atomic_write_text(self.path, _jsonl(state.history))
 
-    def on_epoch_end(self, run: Run, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+    def on_epoch_end(self, run: Run, state: LoopState, record: EpochRecord, improved: bool) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(_jsonl([record]))
 
@@ -64,7 +65,7 @@ class TrainLog(Callback):
             self.handler.handle(self.logger.makeRecord(self.logger.name, logging.INFO, __file__, 0, message,
                                                        args, None))
 
-    def on_epoch_end(self, run: Run, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+    def on_epoch_end(self, run: Run, state: LoopState, record: EpochRecord, improved: bool) -> None:
         values = " ".join(f"{key}={value:.5g}" if isinstance(value, float) else f"{key}={value}"
                           for key, value in record.items())
         self._log("%s%s", values, " (best)" if improved else "")
@@ -84,7 +85,7 @@ class Checkpoints(Callback):
     def __init__(self, folder: Path, interval: int, save_best: bool) -> None:
         self.folder, self.interval, self.save_best = folder, interval, save_best
 
-    def on_epoch_end(self, run: Run, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+    def on_epoch_end(self, run: Run, state: LoopState, record: EpochRecord, improved: bool) -> None:
         epoch = record["epoch"]
         last = save_checkpoint(self.folder / "last.pt", run, state)
         if self.interval and epoch % self.interval == 0:

@@ -11,19 +11,52 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import torch
 
 from torchscout.tools.errors import ToolError
 from torchscout.tools.training.engine import LoopState, Run
+from torchscout.tools.training.types import SavedLoopState
 from torchscout.tools.workspace import atomic_writer
 
 CHECKPOINT_FORMAT = 1
 
 
-def capture_rng() -> dict[str, Any]:
+class NumpyRngState(TypedDict):
+    kind: str
+    keys: torch.Tensor  # the uint32 key array, as int64
+    position: int
+    has_gauss: int
+    cached: float
+
+
+class PythonRngState(TypedDict):
+    version: int
+    internal: list[int]
+    gauss: float | None
+
+
+class RngState(TypedDict):
+    torch: torch.Tensor
+    cuda: list[torch.Tensor]  # one state per device; empty without CUDA
+    numpy: NumpyRngState
+    python: PythonRngState
+
+
+class CheckpointPayload(TypedDict):
+    """What a checkpoint file holds (tensors, lists and numbers only: ``weights_only`` loads it)."""
+
+    format: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]  # torch's Optimizer.state_dict()
+    scheduler: dict[str, Any] | None  # the lr scheduler's state_dict()
+    state: SavedLoopState
+    rng: RngState
+
+
+def capture_rng() -> RngState:
     kind, keys, position, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     return {
@@ -35,7 +68,7 @@ def capture_rng() -> dict[str, Any]:
     }
 
 
-def restore_rng(saved: dict[str, Any]) -> None:
+def restore_rng(saved: RngState) -> None:
     torch.set_rng_state(saved["torch"])
     if saved["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(saved["cuda"])
@@ -47,7 +80,7 @@ def restore_rng(saved: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, run: Run, state: LoopState) -> Path:
-    payload = {
+    payload: CheckpointPayload = {
         "format": CHECKPOINT_FORMAT,
         "model": run.raw_model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
@@ -60,17 +93,17 @@ def save_checkpoint(path: Path, run: Run, state: LoopState) -> Path:
     return path
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path) -> CheckpointPayload:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as exc:
         raise ToolError(f"cannot read the checkpoint {path}: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ToolError(f"{path} is not a torchscout checkpoint (format {CHECKPOINT_FORMAT})")
-    return payload
+    return cast(CheckpointPayload, payload)  # written by save_checkpoint
 
 
-def restore_checkpoint(payload: dict[str, Any], run: Run) -> LoopState:
+def restore_checkpoint(payload: CheckpointPayload, run: Run) -> LoopState:
     """Load model, optimizer, scheduler and RNG states into ``run``; return the saved loop state."""
     run.raw_model.load_state_dict(payload["model"])
     run.optimizer.load_state_dict(payload["optimizer"])

@@ -19,6 +19,7 @@ from torch import nn
 
 from torchscout.tools.training.components import build_model_optimizer
 from torchscout.tools.training.engine import Run
+from torchscout.tools.training.types import OverfitCheck, RunChecks, SanityCheck
 
 
 class SanityCheckFailed(RuntimeError):
@@ -59,7 +60,7 @@ def _check_output(outputs: Any, targets: torch.Tensor, num_classes: int | None) 
                                 f"layer must produce {num_classes} values per sample (it produces {shape[1]})")
 
 
-def sanity_check(run: Run, num_classes: int | None) -> dict[str, Any]:
+def sanity_check(run: Run, num_classes: int | None) -> SanityCheck:
     """Forward, loss and backward on one training batch; raises SanityCheckFailed with the fix."""
     model = run.raw_model
     inputs, targets = run.train.first_batch()
@@ -87,7 +88,7 @@ def sanity_check(run: Run, num_classes: int | None) -> dict[str, Any]:
 
 
 def overfit_one_batch(run: Run, build_optimizer, max_steps: int = 300, time_limit_s: float = 30.0,
-                      target_drop: float = 0.9) -> dict[str, Any]:
+                      target_drop: float = 0.9) -> OverfitCheck:
     """Train a copy of the model on one batch until the loss falls by ``target_drop`` (90%).
 
     A model that cannot fit one batch has a bug (wrong loss, frozen layers, a broken forward)
@@ -121,9 +122,9 @@ def overfit_one_batch(run: Run, build_optimizer, max_steps: int = 300, time_limi
             "verdict": verdict}
 
 
-def run_checks(run: Run, num_classes: int | None, sanity: str) -> dict[str, Any]:
+def run_checks(run: Run, num_classes: int | None, sanity: str) -> RunChecks:
     """The checks ``sanity`` asks for ("batch", "overfit_batch" or "off"), as result fields."""
-    checks: dict[str, Any] = {}
+    checks: RunChecks = {}
     if sanity == "off":
         return checks
     checks["sanity"] = sanity_check(run, num_classes)

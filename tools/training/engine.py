@@ -16,7 +16,7 @@ import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import cast
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from torchscout.tools.training.config import RunConfig
 from torchscout.tools.training.data import BatchSource
 from torchscout.tools.training.distributed import DistContext
 from torchscout.tools.training.metrics import create_metrics
+from torchscout.tools.training.types import BestMetric, EpochRecord, SavedLoopState
 
 SPIKE_FACTOR = 3.0  # a step loss above 3x the running mean of the epoch so far counts as a spike
 SPIKE_WARMUP_STEPS = 5  # the first steps of an epoch set the running mean; they are not judged
@@ -61,16 +62,16 @@ class LoopState:
 
     epoch: int = 0  # last completed epoch
     global_step: int = 0  # optimizer steps so far
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None  # {"name", "value", "epoch"}
+    history: list[EpochRecord] = field(default_factory=list)
+    best: BestMetric | None = None
     bad_epochs: int = 0  # epochs since the monitored metric last improved
     stop_reason: str | None = None  # "early_stopping" | "max_steps" | "time_budget"
     train_time_s: float = 0.0
     train_samples: int = 0
     wandb_run_id: str | None = None  # so a resumed experiment continues its W&B run
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> SavedLoopState:
+        return cast(SavedLoopState, asdict(self))
 
 
 @dataclass
@@ -168,7 +169,7 @@ def _check_stop(run: Run, epoch: int, loss: torch.Tensor, losses: list[torch.Ten
     return checked, out_of_time
 
 
-def train_one_epoch(run: Run, state: LoopState, epoch: int) -> dict[str, Any]:
+def train_one_epoch(run: Run, state: LoopState, epoch: int) -> EpochRecord:
     """One pass over the training batches; returns the epoch's training record."""
     config, model, optimizer = run.config, run.model, run.optimizer
     parameters = [p for p in run.raw_model.parameters() if p.requires_grad]
@@ -249,7 +250,7 @@ def evaluate(run: Run, source: BatchSource, model: nn.Module | None = None) -> d
     return results
 
 
-def _step_epoch_scheduler(run: Run, record: dict[str, Any]) -> None:
+def _step_epoch_scheduler(run: Run, record: EpochRecord) -> None:
     plan = run.scheduler
     if plan is None or plan.per_step:
         return
@@ -259,13 +260,13 @@ def _step_epoch_scheduler(run: Run, record: dict[str, Any]) -> None:
         plan.scheduler.step()
 
 
-def _update_monitor(run: Run, state: LoopState, record: dict[str, Any]) -> bool:
+def _update_monitor(run: Run, state: LoopState, record: EpochRecord) -> bool:
     """Track the best monitored value; returns whether this epoch improved it. Also early stopping."""
     value = float(record.get(run.monitor.key, math.nan))
     best = state.best["value"] if state.best else None
     improved = run.monitor.improved(value, best, run.min_delta)
     if improved:
-        state.best = {"name": run.monitor.key, "value": value, "epoch": record["epoch"]}
+        state.best = {"name": run.monitor.key, "value": value, "epoch": int(record["epoch"])}
         state.bad_epochs = 0
     else:
         state.bad_epochs += 1
@@ -280,7 +281,7 @@ class Callback:
     def on_train_start(self, run: Run, state: LoopState) -> None:
         return None
 
-    def on_epoch_end(self, run: Run, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+    def on_epoch_end(self, run: Run, state: LoopState, record: EpochRecord, improved: bool) -> None:
         return None
 
     def on_train_end(self, run: Run, state: LoopState) -> None:

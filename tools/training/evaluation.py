@@ -28,6 +28,7 @@ from torchscout.tools.training.engine import LoopState, fit
 from torchscout.tools.training.outcomes import COMPLETED, describe_run, failure_result, throughput
 from torchscout.tools.training.runs import make_monitor, prepare_run
 from torchscout.tools.training.trainer import run_full_trainer
+from torchscout.tools.training.types import FullTrainAnswer, QuickEvalAnswer
 
 
 def lr_find_plot_path(model_class_name: str) -> Path:
@@ -37,7 +38,7 @@ def lr_find_plot_path(model_class_name: str) -> Path:
     return get_settings().state_dir / "lr_find" / f"{model_class_name}-{stamp}-{uuid.uuid4().hex[:8]}.png"
 
 
-def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_config: dict[str, Any]) -> dict[str, Any]:
+def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_config: dict[str, Any]) -> QuickEvalAnswer:
     """Quickly train and evaluate a model class from a workspace script ("is this working?").
 
     eval_config keys: dataset (mnist, cifar10, digits, dummy, imagefolder, imagenet_subset,
@@ -54,7 +55,7 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
     config = parse_config(EvalConfig, eval_config, "eval_config")
     started = time.perf_counter()
     state = LoopState()
-    result: dict[str, Any] = {"status": COMPLETED, "metrics": {}, "train_loss": None, "val_loss": None,
+    result: QuickEvalAnswer = {"status": COMPLETED, "metrics": {}, "train_loss": None, "val_loss": None,
                               "history": state.history, "samples_per_s": 0.0, "duration_s": 0.0,
                               "device": None, "data_path": None}
     stage = "load"
@@ -88,7 +89,7 @@ class QuickEvaluatorArgs(BaseModel):
 
 
 def pytorch_full_trainer(model_script_path: str, model_class_name: str, trainer_config: dict[str, Any],
-                         experiment_name: str | None = None, log_base_dir: str = "full_experiments") -> dict[str, Any]:
+                         experiment_name: str | None = None, log_base_dir: str = "full_experiments") -> FullTrainAnswer:
     """Full training run with checkpoints, early stopping, resume, curves and W&B logging.
 
     trainer_config: everything eval_config takes (dataset, dataset_params, num_classes, batch_size,

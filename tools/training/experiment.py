@@ -11,11 +11,11 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.training.types import ExperimentDescription, FullTrainAnswer
 from torchscout.tools.workspace import atomic_write_bytes, atomic_write_text, resolve
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -44,12 +44,12 @@ def experiment_folder(log_base_dir: str, name: str, resume: bool) -> Path:
     return folder
 
 
-def write_run_description(folder: Path, resolved_config: dict[str, Any], script: Path) -> None:
+def write_run_description(folder: Path, resolved_config: ExperimentDescription, script: Path) -> None:
     atomic_write_text(folder / "config.yaml", yaml.safe_dump(resolved_config, sort_keys=False))
     copy = folder / script.name
     if copy.resolve() != script.resolve():
         atomic_write_bytes(copy, script.read_bytes())
 
 
-def write_result(folder: Path, result: dict[str, Any]) -> None:
+def write_result(folder: Path, result: FullTrainAnswer) -> None:
     atomic_write_text(folder / "result.json", json.dumps(result, indent=2, default=str) + "\n")

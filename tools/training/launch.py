@@ -21,6 +21,7 @@ from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
 from torchscout.tools.shell.commands import MAX_TIMEOUT_S, run_command
 from torchscout.tools.training.experiment import experiment_name_or_timestamp
+from torchscout.tools.training.types import FullTrainAnswer
 from torchscout.tools.workspace import resolve
 
 DEFAULT_DISTRIBUTED_TIMEOUT_S = float(MAX_TIMEOUT_S)
@@ -48,7 +49,7 @@ def torchrun_command(model: str, class_name: str, config: str, experiment_name: 
 
 
 def run_distributed(model: str, class_name: str, config: str, experiment_name: str | None, log_base_dir: str,
-                    nproc: int, timeout_s: float = DEFAULT_DISTRIBUTED_TIMEOUT_S) -> dict[str, Any]:
+                    nproc: int, timeout_s: float = DEFAULT_DISTRIBUTED_TIMEOUT_S) -> FullTrainAnswer:
     """Run the full trainer in ``nproc`` processes under torchrun; returns rank 0's result.
 
     ``timeout_s`` bounds the whole run (default: the config's ``time_budget_s`` plus ten minutes

@@ -13,13 +13,13 @@ import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
 
 from torchscout.tools.training.plots import plot_lr_range
+from torchscout.tools.training.types import LrRangeTest
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -46,7 +46,7 @@ def suggest_lr(lrs: list[float], losses: list[float]) -> float | None:
 def lr_range_test(model: nn.Module, optimizer: Optimizer, loss_fn: Callable[..., torch.Tensor],
                   batches: Callable[[], Iterator[Batch]] | Iterable[Batch], *, start_lr: float = 1e-7, end_lr: float = 10.0,
                   num_steps: int = 100, smoothing: float = 0.98, diverge_factor: float = 4.0,
-                  plot_path: Path | None = None) -> dict[str, Any]:
+                  plot_path: Path | None = None) -> LrRangeTest:
     """Run the exponential lr sweep; returns ``{"suggested_lr", "lrs", "losses", "steps", "plot_path"}``.
 
     ``batches`` is a re-iterable of ``(inputs, targets)`` (a DataLoader, a list) or a function

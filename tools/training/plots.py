@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
+from torchscout.tools.training.types import EpochRecord
 from torchscout.tools.workspace import atomic_write_bytes
 
 
@@ -27,7 +27,7 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def plot_curves(history: list[dict[str, Any]], metric_names: list[str], path: Path) -> Path:
+def plot_curves(history: list[EpochRecord], metric_names: list[str], path: Path) -> Path:
     """Loss (train and val) on the left, each validation metric on the right, per epoch."""
     figure, (loss_axis, metric_axis) = _figure(2)
     epochs = [record["epoch"] for record in history]

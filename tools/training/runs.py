@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from torchscout.tools.training.distributed import DistContext, wrap_model
 from torchscout.tools.training.engine import Monitor, Run
 from torchscout.tools.training.lr_finder import lr_range_test
 from torchscout.tools.training.metrics import METRICS, metric_mode
+from torchscout.tools.training.types import DatasetInfo, LrRangeTest
 from torchscout.tools.workspace import resolve
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,9 @@ logger = logging.getLogger(__name__)
 class PreparedRun:
     run: Run
     num_classes: int | None
-    dataset_info: dict[str, Any]
+    dataset_info: DatasetInfo
     device_note: str | None = None
-    lr_find: dict[str, Any] | None = None
+    lr_find: LrRangeTest | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -170,7 +171,7 @@ def prepare_run(model_script_path: str, model_class_name: str, config: RunConfig
         _apply_suggested_lr(optimizer, lr_find["suggested_lr"])
     steps_per_epoch = math.ceil(len(train_source) / config.accumulate_steps)
     run.scheduler = build_scheduler(config.scheduler, optimizer, config.epochs, steps_per_epoch, monitor.mode)
-    info = dict(splits.info)
+    info = cast(DatasetInfo, dict(splits.info))  # the builders write DatasetInfo's keys
     info.update({"name": config.dataset, "train_size": train_source.num_samples * context.world_size,
                  "val_size": val_source.num_samples, "test_size": test_source.num_samples if test_source else 0})
     return PreparedRun(run=run, num_classes=num_classes, dataset_info=info, device_note=device_note,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from torchscout.settings import get_settings
 from torchscout.tools.training.config import WandbConfig
 from torchscout.tools.training.engine import Callback, LoopState, Run
+from torchscout.tools.training.types import EpochRecord, ExperimentDescription
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class WandbTracker(Callback):
     """Logs the resolved config, each epoch's record, the summary and optionally best.pt as an artifact."""
 
     def __init__(self, config: WandbConfig, experiment_dir: Path, experiment_name: str,
-                 resolved_config: dict[str, Any]) -> None:
+                 resolved_config: ExperimentDescription) -> None:
         self.config, self.experiment_dir, self.name = config, experiment_dir, experiment_name
         self.resolved_config = resolved_config
         self.run = None
@@ -46,7 +46,7 @@ class WandbTracker(Callback):
         self.run = wandb.init(
             mode=wandb_mode(self.config), dir=str(self.experiment_dir), project=self.config.project,
             entity=self.config.entity, group=self.config.group, tags=self.config.tags or None, name=self.name,
-            config=self.resolved_config, id=state.wandb_run_id, resume="allow" if state.wandb_run_id else None,
+            config=dict(self.resolved_config), id=state.wandb_run_id, resume="allow" if state.wandb_run_id else None,
             reinit="create_new",
             # the trainer is a tool: its caller's stdout/stderr (an agent, the research CLI) must
             # not fill with wandb's banners and run summaries; the run files hold everything
@@ -55,11 +55,11 @@ class WandbTracker(Callback):
         self.run_dir = str(Path(self.run.dir).parent)
         logger.info("W&B %s run %s in %s", wandb_mode(self.config), self.run.id, self.run_dir)
 
-    def on_epoch_end(self, run: Run, state: LoopState, record: dict[str, Any], improved: bool) -> None:
+    def on_epoch_end(self, run: Run, state: LoopState, record: EpochRecord, improved: bool) -> None:
         if self.run is not None:
             self.run.log(record, step=record["epoch"])
 
-    def finish(self, summary: dict[str, Any], best_checkpoint: Path | None) -> None:
+    def finish(self, summary: dict[str, float], best_checkpoint: Path | None) -> None:
         """Write the summary (and the best checkpoint as an artifact) and close the run."""
         if self.run is None:
             return

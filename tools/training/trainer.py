@@ -28,13 +28,14 @@ from torchscout.tools.training.experiment import (
 from torchscout.tools.training.outcomes import COMPLETED, describe_run, failure_result, throughput
 from torchscout.tools.training.runs import PreparedRun, make_monitor, prepare_run
 from torchscout.tools.training.tracking import WandbTracker
+from torchscout.tools.training.types import ExperimentDescription, FinalEval, FullTrainAnswer
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
 
 class ExperimentFiles:
     """Rank 0's side of a run: the folder, its callbacks, W&B, the final evaluation and result.json."""
 
-    def __init__(self, folder: Path, config: TrainerConfig, description: dict[str, Any], script: Path) -> None:
+    def __init__(self, folder: Path, config: TrainerConfig, description: ExperimentDescription, script: Path) -> None:
         self.folder, self.config, self.description, self.script = folder, config, description, script
         self.tracker = WandbTracker(config.wandb, folder, description["experiment_name"], description)
         self.train_log = TrainLog(folder / "train.log")
@@ -50,7 +51,7 @@ class ExperimentFiles:
         return [MetricsFile(self.folder / "metrics.jsonl"), self.train_log, checkpoints,
                 Curves(self.folder / "curves.png"), self.tracker]
 
-    def final_eval(self, run: Run) -> dict[str, Any]:
+    def final_eval(self, run: Run) -> FinalEval:
         """Evaluate the best weights (else the last) on the test split (else val)."""
         checkpoint = "last"
         best = self.best_checkpoint
@@ -60,7 +61,7 @@ class ExperimentFiles:
         split, source = ("test", run.test) if run.test is not None else ("val", run.val)
         return {"split": split, "checkpoint": checkpoint, **evaluate(run, source)}
 
-    def finish(self, result: dict[str, Any], state: LoopState) -> None:
+    def finish(self, result: FullTrainAnswer, state: LoopState) -> None:
         best = self.best_checkpoint
         if best is not None and best.exists():
             result["best_checkpoint_path"] = relative_to_workspace(best)
@@ -95,7 +96,7 @@ def _resume(run: Run, log_base_dir: str, name: str) -> LoopState:
 
 
 def run_full_trainer(model_script_path: str, model_class_name: str, trainer_config: dict[str, Any],
-                     experiment_name: str | None, log_base_dir: str) -> dict[str, Any]:
+                     experiment_name: str | None, log_base_dir: str) -> FullTrainAnswer:
     """See :func:`torchscout.tools.training.evaluation.pytorch_full_trainer`."""
     config = parse_config(TrainerConfig, trainer_config, "trainer_config")
     started = time.perf_counter()
@@ -104,12 +105,12 @@ def run_full_trainer(model_script_path: str, model_class_name: str, trainer_conf
     script = resolve(model_script_path, must_exist=True, kind="model_script_path")
     files = None
     if context.is_main:
-        description = {"model_script_path": model_script_path, "model_class_name": model_class_name,
+        description: ExperimentDescription = {"model_script_path": model_script_path, "model_class_name": model_class_name,
                        "experiment_name": name, "trainer_config": config.model_dump(mode="json")}
         files = ExperimentFiles(experiment_folder(log_base_dir, name, config.resume), config, description, script)
     context.barrier()
     state = LoopState()
-    result: dict[str, Any] = {
+    result: FullTrainAnswer = {
         "status": COMPLETED, "experiment_dir": relative_to_workspace(resolve(f"{log_base_dir}/{name}")),
         "best_checkpoint_path": None, "best_metric": None, "final_eval": {}, "history": [],
         "stopped_early": False, "duration_s": 0.0, "samples_per_s": 0.0, "wandb_run_dir": None,
