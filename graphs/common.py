@@ -100,7 +100,7 @@ def planning_context(state: ResearchState, round_index: int) -> PlanningContext:
         history.append(OutcomeWithEvidence(
             id=candidate["id"], round=candidate["round"], status=candidate["status"],
             blueprint=candidate.get("blueprint") or {}, model_config=candidate.get("model_config") or {},
-            training=candidate.get("training") or {}, vocab_size=candidate.get("vocab_size"), metric=metric,
+            training=candidate.get("training"), vocab_size=candidate.get("vocab_size"), metric=metric,
             params=candidate.get("params"), flops=candidate.get("flops"),
             error=_error_with_traceback(state, candidate), duration_s=candidate.get("duration_s"),
             analysis=candidate.get("analysis") or None, curve=_curve(evaluations, candidate["id"], task.metric)))

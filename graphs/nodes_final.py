@@ -69,8 +69,9 @@ def optimizers(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchSt
     failures: list[FailureRecord] = []
     for trial in proposal.optimizer_trials:
         config_name = f"{state['run_name']}-{trial.name}"
-        details = {"type": trial.training.optimizer, "default_params": trial.training.optimizer_params(),
-                   **({"param_groups": trial.training.param_groups} if trial.training.param_groups else {})}
+        details = {"type": trial.training.optimizer, "default_params": trial.training.optimizer_params()}
+        if trial.training.param_groups:
+            details["param_groups"] = trial.training.param_groups
         try:
             pytorch_optimizer_configurator(action="generate_config", config_name=config_name,
                                            optimizer_details=details)
