@@ -54,8 +54,8 @@ from torchscout.tools.workspace import atomic_write_text, resolve
 logger = logging.getLogger(__name__)
 EventCallback = Callable[[dict[str, Any]], None]  # gets each progress event (see graphs.events)
 PID_FILE = "run.pid"
-WAITING = "waiting_for_approval"
 RunStatus = Literal["finished", "incomplete", "waiting_for_approval"]
+WAITING: RunStatus = "waiting_for_approval"
 
 
 class Outcome(TypedDict):
