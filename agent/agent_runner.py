@@ -18,10 +18,12 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
+from langchain.agents.middleware.human_in_the_loop import ActionRequest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langgraph.types import Command
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, StateSnapshot
 
 from torchscout.agent.approvals import is_answer, parse_actions, parse_answer
 from torchscout.agent.react_agent import (
@@ -78,6 +80,18 @@ GATES_FILE = "agent_gates.json"  # thread id -> gated actions, in <workspace>/.t
 WAITING = "waiting_for_approval"
 
 
+class AgentOutcome(TypedDict):
+    """What :func:`run_agent` returns."""
+
+    thread_id: str
+    status: Literal["finished", "waiting_for_approval"]
+    approval: list[ActionRequest] | None   # the gated tool calls the thread waits on
+    answer: str                            # the agent's final message (empty while waiting)
+    model_calls: int
+    tool_calls: int
+    tool_errors: int
+
+
 def _gates_path() -> Path:
     return get_settings().state_dir / GATES_FILE
 
@@ -114,9 +128,9 @@ def split_approve(approve: Any) -> tuple[list[str], str | None]:
                         f"(pip_install, full_train): {exc}") from exc
 
 
-def pending_approval(snapshot: Any) -> list[dict[str, Any]]:
+def pending_approval(snapshot: StateSnapshot) -> list[ActionRequest]:
     """The tool calls an agent thread is waiting on (``[{name, args, description}]``; empty when not waiting)."""
-    return [request for item in getattr(snapshot, "interrupts", ()) or () if isinstance(item.value, dict)
+    return [request for item in snapshot.interrupts or () if isinstance(item.value, dict)
             for request in item.value.get("action_requests") or []]
 
 
@@ -129,7 +143,7 @@ def _resume_command(snapshot: Any, answer: str) -> Any:
                            for item in snapshot.interrupts})
 
 
-def _plan_inputs(agent: Any, config: dict[str, Any], thread_id: str, goal: str | None,
+def _plan_inputs(agent: Any, config: RunnableConfig, thread_id: str, goal: str | None,
                  answer: str | None) -> list[Any]:
     snapshot = agent.get_state(config)
     waiting = pending_approval(snapshot)
@@ -151,7 +165,7 @@ def _plan_inputs(agent: Any, config: dict[str, Any], thread_id: str, goal: str |
 
 
 def run_agent(goal: str | None, *, thread_id: str | None = None, max_model_calls: int | None = None,
-              llm: Any = None, on_line: EventPrinter | None = None, approve: Any = None) -> dict[str, Any]:
+              llm: Any = None, on_line: EventPrinter | None = None, approve: Any = None) -> AgentOutcome:
     """Run (or continue) agent thread ``thread_id`` on ``goal``; returns the final answer and counts.
 
     ``llm``: a chat model, an init_chat_model spec, or None for the configured one.
@@ -186,14 +200,14 @@ def run_agent(goal: str | None, *, thread_id: str | None = None, max_model_calls
     finally:
         saver.conn.close()
     final = next((message for message in reversed(messages) if isinstance(message, AIMessage)), None)
-    return {
-        "thread_id": thread_id,
-        "status": WAITING if waiting else "finished",
-        "approval": waiting or None,
-        "answer": _text_of(final) if final is not None and not waiting else "",
-        "model_calls": sum(isinstance(message, AIMessage) for message in messages),
-        "tool_calls": sum(isinstance(message, ToolMessage) for message in messages),
-        "tool_errors": sum(isinstance(message, ToolMessage) and (message.status == "error"
-                                                                 or _text_of(message).startswith("Error:"))
-                           for message in messages),
-    }
+    return AgentOutcome(
+        thread_id=thread_id,
+        status=WAITING if waiting else "finished",
+        approval=waiting or None,
+        answer=_text_of(final) if final is not None and not waiting else "",
+        model_calls=sum(isinstance(message, AIMessage) for message in messages),
+        tool_calls=sum(isinstance(message, ToolMessage) for message in messages),
+        tool_errors=sum(isinstance(message, ToolMessage) and (message.status == "error"
+                                                              or _text_of(message).startswith("Error:"))
+                        for message in messages),
+    )

@@ -8,19 +8,23 @@ agent's is LangChain's human-in-the-loop middleware (``react_agent.py``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast
 
 from torchscout.tools.errors import ToolError
 
+GatedAction = Literal["full_train", "pip_install"]
+Answer = Literal["yes", "no"]
+
 # Actions a run can be told to pause before (`approve: [...]` / `--approve`), with what each gates.
-GATED_ACTIONS: dict[str, str] = {
+GATED_ACTIONS: dict[GatedAction, str] = {
     "full_train": "the final full training of the winner (the longest step of a run)",
     "pip_install": "installing a Python package into the environment",
 }
 
-YES, NO = "yes", "no"
-_ANSWERS = {"yes": YES, "y": YES, "approve": YES, "approved": YES, "true": YES, "ok": YES,
-            "no": NO, "n": NO, "reject": NO, "rejected": NO, "false": NO, "skip": NO}
+YES: Answer = "yes"
+NO: Answer = "no"
+_ANSWERS: dict[str, Answer] = {"yes": YES, "y": YES, "approve": YES, "approved": YES, "true": YES, "ok": YES,
+                               "no": NO, "n": NO, "reject": NO, "rejected": NO, "false": NO, "skip": NO}
 
 
 def is_answer(value: Any) -> bool:
@@ -28,7 +32,7 @@ def is_answer(value: Any) -> bool:
     return isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in _ANSWERS)
 
 
-def parse_answer(value: Any, argument: str = "approve") -> str:
+def parse_answer(value: Any, argument: str = "approve") -> Answer:
     """``yes`` or ``no`` from a person's answer (yes/y/approve/true, no/n/reject/skip/false)."""
     if isinstance(value, bool):
         return YES if value else NO
@@ -37,7 +41,7 @@ def parse_answer(value: Any, argument: str = "approve") -> str:
     return _ANSWERS[value.strip().lower()]
 
 
-def parse_actions(value: Any) -> list[str]:
+def parse_actions(value: Any) -> list[GatedAction]:
     """Gated action names from a list or a comma-separated string, deduplicated in order.
 
     Raises ValueError naming an unknown action and the known ones.
@@ -47,14 +51,15 @@ def parse_actions(value: Any) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise ValueError(f"give a list of actions such as [full_train, pip_install], not {value!r}")
-    actions: list[str] = []
+    actions: list[GatedAction] = []
     for item in items:
-        action = str(item).strip()
-        if not action:
+        name = str(item).strip()
+        if not name:
             continue
-        if action not in GATED_ACTIONS:
-            raise ValueError(f"unknown action {action!r}; actions that can wait for approval: "
+        if name not in GATED_ACTIONS:
+            raise ValueError(f"unknown action {name!r}; actions that can wait for approval: "
                              f"{', '.join(GATED_ACTIONS)}")
+        action = cast(GatedAction, name)
         if action not in actions:
             actions.append(action)
     return actions

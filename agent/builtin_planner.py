@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 import optuna
 
@@ -36,6 +35,7 @@ from torchscout.agent.proposal import (
     Proposal,
     TrainingSettings,
 )
+from torchscout.agent.search_space import Blueprint, Space
 from torchscout.agent.selection import prefer_smaller_among_ties, tie_tolerance
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -44,18 +44,18 @@ logger = logging.getLogger(__name__)
 _MAX_DRAWS = 50  # attempts to find a design not tried yet before accepting a duplicate
 
 
-def _axes(context: PlanningContext) -> dict[str, list[Any]]:
+def _axes(context: PlanningContext) -> Space:
     axes = dict(search_space.space_for(context.task.modality))
     if context.vocab_sizes:
         axes["vocab_size"] = sorted(context.vocab_sizes)
     return axes
 
 
-def _distributions(axes: dict[str, list[Any]]) -> dict[str, optuna.distributions.BaseDistribution]:
+def _distributions(axes: Space) -> dict[str, optuna.distributions.BaseDistribution]:
     return {name: optuna.distributions.CategoricalDistribution(choices) for name, choices in axes.items()}
 
 
-def _training_of(blueprint: dict[str, Any]) -> TrainingSettings:
+def _training_of(blueprint: Blueprint) -> TrainingSettings:
     optimizer = blueprint["optimizer"]
     momentum = 0.9 if optimizer == "SGD" else None
     # SGD needs a larger step than the adaptive methods to move at all in a short budget
@@ -140,9 +140,9 @@ class BuiltinPlanner:
 
     # -- rounds -------------------------------------------------------------------------------
 
-    def _draft(self, context: PlanningContext, axes: dict[str, list[Any]], seen: set[str],
-               rng: random.Random) -> list[tuple[dict[str, Any], str, str | None]]:
-        picks: list[tuple[dict[str, Any], str, str | None]] = []
+    def _draft(self, context: PlanningContext, axes: Space, seen: set[str],
+               rng: random.Random) -> list[tuple[Blueprint, str, str | None]]:
+        picks: list[tuple[Blueprint, str, str | None]] = []
         baseline = dict(search_space.BASELINES[context.task.modality])
         if "vocab_size" in axes:
             baseline["vocab_size"] = axes["vocab_size"][len(axes["vocab_size"]) // 2]
@@ -155,9 +155,9 @@ class BuiltinPlanner:
                          "for diversity in the first round: " + self._describe(blueprint), None)
         return picks
 
-    def _improve(self, context: PlanningContext, axes: dict[str, list[Any]], seen: set[str],
-                 rng: random.Random, ranked: list[CandidateOutcome]) -> list[tuple[dict[str, Any], str, str | None]]:
-        picks: list[tuple[dict[str, Any], str, str | None]] = []
+    def _improve(self, context: PlanningContext, axes: Space, seen: set[str],
+                 rng: random.Random, ranked: list[CandidateOutcome]) -> list[tuple[Blueprint, str, str | None]]:
+        picks: list[tuple[Blueprint, str, str | None]] = []
         best = ranked[0]
         explore = 1 if context.num_candidates >= 3 else 0
         mutations = context.num_candidates - explore
@@ -192,19 +192,19 @@ class BuiltinPlanner:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _normalized(self, blueprint: dict[str, Any], context: PlanningContext) -> dict[str, Any]:
+    def _normalized(self, blueprint: Blueprint, context: PlanningContext) -> Blueprint:
         return search_space.normalize(blueprint, context.task.modality)
 
-    def _accept(self, context: PlanningContext, blueprint: dict[str, Any], seen: set[str],
+    def _accept(self, context: PlanningContext, blueprint: Blueprint, seen: set[str],
                 picks: list, rationale: str, parent: str | None) -> None:
         normalized = self._normalized(blueprint, context)
         seen.add(search_space.signature(normalized))
         picks.append((normalized, rationale, parent))
 
-    def _draw(self, study: optuna.Study, axes: dict[str, list[Any]], seen: set[str],
-              context: PlanningContext) -> dict[str, Any]:
+    def _draw(self, study: optuna.Study, axes: Space, seen: set[str],
+              context: PlanningContext) -> Blueprint:
         distributions = _distributions(axes)
-        blueprint: dict[str, Any] = {}
+        blueprint: Blueprint = {}
         for _ in range(_MAX_DRAWS):
             trial = study.ask(distributions)
             blueprint = dict(trial.params)
@@ -214,7 +214,7 @@ class BuiltinPlanner:
                 break
         return blueprint
 
-    def _told_study(self, context: PlanningContext, axes: dict[str, list[Any]]) -> optuna.Study:
+    def _told_study(self, context: PlanningContext, axes: Space) -> optuna.Study:
         direction = "maximize" if context.task.maximize else "minimize"
         sampler = optuna.samplers.TPESampler(seed=context.task.seed * 1000 + context.round, n_startup_trials=5)
         study = optuna.create_study(direction=direction, sampler=sampler)
@@ -229,8 +229,8 @@ class BuiltinPlanner:
                 state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE))
         return study
 
-    def _mutate(self, blueprint: dict[str, Any], axes: dict[str, list[Any]], rng: random.Random,
-                context: PlanningContext) -> tuple[dict[str, Any], str]:
+    def _mutate(self, blueprint: Blueprint, axes: Space, rng: random.Random,
+                context: PlanningContext) -> tuple[Blueprint, str]:
         child = {**search_space.BASELINES[context.task.modality], **blueprint}
         names = [name for name in axes if name in self._normalized(child, context) or name == "encoder"]
         changes = []
@@ -248,8 +248,8 @@ class BuiltinPlanner:
             child.setdefault(name, choices[0])
         return self._normalized(child, context), "; ".join(changes) or "no change"
 
-    def _shrinks(self, blueprint: dict[str, Any], axes: dict[str, list[Any]], rng: random.Random,
-                 context: PlanningContext) -> list[tuple[dict[str, Any], str]]:
+    def _shrinks(self, blueprint: Blueprint, axes: Space, rng: random.Random,
+                 context: PlanningContext) -> list[tuple[Blueprint, str]]:
         """Smaller variants of ``blueprint``: one size axis stepped down each (in a seeded order), then
         pairs of axes; every variant has fewer parameters than the blueprint."""
         parent = {**search_space.BASELINES[context.task.modality], **blueprint}
@@ -270,10 +270,10 @@ class BuiltinPlanner:
         return variants
 
     @staticmethod
-    def _describe(blueprint: dict[str, Any]) -> str:
+    def _describe(blueprint: Blueprint) -> str:
         return ", ".join(f"{key}={value}" for key, value in blueprint.items())
 
-    def _spec(self, context: PlanningContext, index: int, blueprint: dict[str, Any], rationale: str,
+    def _spec(self, context: PlanningContext, index: int, blueprint: Blueprint, rationale: str,
               parent: str | None) -> CandidateSpec:
         model_name = f"R{context.round}C{index}"
         vocab = blueprint.get("vocab_size")

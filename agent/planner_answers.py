@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from torchscout.agent.llm_answers import AnswerProblem
 from torchscout.agent.proposal import CandidateSpec, OptimizerTrialSpec, PlanningContext, TrainingSettings
+from torchscout.agent.training_configs import TrainingRecord
 from torchscout.tools.errors import ToolError
 from torchscout.tools.optim.specs import resolve_optimizer_class
 
@@ -97,7 +98,7 @@ def _optimizer_problem(training: TrainingSettings, where: str) -> str | None:
     return None
 
 
-def design_signature(layers: list[Any], training: dict[str, Any] | TrainingSettings) -> str:
+def design_signature(layers: list[Any], training: TrainingRecord | TrainingSettings | None) -> str:
     """Equal for two candidates with the same layers and training settings (duplicate detection)."""
     settings = training.model_dump() if isinstance(training, TrainingSettings) else training
     return json.dumps({"layers": layers, "training": settings}, sort_keys=True, default=str)

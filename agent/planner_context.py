@@ -19,7 +19,9 @@ import json
 from typing import Any
 
 from torchscout.agent.proposal import CandidateOutcome, PlanningContext
+from torchscout.agent.records import FAILED_STATUSES
 from torchscout.agent.task import Task
+from torchscout.agent.training_configs import TrainingRecord
 
 LEADERBOARD_ROWS = 10
 FAILED_ROWS = 6
@@ -27,7 +29,6 @@ ERROR_TAIL_LINES = 6
 ERROR_TAIL_CHARS = 700
 CURVE_ROWS = 4
 ANALYSIS_CHARS = 500
-_FAILED_STATUSES = {"failed", "diverged", "error", "assemble_failed", "rejected", "timeout"}
 
 
 def human_count(value: float | int | None) -> str:
@@ -65,7 +66,7 @@ def design_text(item: CandidateOutcome) -> str:
     return layers_text(layers) if isinstance(layers, list) and layers else "(no blueprint recorded)"
 
 
-def training_text(training: dict[str, Any]) -> str:
+def training_text(training: TrainingRecord | None) -> str:
     if not training:
         return "-"
     text = f"{training.get('optimizer', '?')} lr={training.get('lr', '?')}"
@@ -127,7 +128,7 @@ def leaderboard_text(context: PlanningContext) -> str:
 def failed_candidates(context: PlanningContext) -> list[CandidateOutcome]:
     """Candidates that produced no metric because something went wrong, latest round first."""
     failed = [item for item in context.history
-              if item.metric is None and (item.error or item.status in _FAILED_STATUSES)]
+              if item.metric is None and (item.error or item.status in FAILED_STATUSES)]
     return sorted(failed, key=lambda item: (-item.round, item.id))
 
 

@@ -13,8 +13,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from torchscout.agent.records import Status
 from torchscout.agent.selection import prefer_smaller_among_ties
 from torchscout.agent.task import Task
+from torchscout.agent.training_configs import TrainingRecord
 
 ProposalMode = Literal["draft", "improve", "debug", "optimizer"]
 
@@ -32,8 +34,8 @@ class TrainingSettings(BaseModel):
     param_groups: list[dict[str, Any]] = Field(
         default_factory=list, description="Optional per-parameter-group overrides: {name_regex, lr, weight_decay}.")
 
-    def optimizer_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
+    def optimizer_params(self) -> dict[str, float | bool]:
+        params: dict[str, float | bool] = {"lr": self.lr, "weight_decay": self.weight_decay}
         if self.momentum is not None:
             params["momentum"] = self.momentum
             if self.optimizer == "SGD":
@@ -56,9 +58,6 @@ class CandidateSpec(BaseModel):
         default_factory=dict,
         description="The search-space coordinates the candidate came from (builtin planner); free-form otherwise.")
     vocab_size: int | None = Field(default=None, description="Text tasks: the tokenizer vocabulary it uses.")
-
-    def as_record(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True)
 
 
 class OptimizerTrialSpec(BaseModel):
@@ -88,10 +87,10 @@ class CandidateOutcome(BaseModel):
 
     id: str
     round: int
-    status: str
+    status: Status
     blueprint: dict[str, Any] = Field(default_factory=dict)
     model_config_: dict[str, Any] = Field(default_factory=dict, alias="model_config")
-    training: dict[str, Any] = Field(default_factory=dict)
+    training: TrainingRecord | None = None
     vocab_size: int | None = None
     metric: float | None = None
     params: int | None = None

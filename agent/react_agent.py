@@ -44,6 +44,7 @@ from langchain.agents.middleware import (
 from langchain.agents.middleware.human_in_the_loop import InterruptOnConfig
 from langchain.agents.middleware.types import ToolCallRequest
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -197,8 +198,8 @@ def model_call_limit(max_model_calls: int | None) -> int:
     return limit
 
 
-def thread_config(thread_id: str, max_model_calls: int | None = None) -> dict[str, Any]:
+def thread_config(thread_id: str, max_model_calls: int | None = None) -> RunnableConfig:
     """Run config for one agent thread; the recursion limit leaves room for every allowed call."""
     max_model_calls = model_call_limit(max_model_calls)
     # each model call is followed by at most one tools step, plus the middleware's own steps
-    return {"configurable": {"thread_id": thread_id}, "recursion_limit": 4 * max_model_calls + 10}
+    return RunnableConfig(configurable={"thread_id": thread_id}, recursion_limit=4 * max_model_calls + 10)

@@ -10,23 +10,44 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal, TypedDict
 
+from torchscout.agent.records import CandidateRecord, EpochRecord, ResearchState, Status, evaluations_of
+from torchscout.tools.training.status import DIVERGED, FAILED
 from torchscout.tools.workspace import atomic_write_text, atomic_writer, relative_to_workspace, resolve
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure  # matplotlib loads only when a plot is drawn
 
 REPORT_FILE = "report.md"
 
 
-def _metric_of(candidate: dict[str, Any]) -> float | None:
+class LeaderboardRow(TypedDict):
+    """One candidate in the report's leaderboard (and ``research()``'s outcome)."""
+
+    rank: int
+    candidate: str
+    metric: float | None
+    budget: Literal["quick", "screen", "-"]   # which evaluation the metric comes from
+    params: int | None
+    flops: int | None
+    seconds: float
+    status: Status
+    rationale: str
+    error: str | None
+
+
+def _metric_of(candidate: CandidateRecord) -> float | None:
     return candidate.get("metric") if candidate.get("metric") is not None else candidate.get("screen_metric")
 
 
-def leaderboard_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
+def leaderboard_rows(state: ResearchState) -> list[LeaderboardRow]:
     """Every candidate, ranked by its quick metric (then its screen metric); failures last."""
     maximize = state["task"].get("mode", "max") == "max"
     candidates = list((state.get("candidates") or {}).values())
+    evaluations = evaluations_of(state).values()
 
-    def sort_key(candidate: dict[str, Any]) -> tuple:
+    def sort_key(candidate: CandidateRecord) -> tuple[int, float, str]:
         quick, screen = candidate.get("metric"), candidate.get("screen_metric")
         value = quick if quick is not None else screen
         tier = 0 if quick is not None else 1 if screen is not None else 2
@@ -35,15 +56,14 @@ def leaderboard_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
 
     rows = []
     for rank, candidate in enumerate(sorted(candidates, key=sort_key), start=1):
-        evaluations = [item for item in (state.get("evaluations") or {}).values()
-                       if item.get("candidate_id") == candidate["id"] and item.get("kind") in {"screen", "quick"}]
-        seconds = sum(item.get("duration_s") or 0.0 for item in evaluations)
-        rows.append({"rank": rank, "candidate": candidate["id"], "metric": _metric_of(candidate),
-                     "budget": ("quick" if candidate.get("metric") is not None else
-                                "screen" if candidate.get("screen_metric") is not None else "-"),
-                     "params": candidate.get("params"), "flops": candidate.get("flops"),
-                     "seconds": round(seconds, 2), "status": candidate.get("status", "?"),
-                     "rationale": candidate.get("rationale", ""), "error": candidate.get("error")})
+        seconds = sum(item.get("duration_s") or 0.0 for item in evaluations
+                      if item["candidate_id"] == candidate["id"] and item["kind"] in {"screen", "quick"})
+        rows.append(LeaderboardRow(
+            rank=rank, candidate=candidate["id"], metric=_metric_of(candidate),
+            budget=("quick" if candidate.get("metric") is not None else
+                    "screen" if candidate.get("screen_metric") is not None else "-"),
+            params=candidate.get("params"), flops=candidate.get("flops"), seconds=round(seconds, 2),
+            status=candidate["status"], rationale=candidate.get("rationale", ""), error=candidate.get("error")))
     return rows
 
 
@@ -60,7 +80,7 @@ def pareto_front(points: list[tuple[float, float]], maximize: bool = True) -> li
     return front
 
 
-def _save_png(figure: Any, path: Path) -> None:
+def _save_png(figure: Figure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     with atomic_writer(path, "wb") as handle:
@@ -68,7 +88,7 @@ def _save_png(figure: Any, path: Path) -> None:
     plt.close(figure)
 
 
-def _plot_pareto(rows: list[dict[str, Any]], metric_name: str, maximize: bool, path: Path) -> bool:
+def _plot_pareto(rows: list[LeaderboardRow], metric_name: str, maximize: bool, path: Path) -> bool:
     scored = [row for row in rows if row["metric"] is not None and row["params"]]
     if not scored:
         return False
@@ -96,7 +116,7 @@ def _plot_pareto(rows: list[dict[str, Any]], metric_name: str, maximize: bool, p
     return True
 
 
-def _plot_curves(history: list[dict[str, Any]], metric_name: str, path: Path) -> bool:
+def _plot_curves(history: list[EpochRecord], metric_name: str, path: Path) -> bool:
     if not history:
         return False
     import matplotlib
@@ -125,7 +145,7 @@ def _plot_curves(history: list[dict[str, Any]], metric_name: str, path: Path) ->
     return True
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def _fmt(value: object, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
@@ -135,7 +155,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _result_section(state: dict[str, Any]) -> list[str]:
+def _result_section(state: ResearchState) -> list[str]:
     task, final = state["task"], state.get("final") or {}
     winner = final.get("winner")
     lines = ["## Result", ""]
@@ -155,7 +175,7 @@ def _result_section(state: dict[str, Any]) -> list[str]:
                      f"{_fmt(runner['stats']['std'])}; difference {final['difference']:+.4f}, "
                      f"noise margin ±{_fmt(margin)} (2 standard errors) -> {verdict}.")
     training = state.get("full_training") or {}
-    if training.get("status") == "failed":
+    if training.get("status") in {FAILED, DIVERGED}:
         lines.append(f"- **Full training failed:** {training.get('error')}")
     elif training:
         best = training.get("best_metric") or {}
@@ -169,7 +189,7 @@ def _result_section(state: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _approval_lines(state: dict[str, Any]) -> list[str]:
+def _approval_lines(state: ResearchState) -> list[str]:
     """One line per approval gate the run stopped at, with the user's answer and what was asked."""
     lines = []
     for key, answer in sorted((state.get("approvals") or {}).items()):
@@ -178,13 +198,13 @@ def _approval_lines(state: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _fmt_dict(values: dict[str, Any] | None) -> str:
+def _fmt_dict(values: dict[str, float] | None) -> str:
     if not values:
         return "-"
     return ", ".join(f"{key}={_fmt(value)}" for key, value in values.items() if isinstance(value, int | float))
 
 
-def _leaderboard_section(rows: list[dict[str, Any]], metric_name: str) -> list[str]:
+def _leaderboard_section(rows: list[LeaderboardRow], metric_name: str) -> list[str]:
     lines = ["## Leaderboard", "",
              f"| rank | candidate | {metric_name} | budget | params | FLOPs | time (s) | status | rationale |",
              "|---:|---|---:|---|---:|---:|---:|---|---|"]
@@ -196,10 +216,10 @@ def _leaderboard_section(rows: list[dict[str, Any]], metric_name: str) -> list[s
     return [*lines, ""]
 
 
-def _experiments_section(state: dict[str, Any]) -> list[str]:
-    evaluations = state.get("evaluations") or {}
-    optimizer = [item for item in evaluations.values() if item.get("kind") == "optimizer"]
-    confirm = [item for item in evaluations.values() if item.get("kind") == "confirm"]
+def _experiments_section(state: ResearchState) -> list[str]:
+    evaluations = evaluations_of(state)
+    optimizer = [item for item in evaluations.values() if item["kind"] == "optimizer"]
+    confirm = [item for item in evaluations.values() if item["kind"] == "confirm"]
     lines: list[str] = []
     if optimizer:
         lines += ["## Optimizer experiments", "", "| evaluation | optimizer | lr | weight decay | metric | status |",
@@ -217,7 +237,7 @@ def _experiments_section(state: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _decisions_and_failures(state: dict[str, Any]) -> list[str]:
+def _decisions_and_failures(state: ResearchState) -> list[str]:
     lines = ["## Decisions", ""]
     for number, entry in enumerate(state.get("decisions") or [], start=1):
         lines.append(f"{number}. **{entry.get('node')}**: {entry.get('text')}")
@@ -236,7 +256,7 @@ def _decisions_and_failures(state: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def render_report(state: dict[str, Any], pareto_png: str | None, curves_png: str | None) -> str:
+def render_report(state: ResearchState, pareto_png: str | None, curves_png: str | None) -> str:
     task = state["task"]
     budget = task["budget"]
     lines = [f"# Research report: {state['run_name']}", "",
@@ -267,7 +287,7 @@ def render_report(state: dict[str, Any], pareto_png: str | None, curves_png: str
     return "\n".join(lines)
 
 
-def write_report(state: dict[str, Any]) -> str:
+def write_report(state: ResearchState) -> str:
     """Render and write runs/<name>/report.md (plus its PNGs); returns its workspace-relative path."""
     folder = resolve(state["run_dir"], kind="run folder")
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,16 +16,47 @@ a neighbouring choice (wider, deeper, larger kernel) instead of jumping anywhere
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, Required, TypedDict
 
 from torchscout.agent.task import Modality, Task
 
-TRAINING_AXES: dict[str, list[Any]] = {
+# One choice on an axis: a size, a rate, a name or a switch.
+Choice = int | float | str | bool
+# A point in a space: axis name -> its choice, e.g. {"blocks": 2, "width": 32, "norm": "batch", ...}.
+Blueprint = dict[str, Choice]
+# A space: axis name -> its choices, in a meaningful order.
+Space = dict[str, list[Choice]]
+# A layer's keyword argument in the assembler's format (a kernel size may be a pair).
+LayerArgument = int | float | str | bool | list[int]
+
+
+class LayerSpec(TypedDict, total=False):
+    """One layer of the assembler's ``model_config`` as this module writes it."""
+
+    type: Required[str]                  # a torch.nn class, or Residual / Parallel / Mean / Max / Last
+    params: dict[str, LayerArgument]
+    layers: list[LayerSpec]              # Residual: the wrapped layers
+    branches: list[list[LayerSpec]]      # Parallel: one layer list per branch
+    merge: Literal["concat", "add"]
+    dim: int
+    output_index: int                    # which element of a tuple output (GRU) goes on
+
+
+class ModelConfig(TypedDict):
+    """The assembler's ``model_config`` for one compiled blueprint."""
+
+    model_name: str
+    input_shape: list[int]
+    input_dtype: str
+    layers: list[LayerSpec]
+
+
+TRAINING_AXES: Space = {
     "optimizer": ["AdamW", "Adam", "SGD"],
     "lr": [3e-4, 1e-3, 3e-3, 1e-2],
 }
 
-SPACES: dict[Modality, dict[str, list[Any]]] = {
+SPACES: dict[Modality, Space] = {
     "image": {
         "blocks": [1, 2, 3],
         "width": [16, 32, 64],
@@ -67,7 +98,7 @@ _TOKEN_AXES_USED = {
 }
 
 # A sound first candidate per modality, so round 1 always contains one well-known design.
-BASELINES: dict[Modality, dict[str, Any]] = {
+BASELINES: dict[Modality, Blueprint] = {
     "image": {"blocks": 2, "width": 32, "kernel": 3, "norm": "batch", "activation": "relu", "stream": "plain",
               "dropout": 0.1, "head": "avgpool", "optimizer": "AdamW", "lr": 3e-3},
     "flat": {"depth": 2, "width": 128, "norm": "layer", "activation": "relu", "residual": False,
@@ -81,7 +112,7 @@ BASELINES: dict[Modality, dict[str, Any]] = {
 # Numeric size axes shrink by stepping down their ordered choices; the others switch to the leaner
 # option (a pooled head instead of flattening every position, a plain conv instead of a second
 # residual conv or extra parallel branches, no residual projection).
-SHRINKS: dict[str, list[Any] | None] = {
+SHRINKS: dict[str, list[Choice] | None] = {
     "width": None, "blocks": None, "depth": None, "embed_dim": None, "hidden": None, "layers": None,
     "vocab_size": None,
     "head": ["flatten", "avgpool"],
@@ -89,7 +120,7 @@ SHRINKS: dict[str, list[Any] | None] = {
 }
 
 
-def smaller_choice(axis: str, current: Any, choices: list[Any]) -> Any | None:
+def smaller_choice(axis: str, current: Choice, choices: list[Choice]) -> Choice | None:
     """The neighbouring choice of ``axis`` that gives a smaller model, or None when there is none."""
     order = SHRINKS.get(axis)
     if order is None:
@@ -101,11 +132,11 @@ def smaller_choice(axis: str, current: Any, choices: list[Any]) -> Any | None:
     return leaner[0] if leaner else None
 
 
-def space_for(modality: Modality) -> dict[str, list[Any]]:
+def space_for(modality: Modality) -> Space:
     return SPACES[modality]
 
 
-def normalize(blueprint: dict[str, Any], modality: Modality) -> dict[str, Any]:
+def normalize(blueprint: Blueprint, modality: Modality) -> Blueprint:
     """Keep only the axes the blueprint's design uses (so two equal designs compare equal)."""
     if modality != "tokens":
         return {key: blueprint[key] for key in SPACES[modality] if key in blueprint}
@@ -115,13 +146,13 @@ def normalize(blueprint: dict[str, Any], modality: Modality) -> dict[str, Any]:
     return {key: value for key, value in blueprint.items() if key in used}
 
 
-def signature(blueprint: dict[str, Any]) -> str:
+def signature(blueprint: Blueprint) -> str:
     """A stable text key for duplicate detection."""
     return ",".join(f"{key}={blueprint[key]}" for key in sorted(blueprint))
 
 
-def _activation(name: str) -> dict[str, Any]:
-    return {"type": "GELU"} if name == "gelu" else {"type": "ReLU"}
+def _activation(name: Choice) -> LayerSpec:
+    return LayerSpec(type="GELU") if name == "gelu" else LayerSpec(type="ReLU")
 
 
 @dataclass
@@ -139,8 +170,8 @@ class _Spatial:
         return True
 
 
-def _conv_block(bp: dict[str, Any], channels: int, pad: int) -> list[dict[str, Any]]:
-    layers: list[dict[str, Any]] = [{"type": "Conv2d", "params": {
+def _conv_block(bp: Blueprint, channels: int, pad: int) -> list[LayerSpec]:
+    layers: list[LayerSpec] = [{"type": "Conv2d", "params": {
         "out_channels": channels, "kernel_size": bp["kernel"], "padding": pad,
         "bias": bp["norm"] == "none"}}]
     if bp["norm"] == "batch":
@@ -149,10 +180,10 @@ def _conv_block(bp: dict[str, Any], channels: int, pad: int) -> list[dict[str, A
     return layers
 
 
-def _compile_image(bp: dict[str, Any], task: Task) -> list[dict[str, Any]]:
+def _compile_image(bp: Blueprint, task: Task) -> list[LayerSpec]:
     spatial = _Spatial(task.input_shape[1], task.input_shape[2])
     pad = bp["kernel"] // 2
-    layers: list[dict[str, Any]] = []
+    layers: list[LayerSpec] = []
     for index in range(bp["blocks"]):
         channels = bp["width"] * 2**index
         layers += _conv_block(bp, channels, pad)
@@ -161,9 +192,9 @@ def _compile_image(bp: dict[str, Any], task: Task) -> list[dict[str, Any]]:
             layers.append({"type": "Residual", "layers": _conv_block(bp, channels, pad)})
         elif bp["stream"] == "parallel":
             # Inception-style: a 1x1 and a kxk view of the same features, concatenated on channels
-            branch_1x1 = [{"type": "Conv2d", "params": {"out_channels": channels // 2, "kernel_size": 1}},
+            branch_1x1: list[LayerSpec] = [{"type": "Conv2d", "params": {"out_channels": channels // 2, "kernel_size": 1}},
                           _activation(bp["activation"])]
-            branch_kxk = [{"type": "Conv2d", "params": {"out_channels": channels // 2,
+            branch_kxk: list[LayerSpec] = [{"type": "Conv2d", "params": {"out_channels": channels // 2,
                                                         "kernel_size": bp["kernel"], "padding": pad}},
                           _activation(bp["activation"])]
             layers.append({"type": "Parallel", "branches": [branch_1x1, branch_kxk], "merge": "concat", "dim": 1})
@@ -178,9 +209,9 @@ def _compile_image(bp: dict[str, Any], task: Task) -> list[dict[str, Any]]:
     return layers
 
 
-def _compile_flat(bp: dict[str, Any], task: Task) -> list[dict[str, Any]]:
-    def dense() -> list[dict[str, Any]]:
-        block: list[dict[str, Any]] = [{"type": "Linear", "params": {"out_features": bp["width"]}}]
+def _compile_flat(bp: Blueprint, task: Task) -> list[LayerSpec]:
+    def dense() -> list[LayerSpec]:
+        block: list[LayerSpec] = [{"type": "Linear", "params": {"out_features": bp["width"]}}]
         if bp["norm"] == "layer":
             block.append({"type": "LayerNorm"})
         elif bp["norm"] == "batch":
@@ -197,10 +228,10 @@ def _compile_flat(bp: dict[str, Any], task: Task) -> list[dict[str, Any]]:
     return layers
 
 
-def _compile_tokens(bp: dict[str, Any], task: Task, vocab_size: int) -> list[dict[str, Any]]:
+def _compile_tokens(bp: Blueprint, task: Task, vocab_size: int) -> list[LayerSpec]:
     seq_len = task.input_shape[0]
     embed = bp["embed_dim"]
-    layers: list[dict[str, Any]] = [{"type": "Embedding", "params": {"num_embeddings": vocab_size,
+    layers: list[LayerSpec] = [{"type": "Embedding", "params": {"num_embeddings": vocab_size,
                                                                      "embedding_dim": embed}}]
     encoder = bp["encoder"]
     if encoder == "bag":
@@ -232,8 +263,8 @@ def _compile_tokens(bp: dict[str, Any], task: Task, vocab_size: int) -> list[dic
     return layers
 
 
-def compile_blueprint(blueprint: dict[str, Any], task: Task, model_name: str,
-                      vocab_size: int | None = None) -> dict[str, Any]:
+def compile_blueprint(blueprint: Blueprint, task: Task, model_name: str,
+                      vocab_size: int | None = None) -> ModelConfig:
     """The assembler ``model_config`` for ``blueprint`` on ``task``'s inputs."""
     modality = task.modality
     if modality == "image":
@@ -244,6 +275,6 @@ def compile_blueprint(blueprint: dict[str, Any], task: Task, model_name: str,
         if vocab_size is None:
             raise ValueError("a token-id model needs the tokenizer's vocab_size")
         layers = _compile_tokens(blueprint, task, vocab_size)
-    return {"model_name": model_name, "input_shape": list(task.input_shape),
-            "input_dtype": task.input_dtype, "layers": layers}
+    return ModelConfig(model_name=model_name, input_shape=list(task.input_shape), input_dtype=task.input_dtype,
+                       layers=layers)
 

@@ -5,23 +5,31 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
+
+from torchscout.agent.records import Configuration, EvaluationRecord, SeedStats
+from torchscout.agent.training_configs import TrainingRecord
+
+Item = TypeVar("Item")  # whatever is ranked: evaluation records, candidate records, planner outcomes
+MetricOf = Callable[[Item], float | None]
+ParamsOf = Callable[[Item], int | None]
 
 
-def training_label(training: dict[str, Any]) -> str:
+def training_label(training: TrainingRecord) -> str:
     """A short, stable name for a training setting (the optimizer trial name when there is one)."""
     if training.get("trial"):
         return str(training["trial"])
     return f"{training.get('optimizer', '?')}@{training.get('lr', 0):g}"
 
 
-def config_key(candidate_id: str, training: dict[str, Any]) -> str:
+def config_key(candidate_id: str, training: TrainingRecord) -> str:
     stable = {key: training.get(key) for key in ("optimizer", "lr", "weight_decay", "momentum", "config_name")}
     return f"{candidate_id}|{json.dumps(stable, sort_keys=True)}"
 
 
-def top_configurations(ranked: list[dict[str, Any]], count: int = 2, params: dict[str, int] | None = None,
-                       maximize: bool = True) -> list[dict[str, Any]]:
+def top_configurations(ranked: list[EvaluationRecord], count: int = 2, params: dict[str, int] | None = None,
+                       maximize: bool = True) -> list[Configuration]:
     """The best ``count`` distinct (candidate, training) pairs from ranked evaluations.
 
     With ``params`` (candidate id -> parameter count) results tied with the best within the
@@ -30,7 +38,7 @@ def top_configurations(ranked: list[dict[str, Any]], count: int = 2, params: dic
     if params is not None:
         ranked = prefer_smaller_among_ties(ranked, lambda item: item.get("metric"),
                                            lambda item: params.get(item["candidate_id"]), maximize)
-    chosen: list[dict[str, Any]] = []
+    chosen: list[Configuration] = []
     seen: set[str] = set()
     for item in ranked:
         key = config_key(item["candidate_id"], item["training"])
@@ -38,20 +46,20 @@ def top_configurations(ranked: list[dict[str, Any]], count: int = 2, params: dic
             continue
         seen.add(key)
         label = f"{item['candidate_id']}:{training_label(item['training'])}"
-        chosen.append({"label": label, "candidate_id": item["candidate_id"], "training": item["training"],
-                       "search_metric": item["metric"], "search_key": item["key"]})
+        chosen.append(Configuration(label=label, candidate_id=item["candidate_id"], training=item["training"],
+                                    search_metric=item["metric"], search_key=item["key"]))
         if len(chosen) == count:
             break
     return chosen
 
 
-def seed_statistics(values: list[float]) -> dict[str, Any]:
+def seed_statistics(values: list[float]) -> SeedStats:
     mean = statistics.fmean(values) if values else None
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": mean, "std": std, "n": len(values), "values": values}
+    return SeedStats(mean=mean, std=std, n=len(values), values=values)
 
 
-def gap_beats_noise(first: dict[str, Any], second: dict[str, Any]) -> tuple[float, float, bool]:
+def gap_beats_noise(first: SeedStats, second: SeedStats) -> tuple[float, float, bool]:
     """(difference of means, its ~95% margin, whether the difference is larger than the margin).
 
     The margin is twice the standard error of the difference of two means (Welch), so "larger
@@ -80,7 +88,8 @@ def tie_tolerance(best_value: float, maximize: bool) -> float:
     return RELATIVE_TIE_TOLERANCE * abs(best_value)
 
 
-def prefer_smaller_among_ties(items: list[Any], metric_of: Any, params_of: Any, maximize: bool) -> list[Any]:
+def prefer_smaller_among_ties(items: list[Item], metric_of: MetricOf[Item], params_of: ParamsOf[Item],
+                              maximize: bool) -> list[Item]:
     """``items`` best first, where results tied with the best (within :func:`tie_tolerance`) put the
     model with fewer parameters first: a smaller model that is as good is the better model.
 
@@ -97,7 +106,7 @@ def prefer_smaller_among_ties(items: list[Any], metric_of: Any, params_of: Any, 
     tied = [item for item in scored if abs(metric_of(item) - best) <= tolerance + 1e-12]
     rest = [item for item in scored if abs(metric_of(item) - best) > tolerance + 1e-12]
 
-    def size(item: Any) -> float:
+    def size(item: Item) -> float:
         params = params_of(item)
         return math.inf if params is None else float(params)
 
@@ -106,7 +115,7 @@ def prefer_smaller_among_ties(items: list[Any], metric_of: Any, params_of: Any, 
     return tied + rest
 
 
-def order_confirmed(top: list[dict[str, Any]], maximize: bool, params: dict[str, int]) -> list[dict[str, Any]]:
+def order_confirmed(top: list[Configuration], maximize: bool, params: dict[str, int]) -> list[Configuration]:
     """The confirmed configurations, winner first: best mean over seeds, unless the gap to a smaller
     model is not larger than the seed noise (:func:`gap_beats_noise`), in which case the smaller wins.
 
@@ -132,8 +141,8 @@ RATE_SCREEN_REACH = 0.1        # absolute, for metrics in [0, 1]
 RELATIVE_SCREEN_REACH = 0.2    # relative to the best value, for every other metric
 
 
-def smaller_contender(screened: list[Any], promoted: list[Any], metric_of: Any, params_of: Any,
-                      maximize: bool) -> Any | None:
+def smaller_contender(screened: list[Item], promoted: list[Item], metric_of: MetricOf[Item],
+                      params_of: ParamsOf[Item], maximize: bool) -> Item | None:
     """The candidate to promote besides the top half: smaller than every promoted one, with the best
     screen among those, if that screen is within reach of the best (:data:`RATE_SCREEN_REACH`).
 

@@ -16,31 +16,35 @@ The gate is generic: a future node that installs packages calls
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from langgraph.types import interrupt
+from langgraph.types import StateSnapshot, interrupt
 
-from torchscout.agent.approvals import GATED_ACTIONS, YES, parse_answer
+from torchscout.agent.approvals import GATED_ACTIONS, YES, Answer, GatedAction, parse_answer
+from torchscout.agent.records import ApprovalRecord, ApprovalRequest, DecisionRecord, GateDetails
+from torchscout.graphs.state import ResearchState
 
 
-def is_gated(task: dict[str, Any], action: str) -> bool:
-    """Whether the run's task asks for approval before ``action``."""
+def is_gated(state: ResearchState, action: GatedAction) -> bool:
+    """Whether the run's task asks for approval before ``action``.
+
+    Only the task's ``approve`` list is read, so any graph whose state holds a task can use the gate.
+    """
     if action not in GATED_ACTIONS:
         raise ValueError(f"unknown gated action {action!r}; known: {', '.join(GATED_ACTIONS)}")
-    return action in (task.get("approve") or [])
+    return action in ((state.get("task") or {}).get("approve") or [])
 
 
 def resume_command(run_name: str) -> str:
     return f"torchscout resume {run_name} --approve yes|no"
 
 
-def recorded_answer(state: dict[str, Any], key: str) -> str | None:
+def recorded_answer(state: ResearchState, key: str) -> Answer | None:
     """The answer already given for gate ``key`` in this run, if any."""
     return ((state.get("approvals") or {}).get(key) or {}).get("answer")
 
 
-def ask(state: dict[str, Any], action: str, summary: str, details: dict[str, Any],
-        key: str | None = None) -> tuple[bool, dict[str, Any]]:
+def ask(state: ResearchState, action: GatedAction, summary: str, details: GateDetails,
+        key: str | None = None) -> tuple[bool, ResearchState]:
     """Ask for approval of ``action`` (call before any side effect); returns (approved, state update).
 
     Not gated: ``(True, {})`` at once. Gated and unanswered: the graph stops here (``interrupt``)
@@ -48,31 +52,33 @@ def ask(state: dict[str, Any], action: str, summary: str, details: dict[str, Any
     under ``approvals[key]`` (``key`` defaults to the action; give one per package, say, when a
     node may ask several times) and adds a decision for the report.
     """
-    if not is_gated(state["task"], action):
+    if not is_gated(state, action):
         return True, {}
     key = key or action
     earlier = recorded_answer(state, key)
     if earlier is not None:
         return earlier == YES, {}
-    request = {"action": action, "key": key, "run": state["run_name"], "summary": summary, "details": details,
-               "question": f"Approve {GATED_ACTIONS[action]}?", "answer_with": resume_command(state["run_name"])}
+    request = ApprovalRequest(action=action, key=key, run=state["run_name"], summary=summary, details=details,
+                              question=f"Approve {GATED_ACTIONS[action]}?",
+                              answer_with=resume_command(state["run_name"]))
     answer = parse_answer(interrupt(request), "the resume value")
     approved = answer == YES
     text = (f"{action} approved by the user: {summary}" if approved else
             f"{action} skipped: the user answered no at the approval gate ({summary})")
-    update = {"approvals": {key: {"action": action, "answer": answer, "summary": summary, "details": details,
-                                  "time": round(time.time(), 3)}},
-              "decisions": [{"node": f"approve_{action}", "text": text, "time": round(time.time(), 3)}]}
+    now = round(time.time(), 3)
+    update = ResearchState(
+        approvals={key: ApprovalRecord(action=action, answer=answer, summary=summary, details=details, time=now)},
+        decisions=[DecisionRecord(node=f"approve_{action}", text=text, time=now)])
     return approved, update
 
 
-def pending_requests(snapshot: Any) -> list[dict[str, Any]]:
+def pending_requests(snapshot: StateSnapshot) -> list[ApprovalRequest]:
     """The approval requests a checkpointed run is waiting on (empty when it is not waiting)."""
-    return [item.value for item in getattr(snapshot, "interrupts", ()) or ()
+    return [item.value for item in snapshot.interrupts or ()
             if isinstance(item.value, dict) and item.value.get("action") in GATED_ACTIONS]
 
 
-def format_request(request: dict[str, Any]) -> list[str]:
+def format_request(request: ApprovalRequest) -> list[str]:
     """Readable lines for a pending approval request (the CLI prints them)."""
     lines = [f"approval needed: {request['question']}", f"  {request['summary']}"]
     for name, value in (request.get("details") or {}).items():

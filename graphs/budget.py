@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+
+from torchscout.agent.task import Task
+from torchscout.graphs.state import ResearchState, task_of
 
 # Share of the budget kept for the final full training (and the report) while searching.
 FINAL_RESERVE_SHARE = 0.25
@@ -28,24 +30,25 @@ class RunContext:
         return self.used_before_s + (time.monotonic() - self.started)
 
 
-def budget_s(task: dict[str, Any]) -> float:
-    return float(task["budget"]["max_minutes"]) * 60.0
+def budget_s(task: Task) -> float:
+    return float(task.budget.max_minutes) * 60.0
 
 
-def reserve_s(task: dict[str, Any]) -> float:
+def reserve_s(task: Task) -> float:
     """Seconds kept back for full training and the report while the search runs."""
-    share = FINAL_RESERVE_SHARE if task["budget"]["full_epochs"] > 0 else 0.05
+    share = FINAL_RESERVE_SHARE if task.budget.full_epochs > 0 else 0.05
     return budget_s(task) * share
 
 
-def used_s(state: dict[str, Any], context: RunContext | None) -> float:
+def used_s(state: ResearchState, context: RunContext | None) -> float:
     return context.used_s() if context is not None else float(state.get("elapsed_s", 0.0))
 
 
-def search_time_left_s(state: dict[str, Any], context: RunContext | None) -> float:
+def search_time_left_s(state: ResearchState, context: RunContext | None) -> float:
     """Seconds the search may still spend (negative when it is over)."""
-    return budget_s(state["task"]) - reserve_s(state["task"]) - used_s(state, context)
+    task = task_of(state)
+    return budget_s(task) - reserve_s(task) - used_s(state, context)
 
 
-def total_time_left_s(state: dict[str, Any], context: RunContext | None) -> float:
-    return budget_s(state["task"]) - used_s(state, context)
+def total_time_left_s(state: ResearchState, context: RunContext | None) -> float:
+    return budget_s(task_of(state)) - used_s(state, context)

@@ -8,16 +8,41 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import CheckpointMetadata
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 
+from torchscout.agent.records import ResearchState
 from torchscout.agent.sqlite_checkpoints import open_sqlite_saver
 from torchscout.settings import get_settings
 
 CHECKPOINT_FILE = "graph.sqlite"
+
+
+class HistoryRow(TypedDict):
+    """One checkpoint of a run, as ``torchscout history`` lists it."""
+
+    checkpoint_id: str
+    step: int | None
+    node: str                  # the node(s) whose step produced it, or "input"
+    source: str
+    time: str
+    best_id: str | None
+    best_metric: float | None
+    evaluations: int
+    next: list[str]
+
+
+class TraceRow(HistoryRow):
+    """A checkpoint with its full state, for ``torchscout trace NAME --json``."""
+
+    parent_checkpoint_id: str | None
+    metadata: CheckpointMetadata
+    values: ResearchState
 
 
 def checkpoint_path() -> Path:
@@ -42,11 +67,11 @@ def list_threads(saver: SqliteSaver) -> list[str]:
     return [row[0] for row in rows]
 
 
-def thread_config(run_name: str, checkpoint_id: str | None = None) -> dict[str, Any]:
-    configurable: dict[str, Any] = {"thread_id": run_name, "checkpoint_ns": ""}
+def thread_config(run_name: str, checkpoint_id: str | None = None) -> RunnableConfig:
+    configurable = {"thread_id": run_name, "checkpoint_ns": ""}
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
-    return {"configurable": configurable}
+    return RunnableConfig(configurable=configurable)
 
 
 def snapshots(graph: CompiledStateGraph, run_name: str) -> list[StateSnapshot]:
@@ -60,7 +85,7 @@ def _timestamp(snapshot: StateSnapshot) -> str:
     return datetime.fromisoformat(snapshot.created_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _rows(snapshot_list: list[StateSnapshot]) -> list[dict[str, Any]]:
+def _rows(snapshot_list: list[StateSnapshot]) -> list[HistoryRow]:
     rows = []
     previous_next: tuple[str, ...] = ()
     for snapshot in snapshot_list:
@@ -68,32 +93,32 @@ def _rows(snapshot_list: list[StateSnapshot]) -> list[dict[str, Any]]:
         metadata = snapshot.metadata or {}
         source = metadata.get("source", "")
         produced_by = "input" if source == "input" else ",".join(sorted(set(previous_next))) or source
-        rows.append({
-            "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
-            "step": metadata.get("step"),
-            "node": produced_by,
-            "source": source,
-            "time": _timestamp(snapshot),
-            "best_id": values.get("best_id"),
-            "best_metric": values.get("best_metric"),
-            "evaluations": len(values.get("evaluations") or {}),
-            "next": list(snapshot.next),
-        })
+        rows.append(HistoryRow(
+            checkpoint_id=snapshot.config["configurable"]["checkpoint_id"],
+            step=metadata.get("step"),
+            node=produced_by,
+            source=source,
+            time=_timestamp(snapshot),
+            best_id=values.get("best_id"),
+            best_metric=values.get("best_metric"),
+            evaluations=len(values.get("evaluations") or {}),
+            next=list(snapshot.next),
+        ))
         previous_next = snapshot.next
     return rows
 
 
-def history_rows(graph: CompiledStateGraph, run_name: str) -> list[dict[str, Any]]:
+def history_rows(graph: CompiledStateGraph, run_name: str) -> list[HistoryRow]:
     """One row per checkpoint: id, step, the node(s) that produced it, time, best so far, what runs next."""
     return _rows(snapshots(graph, run_name))
 
 
-def trace_rows(graph: CompiledStateGraph, run_name: str) -> list[dict[str, Any]]:
+def trace_rows(graph: CompiledStateGraph, run_name: str) -> list[TraceRow]:
     """Every checkpoint with its full state, for other tools (``torchscout trace NAME --json``)."""
     snapshot_list = snapshots(graph, run_name)
     trace = []
     for row, snapshot in zip(_rows(snapshot_list), snapshot_list, strict=True):
         parent = (snapshot.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-        trace.append({**row, "parent_checkpoint_id": parent, "metadata": dict(snapshot.metadata or {}),
-                      "values": snapshot.values})
+        trace.append(TraceRow(**row, parent_checkpoint_id=parent, metadata=CheckpointMetadata(**(snapshot.metadata or {})),
+                              values=snapshot.values))
     return trace

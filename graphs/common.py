@@ -5,17 +5,30 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from langgraph.runtime import Runtime
 from pydantic import Field
 
 from torchscout.agent.proposal import CandidateOutcome, PlanningContext
-from torchscout.agent.task import Task
+from torchscout.agent.records import (
+    CandidateRecord,
+    DecisionRecord,
+    EvaluationKind,
+    EvaluationRecord,
+    ResearchState,
+    evaluations_of,
+)
 from torchscout.graphs.budget import RunContext
+from torchscout.graphs.state import AssembleJob, EvaluationJob, task_of
+from torchscout.tools.training.status import COMPLETED
+
+# What a node receives: the whole state, or the job a Send gave it.
+NodeInput = TypeVar("NodeInput", ResearchState, EvaluationJob, AssembleJob)
+Node = Callable[[NodeInput, Runtime[RunContext]], ResearchState]
 
 
-def timed(node: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def timed(node: Node[NodeInput]) -> Node[NodeInput]:
     """Report the budget clock in ``elapsed_s`` when the node finishes (the state keeps the maximum).
 
     With a :class:`RunContext` (every ``research`` call passes one) the clock is wall time since
@@ -24,14 +37,15 @@ def timed(node: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """
 
     @functools.wraps(node)
-    def wrapper(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    def wrapper(state: NodeInput, runtime: Runtime[RunContext]) -> ResearchState:
         started = time.monotonic()
-        update = dict(node(state, runtime) or {})
+        update = ResearchState(**(node(state, runtime) or {}))
         context = context_of(runtime)
         if context is not None:
             update["elapsed_s"] = context.used_s()
         else:
-            update["elapsed_s"] = float(state.get("elapsed_s", 0.0)) + (time.monotonic() - started)
+            used_before = state.get("elapsed_s", 0.0)  # a Send job has no clock: its own duration counts
+            update["elapsed_s"] = float(used_before) + (time.monotonic() - started)
         return update
 
     return wrapper
@@ -41,12 +55,8 @@ def context_of(runtime: Runtime[RunContext] | None) -> RunContext | None:
     return getattr(runtime, "context", None) if runtime is not None else None
 
 
-def task_of(state: dict[str, Any]) -> Task:
-    return Task.model_validate(state["task"])
-
-
-def decision(node: str, text: str, round_index: int | None = None, **details: Any) -> dict[str, Any]:
-    entry = {"node": node, "text": text, "time": round(time.time(), 3), **details}
+def decision(node: str, text: str, round_index: int | None = None) -> DecisionRecord:
+    entry = DecisionRecord(node=node, text=text, time=round(time.time(), 3))
     if round_index is not None:
         entry["round"] = round_index
     return entry
@@ -60,18 +70,17 @@ class OutcomeWithEvidence(CandidateOutcome):
                                description="Per-epoch validation metric of its latest quick evaluation.")
 
 
-def _curve(state: dict[str, Any], candidate_id: str, metric: str) -> list[float]:
+def _curve(evaluations: dict[str, EvaluationRecord], candidate_id: str, metric: str) -> list[float]:
     """Per-epoch validation metric of the candidate's quick evaluation (else its screen)."""
-    evaluations = state.get("evaluations") or {}
     for kind in ("quick", "screen"):
-        record = evaluations.get(f"{candidate_id}/{kind}") or {}
-        values = [entry.get(f"val_{metric}") for entry in record.get("history") or []]
+        record = evaluations.get(f"{candidate_id}/{kind}")
+        values = [entry.get(f"val_{metric}") for entry in (record or {}).get("history") or []]
         if values and all(isinstance(value, int | float) for value in values):
             return [float(value) for value in values]
     return []
 
 
-def _error_with_traceback(state: dict[str, Any], candidate: dict[str, Any]) -> str | None:
+def _error_with_traceback(state: ResearchState, candidate: CandidateRecord) -> str | None:
     if not candidate.get("error"):
         return None
     tails = [item.get("traceback") for item in state.get("failures") or []
@@ -79,34 +88,36 @@ def _error_with_traceback(state: dict[str, Any], candidate: dict[str, Any]) -> s
     return f"{candidate['error']}\n{tails[-1]}" if tails else candidate["error"]
 
 
-def planning_context(state: dict[str, Any], round_index: int) -> PlanningContext:
+def planning_context(state: ResearchState, round_index: int) -> PlanningContext:
+    """What the planner sees: the task and every candidate so far with what was measured about it."""
     task = task_of(state)
+    evaluations = evaluations_of(state)
     history = []
     for candidate in state.get("candidates", {}).values():
         metric = candidate.get("metric")
         if metric is None:
             metric = candidate.get("screen_metric")
         history.append(OutcomeWithEvidence(
-            id=candidate["id"], round=candidate["round"], status=candidate.get("status", "?"),
+            id=candidate["id"], round=candidate["round"], status=candidate["status"],
             blueprint=candidate.get("blueprint") or {}, model_config=candidate.get("model_config") or {},
-            training=candidate.get("training") or {}, vocab_size=candidate.get("vocab_size"), metric=metric,
+            training=candidate.get("training"), vocab_size=candidate.get("vocab_size"), metric=metric,
             params=candidate.get("params"), flops=candidate.get("flops"),
             error=_error_with_traceback(state, candidate), duration_s=candidate.get("duration_s"),
-            analysis=candidate.get("analysis") or None, curve=_curve(state, candidate["id"], task.metric)))
+            analysis=candidate.get("analysis") or None, curve=_curve(evaluations, candidate["id"], task.metric)))
     vocab_sizes = [int(size) for size in (state.get("tokenizers") or {})]
     return PlanningContext(task=task, round=round_index, num_candidates=task.budget.candidates_per_round,
                            history=history, vocab_sizes=vocab_sizes)
 
 
-def ranked_evaluations(state: dict[str, Any], kinds: set[str]) -> list[dict[str, Any]]:
-    """Successful evaluations of the given kinds, best first under the task's mode."""
+def ranked_evaluations(state: ResearchState, kinds: set[EvaluationKind]) -> list[EvaluationRecord]:
+    """Completed evaluations of the given kinds, best first under the task's mode."""
     task = task_of(state)
-    done = [item for item in state.get("evaluations", {}).values()
-            if item.get("kind") in kinds and item.get("status") == "ok" and item.get("metric") is not None]
+    done = [item for item in evaluations_of(state).values()
+            if item["kind"] in kinds and item["status"] == COMPLETED and item["metric"] is not None]
     return sorted(done, key=lambda item: item["metric"], reverse=task.maximize)
 
 
-def round_candidates(state: dict[str, Any], round_index: int | None = None) -> list[dict[str, Any]]:
+def round_candidates(state: ResearchState, round_index: int | None = None) -> list[CandidateRecord]:
     wanted = state.get("round", 0) if round_index is None else round_index
     found = [item for item in state.get("candidates", {}).values() if item.get("round") == wanted]
     return sorted(found, key=lambda item: item["id"])

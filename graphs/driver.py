@@ -22,18 +22,23 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.types import Command
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, StateSnapshot
 
 from torchscout.agent.approvals import parse_answer
 from torchscout.agent.planners import get_planner
-from torchscout.agent.report import leaderboard_rows
+from torchscout.agent.records import ApprovalRecord, ApprovalRequest, Configuration, FullTrainingRecord
+from torchscout.agent.report import LeaderboardRow, leaderboard_rows
 from torchscout.agent.task import Task, TaskError, load_task
 from torchscout.graphs.approval import pending_requests, resume_command
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.checkpointing import (
+    HistoryRow,
+    TraceRow,
     close_checkpointer,
     history_rows,
     list_threads,
@@ -42,18 +47,47 @@ from torchscout.graphs.checkpointing import (
     trace_rows,
 )
 from torchscout.graphs.graph import build_graph, run_config
-from torchscout.graphs.state import initial_state
+from torchscout.graphs.state import ResearchState, initial_state, task_of
 from torchscout.tools.errors import ToolError
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 logger = logging.getLogger(__name__)
-EventCallback = Callable[[dict[str, Any]], None]
+EventCallback = Callable[[dict[str, Any]], None]  # gets each progress event (see graphs.events)
 PID_FILE = "run.pid"
-WAITING = "waiting_for_approval"
+RunStatus = Literal["finished", "incomplete", "waiting_for_approval"]
+WAITING: RunStatus = "waiting_for_approval"
+
+
+class Outcome(TypedDict):
+    """What :func:`research`, :func:`resume` and :func:`replay` return."""
+
+    name: str
+    status: RunStatus
+    approval: ApprovalRequest | None      # the pending request while waiting for approval
+    approvals: dict[str, ApprovalRecord]
+    next: list[str]
+    leaderboard: list[LeaderboardRow]
+    best: Configuration | None
+    full_training: FullTrainingRecord
+    report_path: str | None
+    run_dir: str | None
+    evaluations: int
+
+
+class RunRow(TypedDict):
+    """One run of the workspace, as ``torchscout runs`` lists it."""
+
+    name: str
+    status: str                           # finished, running (pid N), waiting for approval ..., stopped before X
+    metric: str | None
+    best: str | None
+    best_metric: float | None
+    evaluations: int
+    report: str | None
 
 
 @contextlib.contextmanager
-def _graph() -> Iterator[tuple[Any, SqliteSaver]]:
+def _graph() -> Iterator[tuple[CompiledStateGraph, SqliteSaver]]:
     saver = open_checkpointer()
     try:
         yield build_graph(checkpointer=saver), saver
@@ -61,8 +95,8 @@ def _graph() -> Iterator[tuple[Any, SqliteSaver]]:
         close_checkpointer(saver)
 
 
-def _stream(graph: Any, graph_input: Any, config: dict[str, Any], run_dir: str,
-            on_event: EventCallback | None) -> None:
+def _stream(graph: CompiledStateGraph, graph_input: ResearchState | Command | None, config: RunnableConfig,
+            run_dir: str, on_event: EventCallback | None) -> None:
     snapshot = graph.get_state(config)
     used_before = float((snapshot.values or {}).get("elapsed_s", 0.0)) if snapshot else 0.0
     pid_path = resolve(f"{run_dir}/{PID_FILE}")
@@ -77,32 +111,33 @@ def _stream(graph: Any, graph_input: Any, config: dict[str, Any], run_dir: str,
             pid_path.unlink()
 
 
-def _outcome(graph: Any, run_name: str) -> dict[str, Any]:
+def _outcome(graph: CompiledStateGraph, run_name: str) -> Outcome:
     snapshot = graph.get_state(thread_config(run_name))
-    state = snapshot.values or {}
+    state: ResearchState = snapshot.values or {}
     final = state.get("final") or {}
     requests = pending_requests(snapshot)
+    status: RunStatus
     if requests:
         status = WAITING
     else:
         status = "finished" if not snapshot.next and state.get("phase") == "done" else "incomplete"
-    return {
-        "name": run_name,
-        "status": status,
-        "approval": requests[0] if requests else None,
-        "approvals": state.get("approvals") or {},
-        "next": list(snapshot.next),
-        "leaderboard": leaderboard_rows(state) if state.get("task") else [],
-        "best": final.get("winner"),
-        "full_training": state.get("full_training") or {},
-        "report_path": state.get("report_path"),
-        "run_dir": state.get("run_dir"),
-        "evaluations": len(state.get("evaluations") or {}),
-    }
+    return Outcome(
+        name=run_name,
+        status=status,
+        approval=requests[0] if requests else None,
+        approvals=state.get("approvals") or {},
+        next=list(snapshot.next),
+        leaderboard=leaderboard_rows(state) if state.get("task") else [],
+        best=final.get("winner"),
+        full_training=state.get("full_training") or {},
+        report_path=state.get("report_path"),
+        run_dir=state.get("run_dir"),
+        evaluations=len(state.get("evaluations") or {}),
+    )
 
 
 def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, *, planner: str | None = None,
-             approve: list[str] | str | None = None, on_event: EventCallback | None = None) -> dict[str, Any]:
+             approve: list[str] | str | None = None, on_event: EventCallback | None = None) -> Outcome:
     """Run the research graph on ``task`` (a YAML path, a dict or a Task) as run ``name``.
 
     ``approve``: actions to pause before (``["full_train", "pip_install"]`` or "full_train,pip_install"),
@@ -123,13 +158,12 @@ def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, 
         if run_name in list_threads(saver):
             raise ToolError(f"a run named {run_name!r} already exists in this workspace; choose another --name, "
                             f"or `torchscout resume {run_name}` to finish it")
-        task_data = validated.model_dump()
-        state = initial_state(task_data, run_name)
-        _stream(graph, state, run_config(run_name, task_data), state["run_dir"], on_event)
+        state = initial_state(validated.model_dump(), run_name)
+        _stream(graph, state, run_config(run_name, validated), state["run_dir"], on_event)
         return _outcome(graph, run_name)
 
 
-def resume(name: str, *, approve: str | bool | None = None, on_event: EventCallback | None = None) -> dict[str, Any]:
+def resume(name: str, *, approve: str | bool | None = None, on_event: EventCallback | None = None) -> Outcome:
     """Finish run ``name`` from its last checkpoint, keeping every completed step and evaluation.
 
     A run waiting at an approval gate needs ``approve``: "yes" runs the gated step, "no" skips it.
@@ -138,22 +172,22 @@ def resume(name: str, *, approve: str | bool | None = None, on_event: EventCallb
     answer = parse_answer(approve, "--approve") if approve is not None else None
     with _graph() as (graph, saver):
         snapshot = _existing(graph, saver, name)
-        waiting = list(getattr(snapshot, "interrupts", ()) or ())
+        waiting = list(snapshot.interrupts or ())
         if answer is not None and not pending_requests(snapshot):
             raise ToolError(f"run {name!r} is not waiting for an approval, so --approve has nothing to answer; "
                             f"`torchscout resume {name}` continues it and asks when it reaches a gated step")
         if not snapshot.next or (waiting and answer is None):
             return _outcome(graph, name)
         # a run killed before its first step has no values yet: only its input is checkpointed
-        values = snapshot.values or {}
+        values: ResearchState = snapshot.values or {}
         graph_input = Command(resume={item.id: answer for item in waiting}) if waiting else None
-        _stream(graph, graph_input, run_config(name, values.get("task")), values.get("run_dir", f"runs/{name}"),
+        _stream(graph, graph_input, run_config(name, _task_or_none(values)), values.get("run_dir", f"runs/{name}"),
                 on_event)
         return _outcome(graph, name)
 
 
 def replay(name: str, checkpoint_id: str, *, on_event: EventCallback | None = None,
-           updates: dict[str, Any] | None = None) -> dict[str, Any]:
+           updates: ResearchState | None = None) -> Outcome:
     """Fork run ``name`` at ``checkpoint_id`` and run it on from there (optionally with state ``updates``).
 
     The fork is a new branch of the same thread: history keeps the original checkpoints.
@@ -166,33 +200,39 @@ def replay(name: str, checkpoint_id: str, *, on_event: EventCallback | None = No
             raise ToolError(f"run {name!r} has no checkpoint {checkpoint_id!r}; list them with "
                             f"`torchscout history {name}`")
         fork_config = graph.update_state(source, updates or {}) if updates else source
-        values = snapshot.values
-        config = {**run_config(name, values.get("task")), "configurable": fork_config["configurable"]}
+        values: ResearchState = snapshot.values
+        config = run_config(name, _task_or_none(values))
+        config["configurable"] = fork_config["configurable"]
         _stream(graph, None, config, values.get("run_dir", f"runs/{name}"), on_event)
         return _outcome(graph, name)
 
 
-def _existing(graph: Any, saver: SqliteSaver, name: str) -> Any:
+def _task_or_none(values: ResearchState) -> Task | None:
+    """The run's task (None for a run killed before its first step: only its input was saved)."""
+    return task_of(values) if values.get("task") else None
+
+
+def _existing(graph: CompiledStateGraph, saver: SqliteSaver, name: str) -> StateSnapshot:
     if name not in list_threads(saver):
         known = ", ".join(list_threads(saver)) or "none yet"
         raise ToolError(f"no run named {name!r} in this workspace (runs: {known})")
     return graph.get_state(thread_config(name))
 
 
-def run_state(name: str) -> dict[str, Any]:
+def run_state(name: str) -> ResearchState:
     """The latest checkpointed state of run ``name`` (raises when there is no such run)."""
     with _graph() as (graph, saver):
-        return dict(_existing(graph, saver, name).values or {})
+        return ResearchState(**(_existing(graph, saver, name).values or {}))
 
 
-def checkpoint_history(name: str) -> list[dict[str, Any]]:
+def checkpoint_history(name: str) -> list[HistoryRow]:
     """Run ``name``'s checkpoints, oldest first (see :func:`torchscout.graphs.checkpointing.history_rows`)."""
     with _graph() as (graph, saver):
         _existing(graph, saver, name)
         return history_rows(graph, name)
 
 
-def checkpoint_trace(name: str) -> list[dict[str, Any]]:
+def checkpoint_trace(name: str) -> list[TraceRow]:
     """Every checkpoint of run ``name`` with its full state (JSON-able)."""
     with _graph() as (graph, saver):
         _existing(graph, saver, name)
@@ -207,13 +247,13 @@ def report_text(name: str) -> str:
     return resolve(state["report_path"], must_exist=True, kind="report").read_text(encoding="utf-8")
 
 
-def list_runs() -> list[dict[str, Any]]:
+def list_runs() -> list[RunRow]:
     """Every run in the workspace with its status and best metric."""
     rows = []
     with _graph() as (graph, saver):
         for name in list_threads(saver):
             snapshot = graph.get_state(thread_config(name))
-            state = snapshot.values or {}
+            state: ResearchState = snapshot.values or {}
             pid_file = resolve(f"{state.get('run_dir', 'runs/' + name)}/{PID_FILE}")
             requests = pending_requests(snapshot)
             if not snapshot.next and state.get("phase") == "done":
@@ -225,10 +265,10 @@ def list_runs() -> list[dict[str, Any]]:
             else:
                 status = f"stopped before {','.join(snapshot.next) or '?'}"
             winner = (state.get("final") or {}).get("winner") or {}
-            rows.append({"name": name, "status": status, "metric": (state.get("task") or {}).get("metric"),
-                         "best": winner.get("label") or state.get("best_id"),
-                         "best_metric": (winner.get("stats") or {}).get("mean", state.get("best_metric")),
-                         "evaluations": len(state.get("evaluations") or {}), "report": state.get("report_path")})
+            rows.append(RunRow(name=name, status=status, metric=(state.get("task") or {}).get("metric"),
+                               best=winner.get("label") or state.get("best_id"),
+                               best_metric=(winner.get("stats") or {}).get("mean", state.get("best_metric")),
+                               evaluations=len(state.get("evaluations") or {}), report=state.get("report_path")))
     return rows
 
 

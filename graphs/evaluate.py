@@ -11,13 +11,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
 
 import torch
 
+from torchscout.agent.records import EpochRecord, EvaluationRecord, TokenizerRecord
+from torchscout.agent.task import Task
+from torchscout.agent.training_configs import OptimizerSpec, QuickEvalConfig, TrainingRecord
 from torchscout.graphs.events import emit
+from torchscout.graphs.state import EvaluationJob, task_of
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.training.evaluation import pytorch_quick_evaluator
+from torchscout.tools.training.status import COMPLETED, DIVERGED, FAILED
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 # Errors worth retrying: the machine, not the candidate, was the problem.
@@ -26,75 +32,84 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutErr
 MIN_EVAL_SECONDS = 2.0  # an evaluation given less time than this is skipped, not started
 
 
-def tokenizer_config(job_tokenizers: dict[str, dict[str, Any]], vocab_size: int | None) -> dict[str, Any] | None:
+class RegisteredTokenizer(TypedDict):
+    """``dataset_params.tokenizer_config`` naming a tokenizer in the registry."""
+
+    name: str
+    type: str
+
+
+def tokenizer_config(job_tokenizers: dict[str, TokenizerRecord], vocab_size: int | None) -> RegisteredTokenizer | None:
     if vocab_size is None:
         return None
     entry = job_tokenizers.get(str(vocab_size))
     if entry is None:
         raise ToolError(f"no tokenizer with vocab_size {vocab_size} was trained for this run; "
                         f"trained: {sorted(job_tokenizers)}")
-    return {"name": entry["name"], "type": "registered"}
+    return RegisteredTokenizer(name=entry["name"], type="registered")
 
 
-def dataset_params(task: dict[str, Any], tokenizers: dict[str, dict[str, Any]],
-                   vocab_size: int | None) -> dict[str, Any]:
-    params = dict(task.get("dataset_params") or {})
+def dataset_params(task: Task, tokenizers: dict[str, TokenizerRecord], vocab_size: int | None) -> dict[str, Any]:
+    """The task's dataset options, plus the tokenizer a text candidate uses."""
+    params = dict(task.dataset_params)
     token_config = tokenizer_config(tokenizers, vocab_size)
     if token_config is not None:
         params["tokenizer_config"] = token_config
-        params.setdefault("max_length", task["input_shape"][0])
+        params.setdefault("max_length", task.input_shape[0])
     return params
 
 
-def optimizer_spec(training: dict[str, Any]) -> dict[str, Any] | str:
+def optimizer_spec(training: TrainingRecord) -> OptimizerSpec | str:
     """The evaluator's optimizer: a registered config name or a {type, params, param_groups} spec."""
     if training.get("config_name"):
         return training["config_name"]
-    params = {"lr": training["lr"], "weight_decay": training.get("weight_decay", 0.0)}
-    if training.get("momentum") is not None:
-        params["momentum"] = training["momentum"]
+    params: dict[str, float | bool] = {"lr": training["lr"], "weight_decay": training.get("weight_decay", 0.0)}
+    momentum = training.get("momentum")
+    if momentum is not None:
+        params["momentum"] = momentum
         if training["optimizer"] == "SGD":
             params["nesterov"] = True
-    spec: dict[str, Any] = {"type": training["optimizer"], "params": params}
+    spec = OptimizerSpec(type=training["optimizer"], params=params)
     if training.get("param_groups"):
         spec["param_groups"] = training["param_groups"]
     return spec
 
 
-def metrics_requested(task: dict[str, Any]) -> list[str]:
-    metrics = [task["metric"]]
-    if task["metric"] not in {"accuracy", "loss", "val_loss"}:
+def metrics_requested(task: Task) -> list[str]:
+    metrics = [task.metric]
+    if task.metric not in {"accuracy", "loss", "val_loss"}:
         metrics.append("accuracy")
     return [name for name in metrics if name not in {"loss", "val_loss"}] or ["accuracy"]
 
 
-def eval_config(job: dict[str, Any], time_budget_s: float) -> dict[str, Any]:
-    task = job["task"]
-    config: dict[str, Any] = {
-        "dataset": task["dataset"],
-        "dataset_params": dataset_params(task, job["tokenizers"], job["candidate"].get("vocab_size")),
-        "input_shape": [1, *task["input_shape"]],
-        "num_classes": task["num_classes"],
-        "batch_size": task["budget"]["batch_size"],
-        "epochs": job["epochs"],
-        "optimizer": optimizer_spec(job["training"]),
-        "learning_rate": job["training"]["lr"],
-        "loss_function": "CrossEntropyLoss",
-        "metrics": metrics_requested(task),
-        "device": "auto",
-        "seed": job["seed"],
-        "time_budget_s": max(time_budget_s, MIN_EVAL_SECONDS),
-    }
-    if job.get("max_steps"):
-        config["max_steps"] = job["max_steps"]
-    if task.get("data_root"):
-        config["data_root"] = task["data_root"]
+def eval_config(job: EvaluationJob, time_budget_s: float) -> QuickEvalConfig:
+    task = task_of(job)
+    config = QuickEvalConfig(
+        dataset=task.dataset,
+        dataset_params=dataset_params(task, job["tokenizers"], job["candidate"].get("vocab_size")),
+        input_shape=[1, *task.input_shape],
+        num_classes=task.num_classes,
+        batch_size=task.budget.batch_size,
+        epochs=job["epochs"],
+        optimizer=optimizer_spec(job["training"]),
+        learning_rate=job["training"]["lr"],
+        loss_function="CrossEntropyLoss",
+        metrics=metrics_requested(task),
+        device="auto",
+        seed=job["seed"],
+        time_budget_s=max(time_budget_s, MIN_EVAL_SECONDS),
+    )
+    max_steps = job.get("max_steps")
+    if max_steps:
+        config["max_steps"] = max_steps
+    if task.data_root:
+        config["data_root"] = task.data_root
     return config
 
 
-def metric_value(result: dict[str, Any], task: dict[str, Any]) -> float | None:
+def metric_value(result: Mapping[str, Any], task: Task) -> float | None:
     """The task's metric from an evaluator result (val_loss/loss come from the losses)."""
-    name = task["metric"]
+    name = task.metric
     if name in {"loss", "val_loss"}:
         value = result.get("val_loss")
     else:
@@ -105,7 +120,7 @@ def metric_value(result: dict[str, Any], task: dict[str, Any]) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _compact_history(history: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def _compact_history(history: Iterable[Mapping[str, object]] | None) -> list[EpochRecord]:
     """Per-epoch numbers only (the state stays small and msgpack-able)."""
     keep = []
     for entry in history or []:
@@ -115,12 +130,12 @@ def _compact_history(history: list[dict[str, Any]] | None) -> list[dict[str, Any
     return keep
 
 
-def run_evaluation(job: dict[str, Any], time_left_s: float) -> dict[str, Any]:
+def run_evaluation(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
     """Evaluate one job; returns the evaluation record (never raises for the candidate's own faults)."""
-    task, key = job["task"], job["key"]
-    record: dict[str, Any] = {"key": key, "kind": job["kind"], "candidate_id": job["candidate_id"],
-                              "seed": job["seed"], "training": job["training"], "epochs": job["epochs"],
-                              "max_steps": job.get("max_steps"), "metric": None, "status": "failed"}
+    task, key = task_of(job), job["key"]
+    record = EvaluationRecord(key=key, kind=job["kind"], candidate_id=job["candidate_id"], seed=job["seed"],
+                              training=job["training"], epochs=job["epochs"], max_steps=job.get("max_steps"),
+                              metric=None, status=FAILED)
     if time_left_s < MIN_EVAL_SECONDS:
         record.update(status="skipped", error="the run's time budget was used up before this evaluation")
         emit(job["run_dir"], "skipped", key=key, candidate_id=job["candidate_id"], reason=record["error"])
@@ -143,22 +158,22 @@ def run_evaluation(job: dict[str, Any], time_left_s: float) -> dict[str, Any]:
     record["duration_s"] = round(time.monotonic() - started, 3)
     if result is not None:
         value = metric_value(result, task)
-        status = result.get("status", "success")
-        ok = status not in {"diverged", "failed", "error"} and value is not None
+        status = result["status"]
+        ok = status == COMPLETED and value is not None
         record.update(
-            status="ok" if ok else ("diverged" if status == "diverged" else "failed"),
+            status=COMPLETED if ok else (DIVERGED if status == DIVERGED else FAILED),
             metric=value if ok else None,
             metrics={name: float(val) for name, val in (result.get("metrics") or {}).items()
                      if isinstance(val, int | float)},
             train_loss=_float_or_none(result.get("train_loss")), val_loss=_float_or_none(result.get("val_loss")),
             history=_compact_history(result.get("history")),
             samples_per_s=_float_or_none(result.get("samples_per_s")),
-            error=None if ok else (result.get("error") or result.get("message") or f"status {status}, no metric"),
+            error=None if ok else (result.get("error") or f"status {status}, no {task.metric} in the result"),
         )
     _save(job, record)
-    if record["status"] == "ok":
+    if record["status"] == COMPLETED:
         emit(job["run_dir"], "evaluated", key=key, kind=job["kind"], candidate_id=job["candidate_id"],
-             metric=record["metric"], metric_name=task["metric"], duration_s=record["duration_s"])
+             metric=record["metric"], metric_name=task.metric, duration_s=record["duration_s"])
     else:
         emit(job["run_dir"], "failed", key=key, stage=job["kind"], candidate_id=job["candidate_id"],
              error=str(record.get("error"))[:200])
@@ -166,6 +181,7 @@ def run_evaluation(job: dict[str, Any], time_left_s: float) -> dict[str, Any]:
 
 
 def _float_or_none(value: Any) -> float | None:
+    """A finite float from any number-like value (numpy and torch scalars too), else None."""
     if value is None:
         return None
     try:
@@ -175,6 +191,6 @@ def _float_or_none(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _save(job: dict[str, Any], record: dict[str, Any]) -> None:
+def _save(job: EvaluationJob, record: EvaluationRecord) -> None:
     folder = resolve(f"{job['run_dir']}/candidates/{job['candidate_id']}", kind="candidate folder")
     atomic_write_text(folder / f"eval_{job['key'].replace('/', '_')}.json", json.dumps(record, indent=2, default=str))

@@ -13,13 +13,13 @@ only when the task gates ``full_train`` (``approve: [full_train]``): it pauses t
 
 from __future__ import annotations
 
-from typing import Any
-
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
+from torchscout.agent.task import Task
 from torchscout.graphs import nodes_final, nodes_search, routing
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS
@@ -29,18 +29,18 @@ from torchscout.graphs.state import ResearchState
 TRANSIENT_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=TRANSIENT_ERRORS)
 
 
-def recursion_limit(task: dict[str, Any]) -> int:
+def recursion_limit(task: Task) -> int:
     """Supersteps a run can need: about 8 per round plus the final phase, with room to spare."""
-    return 40 + 10 * int(task["budget"]["max_rounds"])
+    return 40 + 10 * task.budget.max_rounds
 
 
-def run_config(run_name: str, task: dict[str, Any] | None = None, checkpoint_id: str | None = None) -> dict[str, Any]:
+def run_config(run_name: str, task: Task | None = None, checkpoint_id: str | None = None) -> RunnableConfig:
     """The RunnableConfig of a research run: thread = run name, one evaluation at a time."""
-    configurable: dict[str, Any] = {"thread_id": run_name}
+    configurable = {"thread_id": run_name}
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
     # (no max_concurrency: with 1 the sync runner deadlocks; evaluations serialise themselves instead)
-    return {"configurable": configurable, "recursion_limit": recursion_limit(task) if task else 200}
+    return RunnableConfig(configurable=configurable, recursion_limit=recursion_limit(task) if task is not None else 200)
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:

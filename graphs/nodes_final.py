@@ -10,7 +10,19 @@ from langgraph.runtime import Runtime
 
 from torchscout.agent import selection
 from torchscout.agent.planners import get_planner
+from torchscout.agent.records import (
+    CandidateRecord,
+    Configuration,
+    ConfirmPlanEntry,
+    DecisionRecord,
+    FailureRecord,
+    FinalRecord,
+    FullTrainingRecord,
+    OptimizerPlanEntry,
+    evaluations_of,
+)
 from torchscout.agent.report import write_report
+from torchscout.agent.training_configs import FullTrainConfig, SchedulerSpec, TrainingRecord, WandbSettings
 from torchscout.graphs import approval, budget
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import (
@@ -18,17 +30,18 @@ from torchscout.graphs.common import (
     decision,
     planning_context,
     ranked_evaluations,
-    task_of,
     timed,
 )
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, metrics_requested, optimizer_spec
 from torchscout.graphs.events import emit
+from torchscout.graphs.state import ResearchState, task_of
 from torchscout.graphs.tracking import log_research_run
 from torchscout.graphs.training_cost import full_train_estimate
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.optim.configurator import pytorch_optimizer_configurator
 from torchscout.tools.training.evaluation import pytorch_full_trainer
+from torchscout.tools.training.status import COMPLETED, FAILED
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 MIN_FULL_TRAIN_SECONDS = 5.0
@@ -36,13 +49,13 @@ FULL_TRAIN_EXPERIMENT = "best"  # runs/<name>/full_training/best/
 SKIPPED_BY_USER = "skipped by the user at the approval gate (--approve no)"
 
 
-def _note(state: dict[str, Any], node: str, text: str) -> dict[str, Any]:
+def _note(state: ResearchState, node: str, text: str) -> DecisionRecord:
     emit(state["run_dir"], "decision", text=text)
     return decision(node, text)
 
 
 @timed
-def optimizers(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def optimizers(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Plan optimizer experiments on the best architecture; configs go through the configurator."""
     task = task_of(state)
     best_id = state.get("best_id")
@@ -52,8 +65,8 @@ def optimizers(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
                "optimizer_trials is 0" if count == 0 else "the search time budget is used up")
         return {"phase": "confirm", "decisions": [_note(state, "optimizers", f"Optimizer experiments skipped: {why}.")]}
     proposal = get_planner(task.planner).propose_optimizers(planning_context(state, state["round"]), count)
-    plan: dict[str, dict[str, Any]] = {}
-    failures = []
+    plan: dict[str, OptimizerPlanEntry] = {}
+    failures: list[FailureRecord] = []
     for trial in proposal.optimizer_trials:
         config_name = f"{state['run_name']}-{trial.name}"
         details = {"type": trial.training.optimizer, "default_params": trial.training.optimizer_params()}
@@ -63,26 +76,26 @@ def optimizers(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
             pytorch_optimizer_configurator(action="generate_config", config_name=config_name,
                                            optimizer_details=details)
         except ToolError as exc:
-            failures.append({"candidate_id": best_id, "stage": "optimizer_config", "key": trial.name,
-                             "error": str(exc)[:500], "traceback": ""})
+            failures.append(FailureRecord(candidate_id=best_id, stage="optimizer_config", key=trial.name,
+                                          error=str(exc)[:500], traceback=""))
             emit(state["run_dir"], "failed", candidate_id=best_id, stage="optimizer_config", error=str(exc)[:200])
             continue
-        training = {**trial.training.model_dump(), "config_name": config_name, "trial": trial.name}
-        plan[f"{best_id}/opt/{trial.name}"] = {"candidate_id": best_id, "training": training,
-                                              "rationale": trial.rationale}
+        training = TrainingRecord(**trial.training.model_dump(), config_name=config_name, trial=trial.name)
+        plan[f"{best_id}/opt/{trial.name}"] = OptimizerPlanEntry(candidate_id=best_id, training=training,
+                                                                 rationale=trial.rationale)
     text = (f"Optimizer experiments on {best_id}: " + "; ".join(
         f"{item['training']['trial']} ({item['rationale']})" for item in plan.values()))
     return {"phase": "optimizer", "optimizer_plan": plan, "failures": failures,
             "decisions": [_note(state, "optimizers", text)]}
 
 
-def _params_by_candidate(state: dict[str, Any]) -> dict[str, int]:
+def _params_by_candidate(state: ResearchState) -> dict[str, int]:
     return {candidate_id: candidate["params"] for candidate_id, candidate in state.get("candidates", {}).items()
             if candidate.get("params") is not None}
 
 
 @timed
-def confirm(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def confirm(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Plan the re-evaluation of the top two configurations with several seeds each."""
     task = task_of(state)
     top = selection.top_configurations(ranked_evaluations(state, {"quick", "optimizer"}), count=2,
@@ -94,13 +107,13 @@ def confirm(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, An
         text = "Seed confirmation skipped: the search time budget is used up; the single-seed best is chosen."
         return {"phase": "final", "confirm_plan": {}, "final": {"candidates": top},
                 "decisions": [_note(state, "confirm", text)]}
-    plan = {}
+    plan: dict[str, ConfirmPlanEntry] = {}
     for entry in top:
         for offset in range(task.budget.confirm_seeds):
             seed = task.seed + 1000 + offset
             key = f"{entry['candidate_id']}/confirm/{selection.training_label(entry['training'])}/s{seed}"
-            plan[key] = {"candidate_id": entry["candidate_id"], "training": entry["training"],
-                         "label": entry["label"], "seed": seed}
+            plan[key] = ConfirmPlanEntry(candidate_id=entry["candidate_id"], training=entry["training"],
+                                         label=entry["label"], seed=seed)
     text = (f"Confirming {' vs '.join(entry['label'] for entry in top)} with "
             f"{task.budget.confirm_seeds} seeds each.")
     return {"phase": "confirm", "confirm_plan": plan, "final": {"candidates": top},
@@ -108,20 +121,14 @@ def confirm(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, An
 
 
 @timed
-def select(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def select(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Choose the winner on the mean over seeds and say whether the gap is larger than the noise."""
     task = task_of(state)
-    top = [dict(entry) for entry in (state.get("final") or {}).get("candidates") or []]
+    top = [_confirmed(state, entry) for entry in (state.get("final") or {}).get("candidates") or []]
     if not top:
         return {"phase": "final", "final": {"winner": None, "full_train": "skipped: no winner"}}
-    evaluations = state.get("evaluations", {})
-    for entry in top:
-        values = [evaluations[key]["metric"] for key, item in (state.get("confirm_plan") or {}).items()
-                  if item["label"] == entry["label"] and evaluations.get(key, {}).get("status") == "ok"]
-        entry["confirmed"] = bool(values)
-        entry["stats"] = selection.seed_statistics(values or [entry["search_metric"]])
     top = selection.order_confirmed(top, task.maximize, _params_by_candidate(state))
-    winner, final = top[0], {"candidates": top, "winner": top[0]}
+    winner, final = top[0], FinalRecord(candidates=top, winner=top[0])
     text = f"Winner {winner['label']}: {task.metric} {winner['stats']['mean']:.4f} ± {winner['stats']['std']:.4f}"
     if len(top) > 1:
         difference, margin, significant = selection.gap_beats_noise(top[0]["stats"], top[1]["stats"])
@@ -144,8 +151,17 @@ def select(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any
     return {"phase": "final", "final": final, "decisions": [_note(state, "select", text)]}
 
 
+def _confirmed(state: ResearchState, entry: Configuration) -> Configuration:
+    """``entry`` with the statistics of its completed seed re-evaluations (its search metric if none)."""
+    evaluations = evaluations_of(state)
+    values = [evaluations[key]["metric"] for key, item in (state.get("confirm_plan") or {}).items()
+              if item["label"] == entry["label"] and key in evaluations and evaluations[key]["status"] == COMPLETED]
+    return Configuration(**{**entry, "confirmed": bool(values),
+                            "stats": selection.seed_statistics(values or [entry["search_metric"]])})
+
+
 @timed
-def approve_full_train(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def approve_full_train(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Pause for approval of the full training (task ``approve: [full_train]``); nothing is written before.
 
     Shows what will run and its estimated cost. On resume this node runs again and gets the
@@ -160,30 +176,30 @@ def approve_full_train(state: dict[str, Any], runtime: Runtime[RunContext]) -> d
     return update
 
 
-def _trainer_config(state: dict[str, Any], winner: dict[str, Any], time_left_s: float) -> dict[str, Any]:
-    task = state["task"]
+def _trainer_config(state: ResearchState, winner: Configuration, time_left_s: float) -> FullTrainConfig:
+    task = task_of(state)
     candidate = state["candidates"][winner["candidate_id"]]
-    epochs = task["budget"]["full_epochs"]
-    config = {
-        "dataset": task["dataset"],
-        "dataset_params": dataset_params(task, state.get("tokenizers") or {}, candidate.get("vocab_size")),
-        "input_shape": list(task["input_shape"]), "num_classes": task["num_classes"],
-        "batch_size": task["budget"]["batch_size"], "epochs": epochs,
-        "optimizer": optimizer_spec(winner["training"]), "learning_rate": winner["training"]["lr"],
-        "scheduler": {"type": "CosineAnnealingLR", "params": {"T_max": epochs}},
-        "loss_function": "CrossEntropyLoss", "metrics": metrics_requested(task), "device": "auto",
-        "seed": task["seed"], "checkpoint_interval": 0, "save_best_model": True,
-        "monitor": task["metric"] if task["metric"] not in {"loss"} else "val_loss",
-        "monitor_mode": task["mode"], "time_budget_s": max(time_left_s, 1.0),
-        "wandb": {"mode": get_settings().wandb_mode, "group": state["run_name"],
-                  "tags": ["torchscout", "full_train"]},
-    }
-    if task.get("data_root"):
-        config["data_root"] = task["data_root"]
+    epochs = task.budget.full_epochs
+    config = FullTrainConfig(
+        dataset=task.dataset,
+        dataset_params=dataset_params(task, state.get("tokenizers") or {}, candidate.get("vocab_size")),
+        input_shape=list(task.input_shape), num_classes=task.num_classes,
+        batch_size=task.budget.batch_size, epochs=epochs,
+        optimizer=optimizer_spec(winner["training"]), learning_rate=winner["training"]["lr"],
+        scheduler=SchedulerSpec(type="CosineAnnealingLR", params={"T_max": epochs}),
+        loss_function="CrossEntropyLoss", metrics=metrics_requested(task), device="auto",
+        seed=task.seed, checkpoint_interval=0, save_best_model=True,
+        monitor=task.metric if task.metric not in {"loss"} else "val_loss",
+        monitor_mode=task.mode or "max", time_budget_s=max(time_left_s, 1.0),
+        wandb=WandbSettings(mode=get_settings().wandb_mode, group=state["run_name"],
+                            tags=["torchscout", "full_train"]),
+    )
+    if task.data_root:
+        config["data_root"] = task.data_root
     return config
 
 
-def _resume_setting(run_dir: str) -> dict[str, Any]:
+def _resumes_earlier_training(run_dir: str) -> bool:
     """This node re-runs after a crash or a resume: continue the earlier training, don't refuse it.
 
     With a ``last.pt`` the trainer resumes from it. A folder without one holds no finished epoch
@@ -191,14 +207,14 @@ def _resume_setting(run_dir: str) -> dict[str, Any]:
     """
     folder = resolve(f"{run_dir}/full_training/{FULL_TRAIN_EXPERIMENT}")
     if (folder / "checkpoints" / "last.pt").exists():
-        return {"resume": True}
+        return True
     if folder.exists():
         shutil.rmtree(folder)
-    return {}
+    return False
 
 
 @timed
-def full_train(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def full_train(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Train the winner with pytorch_full_trainer, within what is left of the time budget."""
     final = state.get("final") or {}
     winner = final.get("winner")
@@ -209,7 +225,8 @@ def full_train(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
     # keep a little time for the report
     left = budget.total_time_left_s(state, context_of(runtime)) - 2.0
     config = _trainer_config(state, winner, left)
-    config.update(_resume_setting(run_dir))
+    if _resumes_earlier_training(run_dir):
+        config["resume"] = True
     emit(run_dir, "started", kind="full_train", candidate_id=winner["candidate_id"])
     try:
         result = pytorch_full_trainer(candidate["script"], candidate["class_name"], config,
@@ -219,15 +236,10 @@ def full_train(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
     except (ToolError, UserCodeError, RuntimeError, ValueError) as exc:
         error = str(exc).splitlines()[0][:500]
         emit(run_dir, "failed", candidate_id=winner["candidate_id"], stage="full_train", error=error)
-        return {"full_training": {"status": "failed", "error": error},
-                "failures": [{"candidate_id": winner["candidate_id"], "stage": "full_train", "error": error,
-                              "traceback": getattr(exc, "traceback_tail", "") or traceback_tail(exc, 8)}]}
-    kept = {key: result.get(key) for key in ("status", "experiment_dir", "best_checkpoint_path", "best_metric",
-                                             "final_eval", "stopped_early", "duration_s", "samples_per_s",
-                                             "wandb_run_dir")}
-    kept["history"] = [{key: value for key, value in entry.items() if isinstance(value, int | float | str)}
-                       for entry in result.get("history") or []]
-    kept["trainer_config"] = config
+        return {"full_training": FullTrainingRecord(status=FAILED, error=error),
+                "failures": [FailureRecord(candidate_id=winner["candidate_id"], stage="full_train", error=error,
+                                           traceback=getattr(exc, "traceback_tail", "") or traceback_tail(exc, 8))]}
+    kept = _kept_result(result, config)
     _install_in_project(state, candidate, config)
     best = kept.get("best_metric") or {}
     emit(run_dir, "trained", candidate_id=winner["candidate_id"], metric=best.get("name"), value=best.get("value"),
@@ -235,7 +247,19 @@ def full_train(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str,
     return {"full_training": kept}
 
 
-def _install_in_project(state: dict[str, Any], candidate: dict[str, Any], config: dict[str, Any]) -> None:
+def _kept_result(result: dict[str, Any], config: FullTrainConfig) -> FullTrainingRecord:
+    """What the state keeps of the trainer's result: the outcome, where it is, and the numbers per epoch."""
+    history = [{key: value for key, value in entry.items() if isinstance(value, int | float | str)}
+               for entry in result.get("history") or []]
+    return FullTrainingRecord(
+        status=result["status"], experiment_dir=result.get("experiment_dir"),
+        best_checkpoint_path=result.get("best_checkpoint_path"), best_metric=result.get("best_metric"),
+        final_eval=result.get("final_eval"), stopped_early=result.get("stopped_early"),
+        duration_s=result.get("duration_s"), samples_per_s=result.get("samples_per_s"),
+        wandb_run_dir=result.get("wandb_run_dir"), history=history, trainer_config=config)
+
+
+def _install_in_project(state: ResearchState, candidate: CandidateRecord, config: FullTrainConfig) -> None:
     """Put the winning model and its training config into the run's scaffolded project."""
     project = state.get("project_dir")
     if not project or not resolve(project).exists():
@@ -248,7 +272,7 @@ def _install_in_project(state: dict[str, Any], candidate: dict[str, Any], config
 
 
 @timed
-def analyze(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def analyze(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and log to W&B."""
     report_path = write_report(state)
     log_research_run(state)

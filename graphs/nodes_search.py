@@ -10,13 +10,20 @@ from __future__ import annotations
 import json
 import math
 import threading
-from typing import Any
 
 import yaml
 from langgraph.runtime import Runtime
 
 from torchscout.agent import selection
 from torchscout.agent.planners import get_planner
+from torchscout.agent.records import (
+    CandidateRecord,
+    DecisionRecord,
+    EvaluationRecord,
+    FailureRecord,
+    FailureStage,
+)
+from torchscout.agent.training_configs import TrainingRecord
 from torchscout.graphs import budget
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import (
@@ -25,32 +32,32 @@ from torchscout.graphs.common import (
     planning_context,
     ranked_evaluations,
     round_candidates,
-    task_of,
     timed,
 )
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
 from torchscout.graphs.events import emit
-from torchscout.graphs.state import AssembleJob, EvaluationJob
+from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, task_of
 from torchscout.graphs.text_data import train_tokenizers
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.modeling.assembler import pytorch_model_assembler
 from torchscout.tools.modeling.summary import pytorch_model_summary
 from torchscout.tools.scaffold.project import create_pytorch_project_scaffold
+from torchscout.tools.training.status import COMPLETED
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 # What a candidate's own code can throw while it is built or measured (recorded, never fatal).
 CANDIDATE_ERRORS = (ToolError, UserCodeError, ValueError, TypeError, RuntimeError, KeyError, IndexError)
 
 
-def _failure(candidate_id: str, stage: str, exc: BaseException, run_dir: str) -> dict[str, Any]:
+def _failure(candidate_id: str, stage: FailureStage, exc: BaseException, run_dir: str) -> FailureRecord:
     message = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
     emit(run_dir, "failed", candidate_id=candidate_id, stage=stage, error=message)
-    return {"candidate_id": candidate_id, "stage": stage, "error": message,
-            "traceback": getattr(exc, "traceback_tail", "") or traceback_tail(exc, max_lines=8)}
+    return FailureRecord(candidate_id=candidate_id, stage=stage, error=message,
+                         traceback=getattr(exc, "traceback_tail", "") or traceback_tail(exc, max_lines=8))
 
 
 @timed
-def setup(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Create runs/<name>/ with the task and a scaffolded project for the run's best model."""
     task = task_of(state)
     run_dir = state["run_dir"]
@@ -68,7 +75,7 @@ def setup(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]
 
 
 @timed
-def tokenizer(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def tokenizer(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Text tasks: train one tokenizer per searched vocabulary size on the training texts."""
     task = task_of(state)
     trained = train_tokenizers(task, state["run_name"], state["run_dir"])
@@ -80,7 +87,7 @@ def tokenizer(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, 
 
 
 @timed
-def propose(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def propose(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Ask the planner for this round's candidates."""
     task = task_of(state)
     round_index = state.get("round", 0) + 1
@@ -93,18 +100,18 @@ def propose(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, An
     run_dir = state["run_dir"]
     atomic_write_text(resolve(f"{run_dir}/proposals/round_{round_index}.json"),
                       proposal.model_dump_json(indent=2, by_alias=True))
-    candidates = {}
+    candidates: dict[str, CandidateRecord] = {}
     for index, spec in enumerate(proposal.candidates):
         candidate_id = f"r{round_index}c{index}"
         model_config = dict(spec.model_config_)
         model_config.setdefault("model_name", f"R{round_index}C{index}")
-        candidates[candidate_id] = {
-            "id": candidate_id, "round": round_index, "status": "proposed", "rationale": spec.rationale,
-            "parent": spec.parent, "blueprint": spec.blueprint, "model_config": model_config,
-            "training": spec.training.model_dump(), "vocab_size": spec.vocab_size,
-            "class_name": model_config["model_name"], "planner": proposal.planner,
-            "script": f"{run_dir}/candidates/{candidate_id}/model.py",
-        }
+        candidates[candidate_id] = CandidateRecord(
+            id=candidate_id, round=round_index, status="proposed", rationale=spec.rationale,
+            parent=spec.parent, blueprint=spec.blueprint, model_config=model_config,
+            training=TrainingRecord(**spec.training.model_dump()), vocab_size=spec.vocab_size,
+            class_name=model_config["model_name"], planner=proposal.planner,
+            script=f"{run_dir}/candidates/{candidate_id}/model.py",
+        )
         emit(run_dir, "proposed", candidate_id=candidate_id, rationale=spec.rationale[:160])
     text = f"Round {round_index} ({proposal.mode}, {proposal.planner} planner): {proposal.notes}"
     return {"round": round_index, "rung": 0, "phase": "search", "candidates": candidates,
@@ -112,7 +119,7 @@ def propose(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, An
 
 
 @timed
-def assemble(job: AssembleJob, runtime: Runtime[RunContext]) -> dict[str, Any]:
+def assemble(job: AssembleJob, runtime: Runtime[RunContext]) -> ResearchState:
     """Write one candidate's model script with the assembler (a Send task per candidate)."""
     candidate, run_dir = job["candidate"], job["run_dir"]
     candidate_id = candidate["id"]
@@ -124,18 +131,19 @@ def assemble(job: AssembleJob, runtime: Runtime[RunContext]) -> dict[str, Any]:
         failure = _failure(candidate_id, "assemble", exc, run_dir)
         return {"candidates": {candidate_id: {"status": "failed", "stage": "assemble", "error": failure["error"]}},
                 "failures": [failure]}
-    update = {"status": "assembled", "class_name": result.get("model_name", candidate["class_name"]),
-              "backend": result.get("backend"), "output_shape": result.get("output_shape")}
+    update = CandidateRecord(status="assembled", class_name=result.get("model_name", candidate["class_name"]),
+                             backend=result.get("backend"), output_shape=result.get("output_shape"))
     return {"candidates": {candidate_id: update}}
 
 
 @timed
-def inspect(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def inspect(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Measure every assembled candidate of the round; reject those over max_params / max_flops."""
     task = task_of(state)
     run_dir = state["run_dir"]
-    updates: dict[str, dict[str, Any]] = {}
-    failures, decisions = [], []
+    updates: dict[str, CandidateRecord] = {}
+    failures: list[FailureRecord] = []
+    decisions: list[DecisionRecord] = []
     for candidate in round_candidates(state):
         if candidate.get("status") != "assembled":
             continue
@@ -152,8 +160,8 @@ def inspect(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, An
         atomic_write_text(resolve(f"{run_dir}/candidates/{candidate_id}/summary.json"),
                           json.dumps(summary, indent=2, default=str))
         params, flops = int(summary["total_params"]), int(summary.get("flops") or 0)
-        update = {"status": "inspected", "params": params, "flops": flops,
-                  "analysis": str(summary.get("analysis") or "")[:600]}
+        update = CandidateRecord(status="inspected", params=params, flops=flops,
+                                 analysis=str(summary.get("analysis") or "")[:600])
         reason = _over_budget(task.budget.max_params, task.budget.max_flops, params, flops)
         if reason:
             update.update(status="rejected", error=reason)
@@ -179,33 +187,38 @@ EVALUATION_SLOT = threading.Lock()
 
 
 @timed
-def evaluate(job: EvaluationJob, runtime: Runtime[RunContext]) -> dict[str, Any]:
+def evaluate(job: EvaluationJob, runtime: Runtime[RunContext]) -> ResearchState:
     """Run one evaluation job (a Send task) and record it; the candidate's fault never stops the run."""
     with EVALUATION_SLOT:
         context = context_of(runtime)
         if context is not None:
-            left = budget.budget_s(job["task"]) - job["reserve_s"] - context.used_s()
+            left = budget.budget_s(task_of(job)) - job["reserve_s"] - context.used_s()
         else:
             left = job["time_left_s"]
         record = run_evaluation(job, left)
-    update: dict[str, Any] = {"evaluations": {job["key"]: record}}
-    candidate_id, ok = job["candidate_id"], record["status"] == "ok"
+    return _evaluation_update(job, record)
+
+
+def _evaluation_update(job: EvaluationJob, record: EvaluationRecord) -> ResearchState:
+    """The evaluation, what it tells about the candidate (screen and quick only), and any failure."""
+    update = ResearchState(evaluations={job["key"]: record})
+    candidate_id, ok = job["candidate_id"], record["status"] == COMPLETED
     if job["kind"] == "screen":
-        update["candidates"] = {candidate_id: {"screen_metric": record["metric"],
-                                               "status": "screened" if ok else record["status"],
-                                               "error": None if ok else record.get("error")}}
+        update["candidates"] = {candidate_id: CandidateRecord(
+            screen_metric=record["metric"], status="screened" if ok else record["status"],
+            error=None if ok else record.get("error"))}
     elif job["kind"] == "quick":
-        update["candidates"] = {candidate_id: {"metric": record["metric"], "duration_s": record.get("duration_s"),
-                                               "status": "evaluated" if ok else record["status"],
-                                               "error": None if ok else record.get("error")}}
+        update["candidates"] = {candidate_id: CandidateRecord(
+            metric=record["metric"], duration_s=record.get("duration_s"),
+            status="evaluated" if ok else record["status"], error=None if ok else record.get("error"))}
     if not ok and record["status"] != "skipped":
-        update["failures"] = [{"candidate_id": candidate_id, "stage": job["kind"], "key": job["key"],
-                               "error": record.get("error"), "traceback": record.get("traceback", "")}]
+        update["failures"] = [FailureRecord(candidate_id=candidate_id, stage=job["kind"], key=job["key"],
+                                            error=record.get("error"), traceback=record.get("traceback", ""))]
     return update
 
 
 @timed
-def halve(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def halve(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Successive halving: after the screen, the top half of the round earns a quick evaluation, plus
     the best-screening model smaller than all of them when it is within reach (a short screen
     favours large models)."""
@@ -234,7 +247,7 @@ def halve(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]
 
 
 @timed
-def refine(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def refine(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Update the best so far and decide whether another round is worth it."""
     task = task_of(state)
     candidates = state.get("candidates", {})
@@ -266,13 +279,13 @@ def refine(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any
                       f"{raw[0]['candidate_id']}'s {raw[0]['metric']:.4f} with {_params_text(candidates, raw[0])})")
     text = f"After round {state['round']}: {best_text}; " + (f"search stops ({stop})." if stop else "next round.")
     emit(state["run_dir"], "decision", text=text)
-    update: dict[str, Any] = {"stale_rounds": stale, "phase": "optimizer" if stop else "search",
-                              "stop_reason": stop, "decisions": [decision("refine", text, state["round"])]}
+    update = ResearchState(stale_rounds=stale, phase="optimizer" if stop else "search", stop_reason=stop,
+                           decisions=[decision("refine", text, state["round"])])
     if best is not None:
         update.update(best_id=best["candidate_id"], best_metric=best["metric"])
     return update
 
 
-def _params_text(candidates: dict[str, Any], evaluation: dict[str, Any]) -> str:
+def _params_text(candidates: dict[str, CandidateRecord], evaluation: EvaluationRecord) -> str:
     params = candidates.get(evaluation["candidate_id"], {}).get("params")
     return "? params" if params is None else f"{params:,} params"

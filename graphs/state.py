@@ -1,80 +1,62 @@
 """The research graph's state: plain JSON-able data only (configs, paths, numbers, text).
 
-Parallel evaluation tasks write to the same keys in one step, so the collections have
-reducers that merge instead of overwrite:
+The state schema and its records are :class:`torchscout.agent.records.ResearchState` (the
+planners and the report read them too, so they live below the graph). Parallel evaluation tasks
+write to the same keys in one step, so the collections have reducers that merge instead of
+overwrite:
 
-- ``candidates``: id -> candidate record (what was proposed, built, measured, and why it failed);
-- ``evaluations``: key -> one evaluation (``screen``, ``quick``, ``optimizer``, ``confirm``) with
-  its settings, seed and result;
+- ``candidates``: id -> :class:`~torchscout.agent.records.CandidateRecord` (what was proposed,
+  built, measured, and why it failed);
+- ``evaluations``: key -> :class:`~torchscout.agent.records.EvaluationRecord` (``screen``,
+  ``quick``, ``optimizer``, ``confirm``) with its settings, seed and result;
 - ``decisions`` and ``failures``: append-only logs for the report;
 - ``approvals``: gate key -> the person's answer at an approval gate (see ``graphs.approval``);
 - ``elapsed_s``: budget seconds used when the latest node finished (parallel tasks report the
   same clock, so the reducer keeps the maximum); it carries the budget across a resume.
 
-Every field has a default (``total=False`` plus :func:`initial_state`) so threads written by an
-older version still load.
+The candidate and evaluation reducers refuse a status outside the shared vocabulary
+(:data:`~torchscout.agent.records.Status`). Every field has a default (``total=False`` plus
+:func:`initial_state`) so threads written by an older version still load.
+
+A node started with ``Send`` sees only its job: :class:`EvaluationJob` or :class:`AssembleJob`.
+Their keys are what older versions sent too (a checkpoint may hold a job sent before a crash).
 """
 
 from __future__ import annotations
 
-import operator
-from typing import Annotated, Any, TypedDict
+from typing import Any, TypedDict
 
+from torchscout.agent.records import (
+    CandidateRecord,
+    EvaluationKind,
+    ResearchState,
+    TokenizerRecord,
+    TrainingRecord,
+    latest_clock,
+    merge_candidates,
+    merge_evaluations,
+    merge_records,
+)
+from torchscout.agent.task import Task
 
-def merge_records(current: dict[str, dict[str, Any]] | None,
-                  update: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    """Merge id -> record maps; a record's fields are updated, not replaced wholesale."""
-    merged = dict(current or {})
-    for key, record in (update or {}).items():
-        merged[key] = {**merged.get(key, {}), **record}
-    return merged
-
-
-def latest_clock(current: float | None, update: float | None) -> float:
-    """Keep the larger budget clock (parallel tasks report the same clock at different moments)."""
-    return max(current or 0.0, update or 0.0)
-
-
-class ResearchState(TypedDict, total=False):
-    task: dict[str, Any]                  # the validated Task as a dict
-    run_name: str
-    run_dir: str                          # workspace-relative runs/<name>
-    project_dir: str                      # the scaffolded project of the run
-    phase: str                            # search | optimizer | confirm | final | done
-    round: int                            # rounds proposed so far
-    rung: int                             # successive-halving rung of the current round (0 screen, 1 quick)
-    stale_rounds: int                     # rounds in a row without a new best
-    best_id: str | None                   # best candidate by its quick evaluation
-    best_metric: float | None
-    tokenizers: dict[str, dict[str, Any]]  # str(vocab_size) -> {name, path, vocab_size}
-    candidates: Annotated[dict[str, dict[str, Any]], merge_records]
-    evaluations: Annotated[dict[str, dict[str, Any]], merge_records]
-    decisions: Annotated[list[dict[str, Any]], operator.add]
-    failures: Annotated[list[dict[str, Any]], operator.add]
-    elapsed_s: Annotated[float, latest_clock]     # budget seconds used so far (nodes report the clock; max wins)
-    stop_reason: str | None
-    optimizer_plan: dict[str, dict[str, Any]]  # evaluation key -> {candidate_id, training, rationale}
-    confirm_plan: dict[str, dict[str, Any]]    # evaluation key -> {candidate_id, training, label, seed}
-    final: dict[str, Any]                 # confirm statistics and the chosen configuration
-    full_training: dict[str, Any]         # pytorch_full_trainer's result for the winner
-    approvals: Annotated[dict[str, dict[str, Any]], merge_records]  # gate key -> {action, answer, summary, ...}
-    report_path: str | None
+__all__ = ["AssembleJob", "EvaluationJob", "ResearchState", "initial_state", "latest_clock", "merge_candidates",
+           "merge_evaluations", "merge_records", "task_of"]
 
 
 class EvaluationJob(TypedDict):
     """The payload of one evaluation task (sent with ``Send``)."""
 
     key: str
-    kind: str              # screen | quick | optimizer | confirm
+    kind: EvaluationKind
     candidate_id: str
-    training: dict[str, Any]
+    training: TrainingRecord
     seed: int
     epochs: int
     max_steps: int | None
-    task: dict[str, Any]
+    task: dict[str, Any]   # Task.model_dump(), as in the state
     run_dir: str
-    tokenizers: dict[str, dict[str, Any]]
-    candidate: dict[str, Any]
+    tokenizers: dict[str, TokenizerRecord]
+    candidate: CandidateRecord
     reserve_s: float       # budget seconds kept back for the final phase
     time_left_s: float     # search seconds left when the job was sent (used without a RunContext)
 
@@ -82,11 +64,12 @@ class EvaluationJob(TypedDict):
 class AssembleJob(TypedDict):
     """The payload of one assembly task."""
 
-    candidate: dict[str, Any]
+    candidate: CandidateRecord
     run_dir: str
 
 
 def initial_state(task: dict[str, Any], run_name: str) -> ResearchState:
+    """The state a new run starts from (``task`` is ``Task.model_dump()``)."""
     return ResearchState(
         task=task, run_name=run_name, run_dir=f"runs/{run_name}", project_dir="", phase="search",
         round=0, rung=0, stale_rounds=0, best_id=None, best_metric=None, tokenizers={}, candidates={},
@@ -94,3 +77,8 @@ def initial_state(task: dict[str, Any], run_name: str) -> ResearchState:
         confirm_plan={}, final={},
         full_training={}, approvals={}, report_path=None,
     )
+
+
+def task_of(state: ResearchState | EvaluationJob) -> Task:
+    """The run's validated task (the state and the jobs keep it as plain data)."""
+    return Task.model_validate(state["task"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
+from torchscout.agent.records import TokenizerRecord
 from torchscout.agent.task import Task
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
@@ -43,14 +43,14 @@ def read_texts(path: Path, text_column: str) -> list[str]:
     return [str(row[text_column]) for row in rows]
 
 
-def train_tokenizers(task: Task, run_name: str, run_dir: str) -> dict[str, dict[str, Any]]:
+def train_tokenizers(task: Task, run_name: str, run_dir: str) -> dict[str, TokenizerRecord]:
     """Train the task's tokenizers; returns str(actual vocab size) -> {name, path, vocab_size, requested}."""
     settings = task.tokenizer
     text_column = task.dataset_params.get("text_column", settings.get("text_column", "text"))
     texts = read_texts(dataset_file(task), text_column)
     corpus = resolve(f"{run_dir}/tokenizers/corpus.txt")
     atomic_write_text(corpus, "\n".join(text.replace("\n", " ") for text in texts) + "\n")
-    trained: dict[str, dict[str, Any]] = {}
+    trained: dict[str, TokenizerRecord] = {}
     for requested in settings.get("vocab_sizes") or DEFAULT_VOCAB_SIZES:
         name = f"{run_name}-v{requested}"
         result = pytorch_tokenizer_manager(
@@ -59,6 +59,6 @@ def train_tokenizers(task: Task, run_name: str, run_dir: str) -> dict[str, dict[
                     "data_files": [f"{run_dir}/tokenizers/corpus.txt"],
                     "special_tokens": ["[PAD]", "[UNK]"], "min_frequency": settings.get("min_frequency", 1)})
         actual = int(result["vocab_size"])
-        trained[str(actual)] = {"name": name, "path": result["tokenizer_path"], "vocab_size": actual,
-                                "requested": int(requested)}
+        trained[str(actual)] = TokenizerRecord(name=name, path=result["tokenizer_path"], vocab_size=actual,
+                                               requested=int(requested))
     return trained

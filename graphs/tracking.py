@@ -8,9 +8,10 @@ therefore never logs an evaluation twice. Offline by default (``wandb sync`` upl
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from torchscout.agent.records import evaluations_of
 from torchscout.agent.report import leaderboard_rows
+from torchscout.graphs.state import ResearchState
 from torchscout.settings import get_settings
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 PROJECT = "torchscout-research"
 
 
-def log_research_run(state: dict[str, Any]) -> str | None:
+def log_research_run(state: ResearchState) -> str | None:
     """Log every evaluation and the leaderboard; returns the W&B folder (workspace-relative) or None."""
     mode = get_settings().wandb_mode
     if mode == "disabled":
@@ -29,8 +30,8 @@ def log_research_run(state: dict[str, Any]) -> str | None:
     folder.mkdir(parents=True, exist_ok=True)
     group = state["run_name"]
     quiet = wandb.Settings(silent=True, console="off")
-    for key, record in sorted((state.get("evaluations") or {}).items()):
-        run = wandb.init(mode=mode, project=PROJECT, group=group, job_type=record.get("kind"),
+    for key, record in sorted(evaluations_of(state).items()):
+        run = wandb.init(mode=mode, project=PROJECT, group=group, job_type=record["kind"],
                          name=f"{group}/{key}", dir=str(folder), reinit="create_new", settings=quiet,
                          config={"candidate_id": record.get("candidate_id"), "seed": record.get("seed"),
                                  "training": record.get("training"), "epochs": record.get("epochs"),

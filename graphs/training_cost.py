@@ -10,27 +10,29 @@ when the gate node runs again on resume.
 from __future__ import annotations
 
 import statistics
-from typing import Any
 
+from torchscout.agent.records import EvaluationRecord, GateDetails, evaluations_of
 from torchscout.graphs import budget
+from torchscout.graphs.state import ResearchState, task_of
+from torchscout.tools.training.status import COMPLETED
 
 # A backward pass costs about twice the forward pass, so a training step is ~3x the forward FLOPs.
 TRAIN_FLOPS_PER_FORWARD = 3
 
 
-def _winner_evaluations(state: dict[str, Any], candidate_id: str) -> list[dict[str, Any]]:
-    return [item for item in (state.get("evaluations") or {}).values()
-            if item.get("candidate_id") == candidate_id and item.get("status") == "ok" and item.get("history")]
+def _winner_evaluations(evaluations: dict[str, EvaluationRecord], candidate_id: str) -> list[EvaluationRecord]:
+    return [item for item in evaluations.values()
+            if item["candidate_id"] == candidate_id and item["status"] == COMPLETED and item.get("history")]
 
 
-def _epoch_samples(state: dict[str, Any]) -> int | None:
+def _epoch_samples(evaluations: dict[str, EvaluationRecord]) -> int | None:
     """Training samples in one epoch: the largest epoch any evaluation of this run measured."""
-    sizes = [int(entry["samples"]) for item in (state.get("evaluations") or {}).values()
-             for entry in item.get("history") or [] if isinstance(entry.get("samples"), int | float)]
+    sizes = [int(entry["samples"]) for item in evaluations.values() for entry in item.get("history") or []
+             if isinstance(entry.get("samples"), int | float)]
     return max(sizes) if sizes else None
 
 
-def _measured(evaluations: list[dict[str, Any]]) -> tuple[float | None, float]:
+def _measured(evaluations: list[EvaluationRecord]) -> tuple[float | None, float]:
     """(median training samples/s, median seconds per epoch spent outside training: validation, setup)."""
     speeds = [float(entry["samples_per_s"]) for item in evaluations for entry in item["history"]
               if isinstance(entry.get("samples_per_s"), int | float) and entry["samples_per_s"] > 0]
@@ -42,20 +44,21 @@ def _measured(evaluations: list[dict[str, Any]]) -> tuple[float | None, float]:
     return (statistics.median(speeds) if speeds else None), (statistics.median(overheads) if overheads else 0.0)
 
 
-def full_train_estimate(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def full_train_estimate(state: ResearchState) -> tuple[str, GateDetails]:
     """(one-line summary, details) of the full training the winner would get."""
-    task, final = state["task"], state.get("final") or {}
+    task, final = task_of(state), state.get("final") or {}
     winner = final["winner"]
     candidate = state["candidates"][winner["candidate_id"]]
-    epochs = int(task["budget"]["full_epochs"])
-    training = winner.get("training") or {}
-    epoch_samples = _epoch_samples(state)
-    speed, overhead_s = _measured(_winner_evaluations(state, winner["candidate_id"]))
+    epochs = task.budget.full_epochs
+    training = winner["training"]
+    evaluations = evaluations_of(state)
+    epoch_samples = _epoch_samples(evaluations)
+    speed, overhead_s = _measured(_winner_evaluations(evaluations, winner["candidate_id"]))
     wall_s = (epochs * (epoch_samples / speed + overhead_s)) if epoch_samples and speed else None
     flops = candidate.get("flops")
     train_flops = TRAIN_FLOPS_PER_FORWARD * flops * epoch_samples * epochs if flops and epoch_samples else None
     left_s = max(budget.total_time_left_s(state, None), 0.0)
-    details = {
+    details: GateDetails = {
         "candidate": winner["candidate_id"], "configuration": winner.get("label"),
         "model_class": candidate.get("class_name"), "script": candidate.get("script"),
         "epochs": epochs, "params": candidate.get("params"), "flops_per_sample": flops,

@@ -12,7 +12,7 @@ from torchscout.agent.task import load_task
 from torchscout.graphs import budget, routing
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.graph import build_graph, recursion_limit
-from torchscout.graphs.state import initial_state, merge_records
+from torchscout.graphs.state import initial_state, merge_records, task_of
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES = {"setup", "tokenizer", "propose", "assemble", "inspect", "quick_eval", "halve", "refine", "optimizers",
@@ -57,14 +57,14 @@ def test_routers_fan_out_one_task_per_candidate_and_skip_finished_ones():
 
     state["candidates"] = {"r1c0": _candidate("r1c0", "inspected"), "r1c1": _candidate("r1c1", "rejected"),
                            "r1c2": _candidate("r1c2", "inspected")}
-    state["evaluations"] = {"r1c0/screen": {"status": "ok"}}
+    state["evaluations"] = {"r1c0/screen": {"status": "completed"}}
     sends = routing.after_inspect(state)
     assert [send.arg["key"] for send in sends] == ["r1c2/screen"]
     job = sends[0].arg
     assert job["kind"] == "screen" and job["max_steps"] == state["task"]["budget"]["screen_steps"]
     assert job["candidate"]["script"].endswith("r1c2/model.py") and job["reserve_s"] > 0
 
-    state["evaluations"]["r1c2/screen"] = {"status": "ok"}
+    state["evaluations"]["r1c2/screen"] = {"status": "completed"}
     assert routing.after_inspect(state) == "halve"
 
 
@@ -91,14 +91,14 @@ def test_records_merge_field_by_field():
 
 def test_budget_counts_state_time_plus_this_invocation():
     state = _state()
-    assert budget.budget_s(state["task"]) == 600
-    assert budget.reserve_s(state["task"]) == 150
+    assert budget.budget_s(task_of(state)) == 600
+    assert budget.reserve_s(task_of(state)) == 150
     state["elapsed_s"] = 100.0
     assert budget.search_time_left_s(state, None) == 350
     context = RunContext(used_before_s=500.0)
     assert budget.search_time_left_s(state, context) < -49
     assert budget.total_time_left_s(state, context) <= 100
-    assert recursion_limit(state["task"]) >= 40
+    assert recursion_limit(task_of(state)) >= 40
 
 
 def test_the_planner_sees_metrics_curves_analyses_and_traceback_tails():

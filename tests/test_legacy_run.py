@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.research_helpers import events, run_cli
+from torchscout.agent.records import evaluations_of
+from torchscout.agent.selection import tie_tolerance
+from torchscout.graphs.driver import run_state
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_run.tar.gz"
 RUN = "legacy"
@@ -50,6 +53,22 @@ def test_a_run_from_before_the_layers_change_resumes_to_a_report(legacy_workspac
 
     report = (legacy_workspace / "runs" / RUN / "report.md").read_text()
     assert "r1c0" in report
+    _old_evaluations_were_ranked_with_the_new_ones(run_state(RUN))
     trace = run_cli(legacy_workspace, "trace", RUN, "--json")
     assert trace.returncode == 0, trace.stderr
     assert json.loads(trace.stdout), "the trace of the resumed run is empty"
+
+
+def _old_evaluations_were_ranked_with_the_new_ones(state: dict) -> None:
+    """That version wrote "ok" for an evaluation with a metric (today: "completed"). The checkpoint
+    keeps its words, and the resumed run still counted r1c0's results when it chose the best."""
+    assert state["evaluations"]["r1c0/quick"]["status"] == "ok"
+    evaluations = evaluations_of(state)
+    assert evaluations["r1c0/quick"]["status"] == "completed"
+    assert {item["status"] for item in evaluations.values()} <= {"completed", "diverged", "failed", "skipped"}
+    quick = [item["metric"] for item in evaluations.values() if item["kind"] == "quick" and item["metric"] is not None]
+    assert state["evaluations"]["r1c0/quick"]["metric"] in quick
+    # the best is the top quick result over both rounds, or a smaller model tied with it
+    assert state["best_metric"] >= max(quick) - tie_tolerance(max(quick), True) - 1e-12
+    searched = {entry["search_key"] for entry in state["final"]["candidates"]}
+    assert searched & {"r1c0/quick", *(key for key in evaluations if key.startswith("r1c0/opt/"))}

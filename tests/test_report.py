@@ -25,15 +25,15 @@ def _state() -> dict:
     }
     evaluations = {
         "r1c0/quick": {"key": "r1c0/quick", "kind": "quick", "candidate_id": "r1c0", "metric": 0.95,
-                       "status": "ok", "duration_s": 2.0, "seed": 0, "training": adam},
+                       "status": "completed", "duration_s": 2.0, "seed": 0, "training": adam},
         "r1c1/quick": {"key": "r1c1/quick", "kind": "quick", "candidate_id": "r1c1", "metric": 0.97,
-                       "status": "ok", "duration_s": 3.0, "seed": 0, "training": adam},
+                       "status": "completed", "duration_s": 3.0, "seed": 0, "training": adam},
     }
     for offset, (a, b) in enumerate([(0.970, 0.950), (0.972, 0.948), (0.968, 0.951)]):
         for cid, value in (("r1c1", a), ("r1c0", b)):
             key = f"{cid}/confirm/AdamW@0.003/s{1000 + offset}"
             evaluations[key] = {"key": key, "kind": "confirm", "candidate_id": cid, "metric": value,
-                                "status": "ok", "seed": 1000 + offset, "training": adam}
+                                "status": "completed", "seed": 1000 + offset, "training": adam}
     first = selection.seed_statistics([0.970, 0.972, 0.968])
     second = selection.seed_statistics([0.950, 0.948, 0.951])
     difference, margin, significant = selection.gap_beats_noise(first, second)
@@ -49,7 +49,7 @@ def _state() -> dict:
                   "runner_up": {"label": "r1c0:AdamW@0.003", "candidate_id": "r1c0", "training": adam,
                                 "stats": second},
                   "difference": difference, "margin": margin, "significant": significant},
-        "full_training": {"status": "success", "best_metric": {"name": "accuracy", "value": 0.98, "epoch": 3},
+        "full_training": {"status": "completed", "best_metric": {"name": "accuracy", "value": 0.98, "epoch": 3},
                           "final_eval": {"accuracy": 0.98}, "duration_s": 5.0,
                           "best_checkpoint_path": "runs/demo/full_training/best/checkpoints/best.pt",
                           "history": [{"epoch": 1, "train_loss": 1.0, "val_loss": 0.8, "accuracy": 0.9},

@@ -123,6 +123,18 @@ def test_digits_run_ends_with_a_report_and_a_model_above_90_percent(run_workspac
     assert list((run_dir / "wandb_logs" / "wandb").glob("offline-run-*"))  # one W&B run per evaluation
 
 
+def test_every_record_of_the_finished_run_uses_the_status_vocabulary(run_workspace):
+    from torchscout.agent.records import EVALUATION_STATUSES, STATUSES
+    from torchscout.graphs.driver import run_state
+
+    state = run_state(RUN)
+    assert {item["status"] for item in state["candidates"].values()} <= STATUSES
+    assert {item["status"] for item in state["evaluations"].values()} <= EVALUATION_STATUSES
+    assert state["full_training"]["status"] == "completed"
+    assert "evaluated" in {item["status"] for item in state["candidates"].values()}
+    assert json.loads(json.dumps(state)) == state  # plain JSON data all the way down
+
+
 def test_history_lists_checkpoints_and_replay_forks_the_run(run_workspace):
     rows = json.loads(_invoke("history", RUN, "--json"))
     assert rows[0]["node"] == "input" and rows[-1]["next"] == []

@@ -71,7 +71,7 @@ def _search_state(tmp_round: int, candidates: dict, evaluations: dict) -> dict:
 
 
 def _quick(name: str, metric: float) -> dict:
-    return {"key": f"{name}/quick", "kind": "quick", "candidate_id": name, "status": "ok", "metric": metric,
+    return {"key": f"{name}/quick", "kind": "quick", "candidate_id": name, "status": "completed", "metric": metric,
             "training": {}}
 
 

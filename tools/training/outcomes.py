@@ -2,7 +2,8 @@
 
 A training tool never kills its caller for a problem in the user's model: divergence, a failed
 sanity check, an exception in the model's code and running out of memory all come back as a
-result with ``status`` ``"diverged"`` or ``"failed"``, the message and the traceback tail.
+result with ``status`` ``"diverged"`` or ``"failed"`` (the words of
+:data:`~torchscout.tools.training.status.TrainingStatus`), the message and the traceback tail.
 Configuration problems are different: they raise ToolError before anything runs.
 """
 
@@ -18,11 +19,11 @@ from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.training.checks import SanityCheckFailed
 from torchscout.tools.training.engine import LoopState, TrainingDiverged
 from torchscout.tools.training.runs import PreparedRun
+from torchscout.tools.training.status import COMPLETED as COMPLETED  # re-exported: the tools start with it
+from torchscout.tools.training.status import DIVERGED, FAILED
 from torchscout.tools.workspace import relative_to_workspace
 
 logger = logging.getLogger(__name__)
-
-COMPLETED, DIVERGED, FAILED = "completed", "diverged", "failed"
 
 
 def failure_result(exc: BaseException, batch_size: int, stage: str) -> dict[str, Any]:
