@@ -16,9 +16,9 @@ a neighbouring choice (wider, deeper, larger kernel) instead of jumping anywhere
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Required, TypedDict
 
 from torchscout.agent.task import Modality, Task
+from torchscout.tools.modeling.types import BlueprintSpec, LayerSpec
 
 # One choice on an axis: a size, a rate, a name or a switch.
 Choice = int | float | str | bool
@@ -28,27 +28,6 @@ Blueprint = dict[str, Choice]
 Space = dict[str, list[Choice]]
 # A layer's keyword argument in the assembler's format (a kernel size may be a pair).
 LayerArgument = int | float | str | bool | list[int]
-
-
-class LayerSpec(TypedDict, total=False):
-    """One layer of the assembler's ``model_config`` as this module writes it."""
-
-    type: Required[str]                  # a torch.nn class, or Residual / Parallel / Mean / Max / Last
-    params: dict[str, LayerArgument]
-    layers: list[LayerSpec]              # Residual: the wrapped layers
-    branches: list[list[LayerSpec]]      # Parallel: one layer list per branch
-    merge: Literal["concat", "add"]
-    dim: int
-    output_index: int                    # which element of a tuple output (GRU) goes on
-
-
-class ModelConfig(TypedDict):
-    """The assembler's ``model_config`` for one compiled blueprint."""
-
-    model_name: str
-    input_shape: list[int]
-    input_dtype: str
-    layers: list[LayerSpec]
 
 
 TRAINING_AXES: Space = {
@@ -264,7 +243,7 @@ def _compile_tokens(bp: Blueprint, task: Task, vocab_size: int) -> list[LayerSpe
 
 
 def compile_blueprint(blueprint: Blueprint, task: Task, model_name: str,
-                      vocab_size: int | None = None) -> ModelConfig:
+                      vocab_size: int | None = None) -> BlueprintSpec:
     """The assembler ``model_config`` for ``blueprint`` on ``task``'s inputs."""
     modality = task.modality
     if modality == "image":
@@ -275,6 +254,6 @@ def compile_blueprint(blueprint: Blueprint, task: Task, model_name: str,
         if vocab_size is None:
             raise ValueError("a token-id model needs the tokenizer's vocab_size")
         layers = _compile_tokens(blueprint, task, vocab_size)
-    return ModelConfig(model_name=model_name, input_shape=list(task.input_shape), input_dtype=task.input_dtype,
+    return BlueprintSpec(model_name=model_name, input_shape=list(task.input_shape), input_dtype=task.input_dtype,
                        layers=layers)
 

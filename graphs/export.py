@@ -22,7 +22,9 @@ from typing import Any
 import torch
 import yaml
 
+from torchscout.agent.records import CandidateRecord, ResearchState
 from torchscout.agent.task import Task
+from torchscout.agent.training_configs import OptimizerSpec, TrainingRecord
 from torchscout.graphs.driver import run_state
 from torchscout.graphs.text_data import dataset_file
 from torchscout.tools.errors import ToolError
@@ -51,7 +53,7 @@ def _pinned_requirements(task: Task) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _data_config(task: Task, candidate: dict[str, Any], state: dict[str, Any], project: Path) -> dict[str, Any]:
+def _data_config(task: Task, candidate: CandidateRecord, state: ResearchState, project: Path) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": task.dataset, "num_classes": task.num_classes,
                             "input_shape": list(task.input_shape), "val_fraction": 0.1}
     if task.dataset in {"mnist", "cifar10"}:
@@ -72,7 +74,7 @@ def _data_config(task: Task, candidate: dict[str, Any], state: dict[str, Any], p
     return data
 
 
-def _optimizer(training: dict[str, Any]) -> dict[str, Any]:
+def _optimizer(training: TrainingRecord) -> OptimizerSpec:
     params = {"lr": training["lr"], "weight_decay": training.get("weight_decay", 0.0)}
     if training.get("momentum") is not None:
         params["momentum"] = training["momentum"]
@@ -81,7 +83,7 @@ def _optimizer(training: dict[str, Any]) -> dict[str, Any]:
     return {"type": training["optimizer"], "params": params}
 
 
-def _export_weights(state: dict[str, Any], project: Path) -> str | None:
+def _export_weights(state: ResearchState, project: Path) -> str | None:
     checkpoint_path = (state.get("full_training") or {}).get("best_checkpoint_path")
     if not checkpoint_path or not resolve(checkpoint_path).is_file():
         return None
