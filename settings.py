@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SETTINGS_FILE_NAME = "torchscout.yaml"
 WandbMode = Literal["offline", "online", "disabled"]
+SandboxMode = Literal["auto", "required"]
+SandboxNetwork = Literal["none", "on"]
 
 # Environment variable -> settings field. Kept in one table so the README and the code agree.
 ENV_VARIABLES: dict[str, str] = {
@@ -32,6 +34,9 @@ ENV_VARIABLES: dict[str, str] = {
     "TORCHSCOUT_LLM_TIMEOUT_S": "llm_timeout_s",
     "TORCHSCOUT_LLM_MAX_RETRIES": "llm_max_retries",
     "TORCHSCOUT_AGENT_MAX_CALLS": "agent_max_model_calls",
+    "TORCHSCOUT_SANDBOX": "sandbox",
+    "TORCHSCOUT_SANDBOX_NETWORK": "sandbox_network",
+    "TORCHSCOUT_SANDBOX_ENV_ALLOW": "sandbox_env_allow",
 }
 
 
@@ -70,6 +75,38 @@ class Settings(BaseModel):
     progress: bool = Field(
         default=True, description="Show tqdm progress bars on stderr. TORCHSCOUT_PROGRESS=0 silences them."
     )
+
+    sandbox: SandboxMode = Field(
+        default="auto",
+        description="How code the agent or an LLM wrote is confined (shell commands, generated-code validation, "
+        "evaluations, training): 'auto' uses every kernel mechanism available and warns once about the rest; "
+        "'required' refuses to run what cannot be fully confined (see `torchscout doctor`). TORCHSCOUT_SANDBOX.",
+    )
+    sandbox_network: SandboxNetwork = Field(
+        default="none",
+        description="Network for bash_run and python_run: 'none' (default) or 'on'. Generated-code validation "
+        "and evaluations never get it; pip_install_pytorch_package always does. TORCHSCOUT_SANDBOX_NETWORK.",
+    )
+    sandbox_env_allow: list[str] = Field(
+        default_factory=list,
+        description="Environment variables passed to confined children even though they look like secrets "
+        "(e.g. HF_TOKEN). TORCHSCOUT_SANDBOX_ENV_ALLOW, comma-separated.",
+    )
+
+    @field_validator("sandbox_network", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `on` / `off` as a boolean
+        if isinstance(value, bool):
+            return "on" if value else "none"
+        return "none" if value == "off" else value
+
+    @field_validator("sandbox_env_allow", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @property
     def state_dir(self) -> Path:

@@ -98,7 +98,7 @@ def main() -> None:
         os.environ["TORCHSCOUT_WORKSPACE"] = str(workspace)
         os.environ.setdefault("TORCHSCOUT_LLM", "builtin")
         os.chdir(workspace)
-        from torchscout.tools.codegen.sandbox import warm_up
+        from torchscout.tools.sandbox.runner import warm_up
 
         print(f"machine: {_machine()}")
         started = time.perf_counter()

@@ -10,10 +10,15 @@ from pathlib import Path
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
+CALLS = {"count": 0}
+
+
 def add(a: int, b: int) -> dict:
-    return {"sum": a + b, "pid": os.getpid(), "parent_pid": os.getppid(), "torch_was_imported": "torch" in sys.modules,
-            "cwd": os.getcwd(),
-            "workspace": os.environ.get("TORCHSCOUT_WORKSPACE"), "marker": os.environ.get("SANDBOX_TEST_MARKER")}
+    CALLS["count"] += 1
+    return {"sum": a + b, "calls_in_this_process": CALLS["count"], "torch_was_imported": "torch" in sys.modules,
+            "cwd": os.getcwd(), "workspace": os.environ.get("TORCHSCOUT_WORKSPACE"),
+            "marker": os.environ.get("TORCHSCOUT_TEST_MARKER"), "token": os.environ.get("MY_SERVICE_TOKEN"),
+            "tmpdir": os.environ.get("TMPDIR")}
 
 
 def chatty(lines: int) -> int:

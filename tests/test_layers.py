@@ -29,14 +29,15 @@ LAYERS = {"torchscout": 7, "app": 6, "graphs.cli": 5, "graphs": 4, "agent": 3, "
 TOOLS_SHARED = {"errors", "toolkit", "workspace", "loading", "registry", "lookup"}
 TOOLS_FAMILIES = {
     "files": set(),
-    "shell": set(),
-    "packages": {"shell"},
+    "sandbox": set(),
+    "shell": {"sandbox"},
+    "packages": {"shell", "sandbox"},
     "scaffold": set(),
-    "codegen": set(),
-    "modeling": {"codegen"},
-    "optim": {"codegen"},
+    "codegen": {"sandbox"},
+    "modeling": {"codegen", "sandbox"},
+    "optim": {"codegen", "sandbox"},
     "text": {"codegen"},
-    "training": {"optim", "text", "shell"},
+    "training": {"optim", "text", "shell", "sandbox"},
 }
 MAX_LINES = 400
 

@@ -2,38 +2,47 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
 from tests import sandbox_helpers as jobs
-from torchscout.tools.codegen.sandbox import run_in_sandbox
+from torchscout.settings import configure
 from torchscout.tools.errors import CommandTimeoutError, ToolError, UserCodeError
+from torchscout.tools.sandbox.runner import run_in_sandbox
 
 HERE = [jobs.REPO_ROOT]
 
 
 def test_a_job_returns_its_value_from_a_child_in_the_workspace(workspace, monkeypatch):
-    monkeypatch.setenv("SANDBOX_TEST_MARKER", "seen-by-the-child")
+    monkeypatch.setenv("TORCHSCOUT_TEST_MARKER", "seen-by-the-child")
     result = run_in_sandbox(jobs.add, {"a": 2, "b": 3}, extra_sys_path=HERE)
     assert result.ok, result.error_text()
     assert result.value["sum"] == 5
     assert result.value["cwd"] == str(workspace)
     assert result.value["workspace"] == str(workspace)
     assert result.value["marker"] == "seen-by-the-child"  # the caller's current environment, not a stale one
-    import os
+    assert jobs.CALLS["count"] == 0  # it ran elsewhere
 
-    assert result.value["pid"] != os.getpid()
+
+def test_secret_looking_variables_reach_a_job_only_when_allow_listed(monkeypatch):
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-123")
+    assert run_in_sandbox(jobs.add, {"a": 1, "b": 1}, extra_sys_path=HERE).value["token"] is None
+    configure(sandbox_env_allow=["MY_SERVICE_TOKEN"])
+    assert run_in_sandbox(jobs.add, {"a": 1, "b": 1}, extra_sys_path=HERE).value["token"] == "tok-123"
 
 
 def test_each_job_is_a_fresh_fork_of_one_warm_server():
     # (how fast a fork is belongs in a benchmark, not in a test that other work on the machine can slow)
     first = run_in_sandbox(jobs.add, {"a": 1, "b": 1}, extra_sys_path=HERE)
     second = run_in_sandbox(jobs.add, {"a": 1, "b": 1}, extra_sys_path=HERE)
-    assert first.value["pid"] != second.value["pid"]
-    # both are children of the same server, which had torch imported before it forked them
-    assert first.value["parent_pid"] == second.value["parent_pid"] != first.value["pid"]
+    # a fresh process each time (the first job's call left no trace), with torch imported before the fork
+    assert first.value["calls_in_this_process"] == second.value["calls_in_this_process"] == 1
     assert first.value["torch_was_imported"] and second.value["torch_was_imported"]
+    # each with a private temporary folder, removed afterwards
+    assert first.value["tmpdir"] != second.value["tmpdir"]
+    assert not os.path.exists(first.value["tmpdir"])
 
 
 def test_an_exception_comes_back_as_data_with_its_traceback():

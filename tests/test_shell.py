@@ -1,6 +1,7 @@
 """bash_run and python_run: real child processes, real timeouts, real output capping."""
 
 import os
+import random
 import sys
 import time
 
@@ -11,14 +12,28 @@ from torchscout.tools.errors import CommandTimeoutError
 from torchscout.tools.shell import commands as plain
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a killed child that nobody reaped yet is a zombie: it is dead for our purpose
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
+def _living_with_argument(argument: str) -> list[int]:
+    """Host PIDs of live (not zombie) processes with ``argument`` on their command line.
+
+    (A PID printed inside the sandbox is a PID of its own namespace, so tests find processes by a
+    unique argument instead.)
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                arguments = cmdline.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as stat:
+                zombie = stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            continue
+        if argument.encode() in arguments and not zombie:
+            found.append(int(entry))
+    return found
+
+
+def _unique_seconds() -> str:
+    return f"{60 + random.random():.6f}"
 
 
 def test_bash_run_returns_combined_output_and_exit_code(workspace):
@@ -29,16 +44,29 @@ def test_bash_run_returns_combined_output_and_exit_code(workspace):
     assert lines[-1].startswith("[exit code 3 after")
 
 
-def test_timeout_kills_the_whole_process_group_including_background_children(workspace):
+def test_timeout_kills_the_whole_process_tree_including_background_children(workspace):
+    seconds = _unique_seconds()
     started = time.monotonic()
-    message = bash_run.invoke({"command": "sleep 60 & echo $! > sleeper.pid; wait", "timeout_s": 1})
+    message = bash_run.invoke({"command": f"sleep {seconds} & setsid sleep {seconds} & echo started; wait",
+                               "timeout_s": 1})
     assert time.monotonic() - started < 15
     assert message.startswith("Error:") and "timed out after" in message and "killed" in message
-    sleeper = int((workspace / "sleeper.pid").read_text())
+    assert "started" in message
     deadline = time.monotonic() + 5
-    while _alive(sleeper) and time.monotonic() < deadline:
+    while _living_with_argument(seconds) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(sleeper), "the background sleep survived the timeout"
+    assert not _living_with_argument(seconds), "a background sleep survived the timeout"
+
+
+def test_background_children_do_not_outlive_a_command_that_ends_normally(workspace):
+    seconds = _unique_seconds()
+    result = bash_run.invoke({"command": f"nohup sleep {seconds} >/dev/null 2>&1 & setsid sleep {seconds} & "
+                                         "echo done"})
+    assert result.splitlines()[-1].startswith("[exit code 0"), result
+    deadline = time.monotonic() + 5
+    while _living_with_argument(seconds) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _living_with_argument(seconds), "a background child survived the command"
 
 
 def test_plain_function_raises_on_timeout():

@@ -57,8 +57,8 @@ from langchain_core.language_models import BaseChatModel
 from torchscout.prompts.loader import PromptError, load_prompt
 from torchscout.tools.codegen.llm import get_chat_model, invoke_cached, model_identity
 from torchscout.tools.codegen.safety import UnsafeCodeError, check_code_safety
-from torchscout.tools.codegen.sandbox import DEFAULT_MEMORY_LIMIT_BYTES, run_in_sandbox
 from torchscout.tools.errors import ToolError
+from torchscout.tools.sandbox.runner import DEFAULT_MEMORY_LIMIT_BYTES, run_in_sandbox
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from torchscout.tools.codegen.llm import get_chat_model, model_identity
 from torchscout.tools.codegen.pipeline import generate_code, missing_folders, remove_empty_folders
-from torchscout.tools.codegen.sandbox import run_in_sandbox
 from torchscout.tools.errors import ToolError, UserCodeError, WorkspaceError
 from torchscout.tools.modeling.blueprint import Blueprint, BlueprintError, iter_layers, parse_blueprint
 from torchscout.tools.modeling.blueprint_compiler import compile_blueprint, snake_case
@@ -40,6 +39,7 @@ from torchscout.tools.modeling.types import (
     CompiledModel,
     LayerSpec,
 )
+from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import relative_to_workspace, resolve
 

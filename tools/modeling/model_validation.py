@@ -1,6 +1,6 @@
 """Sandbox probes that check generated model code before it is written.
 
-Both run in the sandbox child (:func:`torchscout.tools.codegen.sandbox.run_in_sandbox`) and follow the
+Both run in the sandbox child (:func:`torchscout.tools.sandbox.runner.run_in_sandbox`) and follow the
 :func:`torchscout.tools.codegen.pipeline.generate_code` contract: ``code_path`` first, a JSON-able
 report back, an exception on failure (its message is what the repair loop shows the LLM).
 """

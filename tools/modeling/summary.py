@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from torchscout.tools.codegen.llm import get_chat_model, model_identity
-from torchscout.tools.codegen.sandbox import run_in_sandbox
 from torchscout.tools.errors import ToolError
 from torchscout.tools.modeling.dtypes import DTYPES, canonical_dtypes
 from torchscout.tools.modeling.summary_analysis import builtin_analysis, llm_analysis
 from torchscout.tools.modeling.summary_format import format_summary
 from torchscout.tools.modeling.summary_measure import measure_model
 from torchscout.tools.modeling.types import ModelMeasurement, SummaryAnswer
+from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import relative_to_workspace, resolve
 

@@ -19,10 +19,10 @@ from torchscout.tools import registry
 from torchscout.tools.codegen.llm import get_chat_model
 from torchscout.tools.codegen.pipeline import generate_code
 from torchscout.tools.codegen.safety import UnsafeCodeError, check_code_safety
-from torchscout.tools.codegen.sandbox import run_in_sandbox
 from torchscout.tools.errors import ToolError
 from torchscout.tools.optim.types import CustomOptimizerAnswer, CustomOptimizerRequest, ProbeReport
 from torchscout.tools.optim.validation import PROBE_STEPS, probe_optimizer
+from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
 
 DETAIL_KEYS = ("description", "base_optimizer", "additional_params")

@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, Field
 
 from torchscout.tools.errors import ToolError
-from torchscout.tools.shell.commands import run_command
+from torchscout.tools.shell.commands import run_shell_command
 from torchscout.tools.toolkit import make_tool
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl/{cuda_version}"
@@ -161,7 +161,8 @@ def pip_install_pytorch_package(
         if dry_run:
             return f"{header}dry run, would run: {shlex.join(argv)}"
         constraints_file.write_text(constraints, encoding="utf-8")
-        result = run_command(argv, timeout_s=PIP_TIMEOUT_S)
+        # confined like every command, but with the network and the Python environment writable
+        result = run_shell_command(argv, PIP_TIMEOUT_S, profile="packages", network=True, extra_read=[folder])
     if result.timed_out:
         raise ToolError(f"pip did not finish within {PIP_TIMEOUT_S} s and was killed:\n{result.as_text()}")
     return f"{header}$ {shlex.join(argv)}\n{result.as_text()}"

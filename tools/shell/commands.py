@@ -1,125 +1,33 @@
-"""bash_run and python_run: run a child process in the workspace, safely bounded.
+"""bash_run and python_run: run a command in the workspace, confined by the kernel sandbox.
 
-Both share :func:`run_command`: the child gets its own process group (so a timeout kills
-everything it started, not just the shell), stdout and stderr are merged into a temporary
-file (so a chatty child cannot fill memory), and the text handed back keeps the head and
-the tail of long output and says how much was cut.
+Both go through :func:`torchscout.tools.sandbox.commands.run_command` with the ``shell`` policy:
+the command writes only the workspace and a private temp folder, reads no home-folder secrets,
+gets no network unless the ``sandbox_network`` setting is ``on``, sees an environment without
+secrets, runs under memory, process, file-size and CPU limits, and is killed with everything it
+started at the timeout (background children are reaped when it ends, too). Its output keeps its
+head and tail and says how much was cut.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from torchscout.settings import get_settings
 from torchscout.tools.errors import CommandTimeoutError, ToolError
+from torchscout.tools.sandbox.capabilities import checked_policy
+from torchscout.tools.sandbox.commands import MAX_TIMEOUT_S, CommandResult, run_command
+from torchscout.tools.sandbox.environment import child_environment
+from torchscout.tools.sandbox.output import MAX_OUTPUT_CHARS
+from torchscout.tools.sandbox.policy import DEFAULT_MEMORY_LIMIT_BYTES
 from torchscout.tools.toolkit import make_tool
-from torchscout.tools.workspace import resolve, workspace_root
+from torchscout.tools.workspace import resolve
 
-MAX_OUTPUT_CHARS = 20_000
-MAX_TIMEOUT_S = 24 * 3600
-KILL_GRACE_S = 2.0
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What a finished child process left behind."""
-
-    output: str
-    exit_code: int | None
-    timed_out: bool
-    duration_s: float
-    cut_chars: int
-
-    def as_text(self) -> str:
-        """The output followed by one bracketed line an agent can read at a glance."""
-        if self.timed_out:
-            status = f"timed out after {self.duration_s:.1f} s; the whole process group was killed"
-        else:
-            status = f"exit code {self.exit_code} after {self.duration_s:.1f} s"
-        body = self.output if self.output.endswith("\n") or not self.output else self.output + "\n"
-        return f"{body}[{status}]"
-
-
-def _read_capped(handle, max_chars: int) -> tuple[str, int]:
-    """Return (text, characters cut): all of it, or its head and tail around a marker line."""
-    handle.seek(0, os.SEEK_END)
-    size = handle.tell()
-    handle.seek(0)
-    if size <= max_chars:
-        return handle.read().decode("utf-8", errors="replace"), 0
-    half = max_chars // 2
-    head = handle.read(half).decode("utf-8", errors="replace")
-    handle.seek(size - half)
-    tail = handle.read().decode("utf-8", errors="replace")
-    cut = size - 2 * half
-    marker = f"\n... [{cut:,} bytes of output cut; the first and last {half:,} are shown] ...\n"
-    return head + marker + tail, cut
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    """SIGTERM the child's process group, then SIGKILL whatever is still alive."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=KILL_GRACE_S)
-            if sig == signal.SIGKILL:
-                return
-        except subprocess.TimeoutExpired:
-            continue
-    # the leader is gone after SIGTERM; grandchildren may ignore SIGTERM, so always SIGKILL too
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def run_command(
-    argv: list[str],
-    *,
-    timeout_s: float,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    max_output_chars: int = MAX_OUTPUT_CHARS,
-) -> CommandResult:
-    """Run ``argv`` (never through a shell string) and return its combined, capped output."""
-    if not argv:
-        raise ToolError("nothing to run: the command is empty")
-    if not 0 < timeout_s <= MAX_TIMEOUT_S:
-        raise ToolError(f"timeout_s must be between 0 and {MAX_TIMEOUT_S} seconds, got {timeout_s}")
-    started = time.monotonic()
-    with tempfile.TemporaryFile() as output:
-        try:
-            process = subprocess.Popen(
-                argv,
-                cwd=cwd or workspace_root(),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so a timeout can kill all of it
-            )
-        except OSError as exc:
-            raise ToolError(f"could not start {argv[0]!r}: {exc}") from exc
-        timed_out = False
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(process)
-        except BaseException:
-            _kill_group(process)
-            raise
-        duration = time.monotonic() - started
-        text, cut = _read_capped(output, max_output_chars)
-    return CommandResult(text, None if timed_out else process.returncode, timed_out, duration, cut)
+__all__ = ["MAX_OUTPUT_CHARS", "MAX_TIMEOUT_S", "active_environment", "bash_run", "python_run", "run_shell_command"]
 
 
 def active_environment() -> dict[str, str]:
@@ -144,6 +52,24 @@ def _result_or_timeout(result: CommandResult, what: str) -> str:
     return result.as_text()
 
 
+def run_shell_command(argv: list[str], timeout_s: float, *, profile: str = "shell", network: bool | None = None,
+                      extra_read: list[str] | None = None) -> CommandResult:
+    """Run ``argv`` confined by ``profile``'s policy, in this environment's Python (``active_environment``).
+
+    ``network`` defaults to the ``sandbox_network`` setting (pip passes True); ``extra_read`` are
+    folders outside the workspace the command must read (pip's constraints file).
+    """
+    settings = get_settings()
+    network = settings.sandbox_network == "on" if network is None else network
+    with tempfile.TemporaryDirectory(prefix=f"torchscout-{profile}-", ignore_cleanup_errors=True) as folder:
+        policy = checked_policy(profile, temp_dir=folder, network=network, timeout_s=timeout_s,
+                                memory_bytes=DEFAULT_MEMORY_LIMIT_BYTES, extra_read=extra_read or [])
+        env = child_environment(active_environment(), user_allowed=settings.sandbox_env_allow, network=network,
+                                packages=profile == "packages")
+        env["TMPDIR"] = folder
+        return run_command(argv, timeout_s=timeout_s, policy=policy, env=env)
+
+
 class BashRunArgs(BaseModel):
     command: str = Field(description="The shell command line to run with bash in the workspace root.")
     timeout_s: float = Field(default=600, gt=0, le=MAX_TIMEOUT_S,
@@ -161,6 +87,9 @@ def bash_run(command: str, timeout_s: float = 600) -> str:
     """Run a shell command with bash in the workspace root; return stdout+stderr and the exit code.
 
     `python` and `pip` in the command are the agent's own environment's (it comes first on PATH).
+    The command runs in a sandbox: it writes only inside the workspace (and $TMPDIR), cannot read
+    home-folder secrets, has no network unless the `sandbox_network` setting is "on", and sees no
+    API keys or tokens in its environment; background processes are stopped when it ends.
 
     The last line of the result is `[exit code N after T s]`. Output over 20,000 characters
     keeps its head and tail and says how much was cut. After `timeout_s` the command and
@@ -168,8 +97,7 @@ def bash_run(command: str, timeout_s: float = 600) -> str:
     """
     if not command.strip():
         raise ToolError("the command is empty")
-    result = run_command(["bash", "-c", command], timeout_s=timeout_s, env=active_environment())
-    return _result_or_timeout(result, "the command")
+    return _result_or_timeout(run_shell_command(["bash", "-c", command], timeout_s), "the command")
 
 
 def python_run(script_path: str, args: list[str] | None = None, timeout_s: float = 3600) -> str:
@@ -182,8 +110,7 @@ def python_run(script_path: str, args: list[str] | None = None, timeout_s: float
     if not script.is_file():
         raise ToolError(f"{script_path!r} is not a file")
     arguments = [str(argument) for argument in (args or [])]
-    result = run_command([sys.executable, str(script), *arguments], timeout_s=timeout_s,
-                         env=active_environment())
+    result = run_shell_command([sys.executable, str(script), *arguments], timeout_s)
     return _result_or_timeout(result, f"python {script_path}")
 
 

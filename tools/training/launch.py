@@ -19,7 +19,7 @@ import yaml
 
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
-from torchscout.tools.shell.commands import MAX_TIMEOUT_S, run_command
+from torchscout.tools.sandbox.commands import MAX_TIMEOUT_S, run_command
 from torchscout.tools.training.experiment import experiment_name_or_timestamp
 from torchscout.tools.training.types import FullTrainAnswer
 from torchscout.tools.workspace import resolve
@@ -63,9 +63,10 @@ def run_distributed(model: str, class_name: str, config: str, experiment_name: s
     settings = get_settings()
     # the workers must see the same workspace and data dir, even when they were set with configure()
     env = {**os.environ, "TORCHSCOUT_WORKSPACE": str(settings.workspace), "TORCHSCOUT_DATA_DIR": str(settings.data_dir)}
-    # run_command kills torchrun and every worker (one process group) if a wedged collective
-    # would otherwise keep the caller waiting for ever
-    completed = run_command(command, timeout_s=timeout_s, cwd=settings.workspace, env=env)
+    # the user's own training (`torchscout train --nproc`): not confined (policy=None), but run_command
+    # kills torchrun and every worker (one process group) if a wedged collective would otherwise keep
+    # the caller waiting for ever
+    completed = run_command(command, timeout_s=timeout_s, cwd=settings.workspace, env=env, policy=None)
     if completed.timed_out:
         raise ToolError(f"torchrun with {nproc} processes ran past {timeout_s:.0f} s and was killed:\n"
                         + "\n".join(completed.output.strip().splitlines()[-30:]))

@@ -1,0 +1,88 @@
+"""The body of a confined Python job: call ``module:function(**kwargs)``, write its result as JSON.
+
+Runs in the job process after ``confine.py`` has confined it (the fork server's jobs), or in the
+caller's own process for a job started from inside a confined job (it is confined already).
+The result is one JSON object: ``{"ok": true, "value": ...}`` or ``{"ok": false, "error_type",
+"error", "traceback", "details"}``; an exception may carry ``sandbox_details`` (JSON-able),
+which arrives as ``details``. Standard library only (torch is imported when a job asks for threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import resource
+import sys
+import traceback
+from typing import Any
+
+TRACEBACK_LINES = 25
+SANDBOX_MARKER = "TORCHSCOUT_IN_SANDBOX"  # set in a confined job's environment
+
+
+def import_function(target: str) -> Any:
+    module_name, _, function_name = target.partition(":")
+    function: Any = importlib.import_module(module_name)
+    for part in function_name.split("."):
+        function = getattr(function, part)
+    return function
+
+
+def call_job(job: dict) -> dict:
+    """Call the job's function here; return the payload (never raises, SystemExit included)."""
+    try:
+        if job.get("threads"):
+            import torch
+
+            torch.set_num_threads(int(job["threads"]))
+        for folder in reversed(job.get("sys_path") or []):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+        function = import_function(job["function"])
+        return {"ok": True, "value": function(**job.get("kwargs", {}))}
+    except BaseException as exc:  # noqa: BLE001 - the job reports everything, including SystemExit
+        # free the memory limit's headroom first: a MemoryError must still be reportable
+        with contextlib.suppress(Exception):
+            _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+            resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
+        lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+        return {"ok": False, "error_type": type(exc).__name__, "error": str(exc),
+                "traceback": "\n".join(lines[-TRACEBACK_LINES:]), "details": getattr(exc, "sandbox_details", None)}
+
+
+def encode_payload(payload: dict) -> bytes:
+    try:
+        return json.dumps(payload, default=repr).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        return json.dumps({"ok": False, "error_type": "ResultNotJSON",
+                           "error": f"the job's result could not be encoded as JSON: {exc}",
+                           "traceback": ""}).encode("utf-8")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def run_job(job: dict, result_fd: int) -> int:
+    """The confined job process's body: environment, folder, the call, the result; the exit status."""
+    os.environ.clear()
+    os.environ.update(job["env"])
+    os.environ[SANDBOX_MARKER] = "1"
+    os.chdir(job["cwd"])
+    payload = call_job(job)
+    with contextlib.suppress(BaseException):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    write_all(result_fd, encode_payload(payload))
+    os.close(result_fd)
+    return 0
+
+
+def report_setup_error(result_fd: int, message: str) -> None:
+    """The job did not run: the sandbox could not be put in place (``sandbox: required``)."""
+    write_all(result_fd, json.dumps({"ok": False, "error_type": "SandboxUnavailable", "error": message,
+                                     "traceback": ""}).encode("utf-8"))

@@ -1,0 +1,162 @@
+"""Linux namespaces for one confined job, entered without privileges (a user namespace first).
+
+:func:`enter` is called in a fresh, single-threaded process (``unshare(CLONE_NEWUSER)`` refuses a
+threaded caller). It moves the process into its own user, PID, mount and IPC namespaces (and a
+network namespace of its own when the job gets no network), maps its user and group to
+themselves (files it writes keep their owner), then in the new mount namespace:
+
+- makes every mount private (nothing propagates back) and read-only (chmod, chown and utime
+  outside the job's folders fail too, which Landlock alone does not cover),
+- re-binds the job's writable folders read-write,
+- mounts a private ``/dev/shm`` (DataLoader workers and POSIX semaphores live there) and hides
+  folders of host sockets (``/run``) behind empty ones,
+- brings up the loopback interface of its new network namespace (a local TCP store for
+  torchrun or wandb's service still works; nothing leaves the namespace).
+
+The process's next child is PID 1 of the new PID namespace: when that child ends, the kernel kills
+everything else in the namespace, ``setsid`` escapees included. :func:`enter_pid_namespace`
+(run in that child) mounts its own ``/proc`` and caps the number of PIDs the namespace may use
+(``/proc/sys/kernel/pid_max`` is per PID namespace since Linux 6.14).
+
+Each step that the kernel refuses is left out and missing from the returned names, so the caller
+knows what is enforced. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import socket
+import struct
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+SYS_MOUNT_SETATTR = 442
+AT_FDCWD, AT_RECURSIVE = -100, 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8914, 0x1, 0x40
+MIN_PID_MAX = 301  # the kernel's floor for pid_max
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _check(result: int, what: str) -> None:
+    if result < 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _encode(text: str | None) -> bytes | None:
+    return text.encode() if text is not None else None
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    encode = _encode
+    _check(_libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data)),
+           f"mount {target}")
+
+
+def _set_readonly(target: str, readonly: bool, *, recursive: bool) -> None:
+    attr = _MountAttr(MOUNT_ATTR_RDONLY if readonly else 0, 0 if readonly else MOUNT_ATTR_RDONLY, 0, 0)
+    flags = AT_RECURSIVE if recursive else 0
+    _check(_libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, target.encode(), flags, ctypes.byref(attr),
+                         ctypes.c_size_t(ctypes.sizeof(attr))), f"mount_setattr {target}")
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _unshare(network: bool) -> list[str]:
+    flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | (0 if network else CLONE_NEWNET)
+    uid, gid = os.getuid(), os.getgid()
+    if _libc.unshare(flags) != 0:
+        return []
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    return ["user", "pid", "mount", "ipc"] + ([] if network else ["network"])
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", IFF_UP | IFF_RUNNING))
+
+
+def _remount(writable: list[str], hidden: list[str], shm_bytes: int) -> list[str]:
+    """The mount-namespace steps; returns the names of those that took effect."""
+    done: list[str] = []
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    try:
+        _set_readonly("/", True, recursive=True)
+        for path in writable:
+            if os.path.isdir(path):
+                _mount(path, path, None, MS_BIND | MS_REC)
+                _set_readonly(path, False, recursive=False)  # (a read-only mount inside it stays so)
+        done.append("readonly_root")
+    except OSError:
+        _set_writable_again()
+    if os.path.isdir("/dev/shm"):
+        with contextlib.suppress(OSError):
+            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={shm_bytes},mode=1777")
+            done.append("private_shm")
+    for path in hidden:
+        if os.path.isdir(path) and not os.path.islink(path):
+            with contextlib.suppress(OSError):
+                _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=755")
+                done.append(f"hidden {path}")
+    return done
+
+
+def _set_writable_again() -> None:
+    """A half-done read-only root would break the job: undo it (the job then relies on Landlock)."""
+    with contextlib.suppress(OSError):
+        _set_readonly("/", False, recursive=True)
+
+
+def enter(*, network: bool, writable: list[str], hidden: list[str], shm_bytes: int) -> list[str]:
+    """Enter new namespaces (see the module docstring); returns what took effect, [] when none did."""
+    try:
+        done = _unshare(network)
+    except OSError:
+        return []  # e.g. a user namespace without a uid map (AppArmor's restriction): nothing usable
+    if not done:
+        return []
+    try:
+        done += _remount(writable, hidden, shm_bytes)
+    except OSError:
+        done.remove("mount")
+    if "network" in done:
+        try:
+            _loopback_up()
+        except OSError:
+            done.append("loopback_down")
+    return done
+
+
+def enter_pid_namespace(max_processes: int) -> list[str]:
+    """In PID 1 of the new namespace: its own /proc and a cap on the PIDs it may use."""
+    done: list[str] = []
+    with contextlib.suppress(OSError):
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        done.append("private_proc")
+    with contextlib.suppress(OSError):
+        _write("/proc/sys/kernel/pid_max", str(max(max_processes + 1, MIN_PID_MAX)))
+        done.append("pid_max")
+    return done
