@@ -1,5 +1,9 @@
 """One candidate evaluation: the quick evaluator's config for a job, the call, and the record kept.
 
+The evaluation runs in a confined child (the generated model is code nobody vetted):
+:func:`evaluate_job` is one self-contained job (plain data in, the record out) that
+:func:`run_evaluation` sends through the sandbox's warm fork server.
+
 A failure inside the candidate's own code (it does not build, raises, diverges) becomes a
 record with ``status`` 'failed' or 'diverged' and the error text: the search goes on. Only
 transient infrastructure errors (:data:`TRANSIENT_ERRORS`) propagate, so the node's
@@ -16,13 +20,15 @@ from typing import Any, TypedDict
 
 import torch
 
+from torchscout.agent.planners import PLANNERS
 from torchscout.agent.records import EpochRecord, EvaluationRecord, TokenizerRecord
 from torchscout.agent.task import Task
-from torchscout.agent.training_configs import OptimizerSpec, QuickEvalConfig, TrainingRecord
+from torchscout.agent.training_configs import FullTrainConfig, OptimizerSpec, QuickEvalConfig, TrainingRecord
 from torchscout.graphs.events import emit
 from torchscout.graphs.state import EvaluationJob, task_of
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
-from torchscout.tools.training.evaluation import pytorch_quick_evaluator
+from torchscout.tools.sandbox.runner import run_in_sandbox
+from torchscout.tools.training.evaluation import pytorch_full_trainer, pytorch_quick_evaluator
 from torchscout.tools.training.status import COMPLETED, DIVERGED, FAILED
 from torchscout.tools.workspace import atomic_write_text, resolve
 
@@ -30,6 +36,10 @@ from torchscout.tools.workspace import atomic_write_text, resolve
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, BlockingIOError,
                                                       InterruptedError)
 MIN_EVAL_SECONDS = 2.0  # an evaluation given less time than this is skipped, not started
+# the child's time limit on top of the training budget: data loading, the sanity check, the teardown
+EVALUATION_SLACK_S = 120.0
+WARM_EVALUATION = "torchscout.graphs.evaluate:prime_evaluation"
+TRAINING_SLACK_S = 600.0  # the final evaluation, checkpoints and W&B's finish after the training budget
 
 
 class RegisteredTokenizer(TypedDict):
@@ -130,18 +140,20 @@ def _compact_history(history: Iterable[Mapping[str, object]] | None) -> list[Epo
     return keep
 
 
-def run_evaluation(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
-    """Evaluate one job; returns the evaluation record (never raises for the candidate's own faults)."""
-    task, key = task_of(job), job["key"]
-    record = EvaluationRecord(key=key, kind=job["kind"], candidate_id=job["candidate_id"], seed=job["seed"],
-                              training=job["training"], epochs=job["epochs"], max_steps=job.get("max_steps"),
-                              metric=None, status=FAILED)
-    if time_left_s < MIN_EVAL_SECONDS:
-        record.update(status="skipped", error="the run's time budget was used up before this evaluation")
-        emit(job["run_dir"], "skipped", key=key, candidate_id=job["candidate_id"], reason=record["error"])
-        return record
-    candidate = job["candidate"]
-    emit(job["run_dir"], "started", key=key, kind=job["kind"], candidate_id=job["candidate_id"])
+def _new_record(job: EvaluationJob) -> EvaluationRecord:
+    return EvaluationRecord(key=job["key"], kind=job["kind"], candidate_id=job["candidate_id"], seed=job["seed"],
+                            training=job["training"], epochs=job["epochs"], max_steps=job.get("max_steps"),
+                            metric=None, status=FAILED)
+
+
+def evaluate_job(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
+    """Evaluate one job in this process and return its record (never raises for the candidate's own faults).
+
+    Self-contained, plain data in and out: :func:`run_evaluation` runs it in a confined child
+    (the sandbox's ``evaluation`` profile); a pool of workers can run it just the same.
+    """
+    task, candidate = task_of(job), job["candidate"]
+    record = _new_record(job)
     started = time.monotonic()
     try:
         result = pytorch_quick_evaluator(candidate["script"], candidate["class_name"],
@@ -170,10 +182,82 @@ def run_evaluation(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
             samples_per_s=_float_or_none(result.get("samples_per_s")),
             error=None if ok else (result.get("error") or f"status {status}, no {task.metric} in the result"),
         )
+    return record
+
+
+def prime_evaluation() -> None:
+    """Called in the sandbox's fork server (trusted code only): import the evaluation stack once there,
+    so that every forked evaluation starts warm instead of importing scikit-learn, the dataset sources,
+    the optimizers and the planner registry (which a task's validation loads) again."""
+    import numpy
+    import sklearn.datasets  # noqa: F401 - digits and the tabular sources
+    from sklearn.model_selection import train_test_split
+
+    from torchscout.tools.optim import configurator  # noqa: F401
+    from torchscout.tools.training import file_sources, vision_sources  # noqa: F401
+
+    PLANNERS.names()
+    labels = numpy.array([0, 1, 0, 1])  # a stratified split's lazy imports and input checks, once
+    train_test_split(numpy.arange(4), test_size=0.5, random_state=0, stratify=labels)
+
+
+def evaluate_confined(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
+    """:func:`evaluate_job` in a confined child: no network, writes only in the workspace, limits.
+
+    A candidate that crashes or hangs the child gets a failed record; a transient error inside it
+    is raised again here (the node's RetryPolicy retries it).
+    """
+    result = run_in_sandbox(evaluate_job, {"job": job, "time_left_s": time_left_s}, profile="evaluation",
+                            timeout_s=time_left_s + EVALUATION_SLACK_S, warm=[WARM_EVALUATION])
+    if result.ok:
+        return result.value
+    _raise_transient(result.error_type, result.error)
+    if result.error_type == "SandboxUnavailable":
+        raise ToolError(result.error or "the sandbox is unavailable")
+    record = _new_record(job)
+    record.update(error=f"{result.error_type}: {result.error}"[:500], duration_s=round(result.duration_s, 3),
+                  traceback=result.traceback or result.output[-2000:])
+    return record
+
+
+def _raise_transient(error_type: str | None, message: str | None) -> None:
+    transient = {error.__name__: error for error in TRANSIENT_ERRORS}
+    if error_type in transient:
+        raise transient[error_type](message)
+
+
+def train_confined(script: str, class_name: str, config: FullTrainConfig, *, experiment_name: str,
+                   log_base_dir: str) -> dict[str, Any]:
+    """pytorch_full_trainer in a confined child (the ``training`` profile); its result, or a ToolError.
+
+    The network is on only for W&B's online mode (it uploads as it goes).
+    """
+    budget_s = float(config.get("time_budget_s") or 24 * 3600)
+    result = run_in_sandbox(pytorch_full_trainer, {"model_script_path": script, "model_class_name": class_name,
+                                                   "trainer_config": dict(config), "experiment_name": experiment_name,
+                                                   "log_base_dir": log_base_dir},
+                            profile="training", timeout_s=budget_s + TRAINING_SLACK_S,
+                            network=(config.get("wandb") or {}).get("mode") == "online", warm=[WARM_EVALUATION])
+    if result.ok:
+        return result.value
+    _raise_transient(result.error_type, result.error)
+    raise result.to_error("full training")
+
+
+def run_evaluation(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
+    """Evaluate one job in a confined child; returns the evaluation record (never raises for the candidate's faults)."""
+    key = job["key"]
+    if time_left_s < MIN_EVAL_SECONDS:
+        record = _new_record(job)
+        record.update(status="skipped", error="the run's time budget was used up before this evaluation")
+        emit(job["run_dir"], "skipped", key=key, candidate_id=job["candidate_id"], reason=record["error"])
+        return record
+    emit(job["run_dir"], "started", key=key, kind=job["kind"], candidate_id=job["candidate_id"])
+    record = evaluate_confined(job, time_left_s)
     _save(job, record)
     if record["status"] == COMPLETED:
         emit(job["run_dir"], "evaluated", key=key, kind=job["kind"], candidate_id=job["candidate_id"],
-             metric=record["metric"], metric_name=task.metric, duration_s=record["duration_s"])
+             metric=record["metric"], metric_name=task_of(job).metric, duration_s=record["duration_s"])
     else:
         emit(job["run_dir"], "failed", key=key, stage=job["kind"], candidate_id=job["candidate_id"],
              error=str(record.get("error"))[:200])

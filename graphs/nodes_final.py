@@ -32,7 +32,13 @@ from torchscout.graphs.common import (
     ranked_evaluations,
     timed,
 )
-from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, metrics_requested, optimizer_spec
+from torchscout.graphs.evaluate import (
+    TRANSIENT_ERRORS,
+    dataset_params,
+    metrics_requested,
+    optimizer_spec,
+    train_confined,
+)
 from torchscout.graphs.events import emit
 from torchscout.graphs.state import ResearchState, task_of
 from torchscout.graphs.tracking import log_research_run
@@ -40,7 +46,6 @@ from torchscout.graphs.training_cost import full_train_estimate
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.optim.configurator import pytorch_optimizer_configurator
-from torchscout.tools.training.evaluation import pytorch_full_trainer
 from torchscout.tools.training.status import COMPLETED, FAILED
 from torchscout.tools.workspace import atomic_write_text, resolve
 
@@ -229,8 +234,8 @@ def full_train(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchSt
         config["resume"] = True
     emit(run_dir, "started", kind="full_train", candidate_id=winner["candidate_id"])
     try:
-        result = pytorch_full_trainer(candidate["script"], candidate["class_name"], config,
-                                      experiment_name=FULL_TRAIN_EXPERIMENT, log_base_dir=f"{run_dir}/full_training")
+        result = train_confined(candidate["script"], candidate["class_name"], config,
+                                experiment_name=FULL_TRAIN_EXPERIMENT, log_base_dir=f"{run_dir}/full_training")
     except TRANSIENT_ERRORS:
         raise
     except (ToolError, UserCodeError, RuntimeError, ValueError) as exc:

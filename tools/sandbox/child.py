@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import traceback
 from typing import Any
 
@@ -67,13 +68,17 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def run_job(job: dict, result_fd: int) -> int:
-    """The confined job process's body: environment, folder, the call, the result; the exit status."""
+def run_job(job: dict, result_fd: int, mechanisms: list[str]) -> int:
+    """The confined job process's body: environment, folder, the call, the result; the exit status.
+
+    ``mechanisms`` (what confines this job) travel back with the result as ``sandbox``.
+    """
     os.environ.clear()
     os.environ.update(job["env"])
     os.environ[SANDBOX_MARKER] = "1"
+    tempfile.tempdir = None  # the server may have cached its own; the job's is the private TMPDIR
     os.chdir(job["cwd"])
-    payload = call_job(job)
+    payload = {**call_job(job), "sandbox": mechanisms}
     with contextlib.suppress(BaseException):
         sys.stdout.flush()
         sys.stderr.flush()

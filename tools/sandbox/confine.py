@@ -136,14 +136,9 @@ def drop_capabilities() -> None:
         raise OSError(error, f"capset: {os.strerror(error)}")
 
 
-def _confine_job_process(policy: dict, outer: list[str], supervisor_alive: int) -> list[str]:
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if select.select([supervisor_alive], [], [], 0)[0]:
-        os._exit(1)  # the supervisor died before the line above took effect
-    done: list[str] = []
-    if "pid" in outer:
-        done += namespaces.enter_pid_namespace(int(policy["limits"]["processes"]))
-    done += apply_limits(policy["limits"], "user" in outer)
+def _restrict(policy: dict, outer: list[str]) -> list[str]:
+    """Limits, Landlock, no capabilities; then check ``sandbox: required``. What took effect."""
+    done = apply_limits(policy["limits"], "user" in outer)
     done += apply_landlock(policy, "network" in outer)
     drop_capabilities()
     missing = missing_for_required(policy, outer + done) if policy.get("required") else []
@@ -151,6 +146,38 @@ def _confine_job_process(policy: dict, outer: list[str], supervisor_alive: int) 
         raise SetupError("the sandbox is required (sandbox: required) but this kernel does not provide "
                          + "; ".join(missing) + ". Run `torchscout doctor` to see what is enforced here.")
     return done
+
+
+def _confine_job_process(policy: dict, outer: list[str], supervisor_alive: int) -> list[str]:
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if select.select([supervisor_alive], [], [], 0)[0]:
+        os._exit(1)  # the supervisor died before the line above took effect
+    done: list[str] = []
+    if "pid" in outer and "mount" in outer:
+        done += namespaces.enter_pid_namespace(int(policy["limits"]["processes"]))
+    return done + _restrict(policy, outer + done)
+
+
+def confine_forked_job(policy: dict, *, server_namespace: bool, own_pid_namespace: bool) -> list[str]:
+    """Confine a job the fork server forked; what took effect.
+
+    The job's capabilities for its own mount, IPC and network namespaces come from the server's
+    user namespace (``server_namespace``); as PID 1 of its own PID namespace (``own_pid_namespace``)
+    its end or its kill ends everything it started. Without one it is a child subreaper instead
+    (the caller kills its orphans when it ends).
+    """
+    done = ["user"] if server_namespace else []
+    if own_pid_namespace:
+        done.append("pid")
+    if server_namespace and policy["namespaces"]:
+        done += namespaces.enter(network=bool(policy["network"]), writable=policy["write"], hidden=policy["hidden"],
+                                 shm_bytes=int(policy["shm_bytes"]), new_user=False)
+    if own_pid_namespace and "mount" in done:
+        done += namespaces.enter_pid_namespace(int(policy["limits"]["processes"]))
+    if not own_pid_namespace:
+        become_subreaper()
+        done.append("subreaper")
+    return done + _restrict(policy, done)
 
 
 def _children(parent: int) -> list[int]:

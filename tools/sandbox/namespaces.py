@@ -28,6 +28,8 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import select
+import signal
 import socket
 import struct
 
@@ -42,6 +44,7 @@ AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8914, 0x1, 0x40
 MIN_PID_MAX = 301  # the kernel's floor for pid_max
+PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -83,15 +86,23 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def _unshare(network: bool) -> list[str]:
-    flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | (0 if network else CLONE_NEWNET)
-    uid, gid = os.getuid(), os.getgid()
-    if _libc.unshare(flags) != 0:
-        return []
+def _map_ids(uid: int, gid: int) -> None:
+    """Map this process's user and group to themselves in its new user namespace."""
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{uid} {uid} 1")
     _write("/proc/self/gid_map", f"{gid} {gid} 1")
-    return ["user", "pid", "mount", "ipc"] + ([] if network else ["network"])
+
+
+def _unshare(network: bool, new_user: bool) -> list[str]:
+    flags = CLONE_NEWNS | CLONE_NEWIPC | (0 if network else CLONE_NEWNET)
+    if new_user:
+        flags |= CLONE_NEWUSER | CLONE_NEWPID
+    uid, gid = os.getuid(), os.getgid()
+    if _libc.unshare(flags) != 0:
+        return []
+    if new_user:
+        _map_ids(uid, gid)
+    return (["user", "pid"] if new_user else []) + ["mount", "ipc"] + ([] if network else ["network"])
 
 
 def _loopback_up() -> None:
@@ -130,10 +141,14 @@ def _set_writable_again() -> None:
         _set_readonly("/", False, recursive=True)
 
 
-def enter(*, network: bool, writable: list[str], hidden: list[str], shm_bytes: int) -> list[str]:
-    """Enter new namespaces (see the module docstring); returns what took effect, [] when none did."""
+def enter(*, network: bool, writable: list[str], hidden: list[str], shm_bytes: int, new_user: bool = True) -> list[str]:
+    """Enter new namespaces (see the module docstring); returns what took effect, [] when none did.
+
+    ``new_user=False``: the caller already holds capabilities in a user namespace of its own (a job
+    forked by the fork server) and needs no new user or PID namespace.
+    """
     try:
-        done = _unshare(network)
+        done = _unshare(network, new_user)
     except OSError:
         return []  # e.g. a user namespace without a uid map (AppArmor's restriction): nothing usable
     if not done:
@@ -160,3 +175,67 @@ def enter_pid_namespace(max_processes: int) -> list[str]:
         _write("/proc/sys/kernel/pid_max", str(max(max_processes + 1, MIN_PID_MAX)))
         done.append("pid_max")
     return done
+
+
+def enter_server_namespaces() -> bool:
+    """At the fork server's start: become PID 1 of a user and PID namespace of its own.
+
+    Called single-threaded, before torch is imported. This process forks; the child, PID 1 of the
+    new PID namespace and holding capabilities in the new user namespace, returns True and goes on
+    as the server. The parent stays behind without its standard streams, waits for it and exits with
+    its status (it never returns); when the parent is killed, the server and every job die with it.
+    Returns False, changing nothing, when the kernel refuses the namespaces.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0:
+        return False
+    try:
+        _map_ids(uid, gid)
+        mapped = True
+    except OSError:
+        mapped = False  # (the PID namespace still stands: fork into it all the same, without capabilities)
+    alive_read, alive_write = os.pipe()
+    server = os.fork()
+    if server == 0:
+        os.close(alive_write)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if select.select([alive_read], [], [], 0)[0]:
+            os._exit(1)
+        os.close(alive_read)
+        return mapped
+    os.close(alive_read)
+    for fd in (0, 1, 2):
+        os.close(fd)
+    _, wait_status = os.waitpid(server, 0)
+    os._exit(os.WEXITSTATUS(wait_status) if os.WIFEXITED(wait_status) else 1)
+
+
+def own_pid_namespace() -> int | None:
+    """A descriptor of this process's PID namespace, when it may give each child a new one (else None).
+
+    Checked without changing anything: re-entering the namespace one is in must be allowed, or
+    the server could not come back after giving a child its own (see :func:`fork_in_new_pid_namespace`).
+    """
+    fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    if _libc.setns(fd, CLONE_NEWPID) != 0:
+        os.close(fd)
+        return None
+    return fd
+
+
+def fork_in_new_pid_namespace(own_namespace: int) -> tuple[int, bool]:
+    """``os.fork()``, the child being PID 1 of a new PID namespace when the kernel allows; (pid, own namespace)."""
+    isolated = _libc.unshare(CLONE_NEWPID) == 0
+    try:
+        pid = os.fork()
+    except OSError:
+        _come_back(own_namespace, isolated)
+        raise
+    if pid:
+        _come_back(own_namespace, isolated)  # the server, never the child, returns to its own namespace
+    return pid, isolated
+
+
+def _come_back(own_namespace: int, isolated: bool) -> None:
+    if isolated:
+        _check(_libc.setns(own_namespace, CLONE_NEWPID), "setns back to the server's PID namespace")

@@ -31,6 +31,10 @@ writable memory (heap, anonymous mmaps: where CPU tensors live) but not shared-l
 does not bound GPU memory. The GPU device files and driver libraries stay readable in the child
 (not exercised on a GPU machine yet).
 
+A job is PID 1 of its own PID namespace, where the kernel ignores the signals a process sends
+itself with their default action: ``abort()`` ends it with SIGSEGV rather than SIGABRT, and
+``os.kill(os.getpid(), ...)`` has no effect unless a handler is installed.
+
 A job started from inside a confined job (a nested call) runs in that job's own process: it is
 confined already, and the outer job's time limit bounds it.
 """
@@ -179,6 +183,7 @@ def run_in_sandbox(
     threads: int | None = None,
     profile: str = "validation",
     network: bool = False,
+    warm: list[str] | None = None,
 ) -> SandboxResult:
     """Call ``function(**kwargs)`` in a confined child; return its result or its error as data.
 
@@ -188,6 +193,8 @@ def run_in_sandbox(
     workspace root. ``threads`` sets torch's intra-op threads in the child (None keeps torch's
     default); small probes should use 1: on a busy machine OpenMP threads spinning for cores can
     make a tiny forward a thousand times slower. ``profile`` picks the policy (``policy.PROFILES``).
+    ``warm`` names trusted modules (``"module"``, or ``"module:function"`` to call) that the server
+    imports once after this job ran cleanly, so that later jobs start warm; never workspace code.
     Never raises for a failure of the job itself; raises ToolError for unusable arguments and,
     under ``sandbox: required``, when this kernel cannot confine the job.
     """
@@ -200,7 +207,7 @@ def run_in_sandbox(
     sys_path = [str(path) for path in (extra_sys_path or [])] + [
         root for root in [_import_root(function)] if root is not None]
     job: dict[str, Any] = {"function": job_target(function), "kwargs": kwargs, "threads": threads,
-                           "sys_path": sys_path}
+                           "sys_path": sys_path, "warm": list(warm or [])}
     if os.environ.get(child.SANDBOX_MARKER):
         return _result(child.call_job({**job, "threads": None}))
     folder = tempfile.mkdtemp(prefix="torchscout-sandbox-")

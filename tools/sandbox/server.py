@@ -2,14 +2,15 @@
 
 It imports torch once (the ~1.5 s every fresh interpreter would pay), then reads JSON jobs, one per
 line, on stdin, and answers one JSON line per job, tagged with the job's ``id``, on a private
-protocol descriptor. Jobs run side by side: for each it forks a *supervisor* (``confine.py``)
-that confines a job process and runs :func:`child.run_job` in it, and it watches every job's
-three pipes (result, output, supervisor status) and the supervisor's pidfd in one ``select`` loop:
+protocol descriptor. Jobs run side by side: for each it forks one job process, which confines
+itself (``confine.confine_forked_job``) and runs :func:`child.run_job`, and it watches every job's
+two pipes (result, output) and its pidfd in one ``select`` loop:
 
+- the server is PID 1 of a user and PID namespace of its own (``namespaces.enter_server_namespaces``),
+  so each job can be PID 1 of a PID namespace of its own: killing it at its deadline, or its normal
+  end, ends everything it started (``setsid`` escapees included), at the cost of a single fork;
 - output is kept to a bounded head and tail in memory (``output.py``), never spooled to disk;
-- the supervisor enforces the job's time limit; the server kills a supervisor that overstays
-  it by :data:`GRACE_S` (its job process then dies with it);
-- a forked supervisor closes the protocol and every other job's pipes first, so a job can neither
+- a job process closes the protocol and every other job's pipes first, so a job can neither
   answer for the server nor read another job's output.
 
 The server never runs job code itself, so a crashing, hanging or memory-hungry job cannot take it
@@ -25,19 +26,20 @@ import fcntl
 import importlib
 import json
 import os
+import select
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 
-from torchscout.tools.sandbox import child, confine
+from torchscout.tools.sandbox import child, confine, namespaces
 from torchscout.tools.sandbox.output import BoundedOutput
 
 OUTPUT_LIMIT = 8000
 MAX_RESULT_BYTES = 64 * 1024 * 1024
-GRACE_S = 10.0
 DRAIN_S = 1.0
-RUNNING_SUPERVISORS: set[int] = set()  # pids of this server's live supervisors
+RUNNING_JOBS: set[int] = set()  # pids of this server's live jobs
+WARMED: set[str] = set()  # modules and priming functions imported or called here already
 
 
 @dataclass
@@ -45,17 +47,26 @@ class RunningJob:
     job: dict
     pid: int
     pidfd: int
-    fds: dict[int, str]  # read end -> "result" | "output" | "status"
+    fds: dict[int, str]  # read end -> "result" | "output"
     deadline: float
+    own_pid_namespace: bool
     started: float = field(default_factory=time.monotonic)
     result: bytearray = field(default_factory=bytearray)
-    status: bytearray = field(default_factory=bytearray)
     output: BoundedOutput = field(default_factory=lambda: BoundedOutput(OUTPUT_LIMIT))
     killed_by_server: bool = False
 
 
-def _supervisor(job: dict, pipes: dict[str, tuple[int, int]], inherited: list[int]) -> None:
-    """The forked supervisor: its own process group, no foreign descriptors, then confine.supervise."""
+class Namespaces:
+    """What the server could set up for its jobs (see ``namespaces.enter_server_namespaces``)."""
+
+    user = False
+    own_pid: int | None = None  # the server's PID namespace, when each job may get one of its own
+
+
+def _job_process(job: dict, pipes: dict[str, tuple[int, int]], inherited: list[int], own_pid_namespace: bool) -> None:
+    """The forked job process: no foreign descriptors, confined, then the job; never returns."""
+    code = confine.SETUP_FAILED
+    result_fd = pipes["result"][1]
     try:
         os.setpgid(0, 0)
         for fd in inherited + [read for read, _ in pipes.values()]:
@@ -66,31 +77,36 @@ def _supervisor(job: dict, pipes: dict[str, tuple[int, int]], inherited: list[in
         os.dup2(pipes["output"][1], 1)
         os.dup2(pipes["output"][1], 2)
         os.close(pipes["output"][1])
-        result_fd, status_fd = pipes["result"][1], pipes["status"][1]
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         try:
-            confine.supervise(job["policy"], lambda: child.run_job(job, result_fd),
-                              timeout_s=float(job["timeout_s"]), status_fd=status_fd,
-                              on_setup_error=lambda message: child.report_setup_error(result_fd, message))
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the caller gets it as the job's error
-            child.report_setup_error(result_fd, f"the sandbox could not be set up: {type(exc).__name__}: {exc}")
+            mechanisms = confine.confine_forked_job(job["policy"], server_namespace=Namespaces.user,
+                                                    own_pid_namespace=own_pid_namespace)
+        except (OSError, confine.SetupError) as exc:
+            child.report_setup_error(result_fd, str(exc))
+            return
+        code = child.run_job(job, result_fd, mechanisms)
+        if not own_pid_namespace:
+            confine.kill_orphans()  # what the job left running (it is their subreaper)
     finally:
-        os._exit(confine.SETUP_FAILED)
+        os._exit(code)
 
 
 def start(job: dict, inherited: list[int]) -> RunningJob:
-    pipes = {name: os.pipe() for name in ("result", "output", "status")}
-    pid = os.fork()
+    pipes = {name: os.pipe() for name in ("result", "output")}
+    if Namespaces.own_pid is not None:
+        pid, isolated = namespaces.fork_in_new_pid_namespace(Namespaces.own_pid)
+    else:
+        pid, isolated = os.fork(), False
     if pid == 0:
-        _supervisor(job, pipes, inherited)
+        _job_process(job, pipes, inherited, isolated)
     fds = {}
     for name, (read, write) in pipes.items():
         os.close(write)
         os.set_blocking(read, False)
         fds[read] = name
-    RUNNING_SUPERVISORS.add(pid)
-    return RunningJob(job=job, pid=pid, pidfd=os.pidfd_open(pid), fds=fds,
-                      deadline=time.monotonic() + float(job["timeout_s"]) + GRACE_S)
+    RUNNING_JOBS.add(pid)
+    return RunningJob(job=job, pid=pid, pidfd=os.pidfd_open(pid), fds=fds, own_pid_namespace=isolated,
+                      deadline=time.monotonic() + float(job["timeout_s"]))
 
 
 def drain(running: RunningJob, fd: int) -> bool:
@@ -107,59 +123,51 @@ def drain(running: RunningJob, fd: int) -> bool:
         kind = running.fds[fd]
         if kind == "output":
             running.output.feed(chunk)
-        elif kind == "status":
-            running.status += chunk
         elif len(running.result) <= MAX_RESULT_BYTES:
             running.result += chunk
 
 
-def _failure(running: RunningJob, status: dict, wait_status: int) -> dict:
-    timeout = float(running.job["timeout_s"])
-    if status.get("timed_out") or running.killed_by_server:
-        return {"ok": False, "timed_out": True, "error_type": "Timeout",
-                "error": f"the job ran past its {timeout:g} s time limit and was killed"}
-    signal_number = status.get("signal") or (os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None)
-    if signal_number:
-        return {"ok": False, "error_type": "Killed", "signal": signal_number,
-                "error": f"the job was killed by signal {signal.Signals(signal_number).name} "
-                         "(out of memory, a crash in native code, or an explicit kill)"}
-    return {"ok": False, "error_type": "NoResult",
-            "error": f"the job exited with code {status.get('exit_code')} without reporting a result"}
-
-
 def _collect(running: RunningJob) -> int:
-    """Reap the supervisor, kill what is left of its job, read its pipes to the end; its wait status."""
+    """Reap the job, kill what is left of it, read its pipes to the end; its wait status."""
     os.close(running.pidfd)
     _, wait_status = os.waitpid(running.pid, 0)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(running.pid, signal.SIGKILL)
+    if not running.own_pid_namespace and running.killed_by_server:
+        # no PID namespace and the job was killed: its orphans came to this server (a subreaper)
+        confine.kill_orphans(keep=RUNNING_JOBS - {running.pid})
     give_up = time.monotonic() + DRAIN_S
     while running.fds:
         for fd in list(running.fds):
             drain(running, fd)
         if running.fds and time.monotonic() > give_up:
-            # only without a PID namespace, and only when the supervisor itself was killed: its job's
-            # orphans came to this server (a subreaper); they die here
-            confine.kill_orphans(keep=RUNNING_SUPERVISORS)
-            for fd in list(running.fds):
-                drain(running, fd)
-                if fd in running.fds:
-                    os.close(fd)
-                    del running.fds[fd]
+            for fd in list(running.fds):  # a writer that escaped (it cannot in a PID namespace): stop reading
+                os.close(fd)
+                del running.fds[fd]
         elif running.fds:
             time.sleep(0.005)
     return wait_status
 
 
+def _failure(running: RunningJob, wait_status: int) -> dict:
+    timeout = float(running.job["timeout_s"])
+    if running.killed_by_server:
+        return {"ok": False, "timed_out": True, "error_type": "Timeout",
+                "error": f"the job ran past its {timeout:g} s time limit and was killed"}
+    if os.WIFSIGNALED(wait_status):
+        signal_number = os.WTERMSIG(wait_status)
+        return {"ok": False, "error_type": "Killed", "signal": signal_number,
+                "error": f"the job was killed by signal {signal.Signals(signal_number).name} "
+                         "(out of memory, a crash in native code, or an explicit kill)"}
+    return {"ok": False, "error_type": "NoResult",
+            "error": f"the job exited with code {os.WEXITSTATUS(wait_status)} without reporting a result"}
+
+
 def finish(running: RunningJob) -> dict:
-    """The supervisor has exited: collect what is left and build the reply."""
+    """The job process has exited: collect what is left and build the reply."""
     wait_status = _collect(running)
-    try:
-        status = json.loads(running.status.decode() or "{}")
-    except json.JSONDecodeError:
-        status = {}
     reply: dict = {"id": running.job["id"], "duration_s": round(time.monotonic() - running.started, 4),
-                   "output": running.output.tail_text(OUTPUT_LIMIT), "sandbox": status.get("mechanisms", [])}
+                   "output": running.output.tail_text(OUTPUT_LIMIT)}
     if len(running.result) > MAX_RESULT_BYTES:
         reply.update(ok=False, error_type="ResultTooLarge",
                      error=f"the job's result is larger than {MAX_RESULT_BYTES >> 20} MiB")
@@ -167,24 +175,31 @@ def finish(running: RunningJob) -> dict:
         try:
             reply.update(json.loads(running.result.decode("utf-8")))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            reply.update(_failure(running, status, wait_status))
+            reply.update(_failure(running, wait_status))
     else:
-        reply.update(_failure(running, status, wait_status))
+        reply.update(_failure(running, wait_status))
     return reply
 
 
 def _warm_import(job: dict) -> None:
-    """After a job imported its module cleanly in a child, import it here so later forks inherit it."""
-    module_name = job["function"].partition(":")[0]
-    if module_name in sys.modules:
+    """After a job ran cleanly in a child, import its module here (and the modules the client named in
+    ``warm``: trusted libraries such as ``sklearn.datasets``, never workspace code) so later forks inherit them."""
+    module = job["function"].partition(":")[0]
+    names = [name for name in [module, *job.get("warm", [])] if name not in WARMED and name not in sys.modules]
+    if not names:
         return
+    WARMED.update(names)
     saved_environment, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
     try:
         os.environ.update(job.get("env") or {})
         sys.path[:0] = [folder for folder in job.get("sys_path") or [] if folder not in sys.path]
-        importlib.import_module(module_name)
+        for name in names:
+            if ":" in name:
+                child.import_function(name)()  # a priming function
+            else:
+                importlib.import_module(name)
     except Exception:  # noqa: BLE001 - warming is an optimisation; the child reports real import errors
-        sys.modules.pop(module_name, None)
+        sys.modules.pop(module, None)
     finally:
         os.environ.clear()
         os.environ.update(saved_environment)
@@ -217,7 +232,7 @@ class Server:
 
     def _reply(self, running: RunningJob) -> None:
         reply = finish(running)
-        RUNNING_SUPERVISORS.discard(running.pid)
+        RUNNING_JOBS.discard(running.pid)
         del self.running[running.pidfd]
         child.write_all(self.protocol_fd, json.dumps(reply, default=repr).encode("utf-8") + b"\n")
         if reply.get("ok") or reply.get("error_type") not in {"ModuleNotFoundError", "ImportError"}:
@@ -232,8 +247,6 @@ class Server:
                     os.killpg(running.pid, signal.SIGKILL)
 
     def serve(self) -> None:
-        import select
-
         while self.stdin_open or self.running:
             deadlines = [running.deadline for running in self.running.values() if not running.killed_by_server]
             wait_s = max(min(deadlines) - time.monotonic(), 0) if deadlines else None
@@ -257,12 +270,16 @@ class Server:
 
 
 def main() -> None:
+    # first, single-threaded and before torch: PID 1 of namespaces of its own (each job gets its own PID
+    # namespace under it); the process the client started stays behind as this server's parent
+    Namespaces.user = namespaces.enter_server_namespaces()
+    Namespaces.own_pid = namespaces.own_pid_namespace() if Namespaces.user else None
     # keep the protocol on a private descriptor; stray prints (ours or a library's) go to stderr
     protocol_fd = os.dup(1)
     fcntl.fcntl(protocol_fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
     os.dup2(2, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client stops us by closing stdin
-    confine.become_subreaper()  # orphans of a killed supervisor's job come here, to be killed
+    confine.become_subreaper()  # without PID namespaces, a killed job's orphans come here, to be killed
     import torch  # noqa: F401 - the point of the server: pay torch's import once
 
     for entry in sys.argv[1:]:
