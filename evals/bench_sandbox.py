@@ -87,7 +87,7 @@ def main() -> None:
     import torch
 
     from evals import bench_sandbox
-    from torchscout.graphs.evaluate import evaluate_confined, evaluate_job
+    from torchscout.graphs.evaluate import eval_config, evaluate_confined, evaluate_job
     from torchscout.tools.sandbox import capabilities
     from torchscout.tools.sandbox.policy import make_policy
     from torchscout.tools.sandbox.runner import run_in_sandbox, warm_up
@@ -103,7 +103,7 @@ def main() -> None:
 
     inside, confined, child_side, empty = [], [], [], []
     for round_index in range(args.rounds + 1):
-        seconds, record = _timed(evaluate_job, job, 600.0)
+        seconds, record = _timed(evaluate_job, job, eval_config(job, 600.0), "accuracy")
         assert record["status"] == "completed", record
         confined_s, confined_record = _timed(evaluate_confined, job, 600.0)
         assert confined_record["status"] == "completed", confined_record

@@ -20,7 +20,6 @@ from typing import Any, TypedDict
 
 import torch
 
-from torchscout.agent.planners import PLANNERS
 from torchscout.agent.records import EpochRecord, EvaluationRecord, TokenizerRecord
 from torchscout.agent.task import Task
 from torchscout.agent.training_configs import FullTrainConfig, OptimizerSpec, QuickEvalConfig, TrainingRecord
@@ -28,7 +27,7 @@ from torchscout.graphs.events import emit
 from torchscout.graphs.state import EvaluationJob, task_of
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.sandbox.runner import run_in_sandbox
-from torchscout.tools.training.evaluation import pytorch_full_trainer, pytorch_quick_evaluator
+from torchscout.tools.training.evaluation import WARM_TRAINING, pytorch_full_trainer, pytorch_quick_evaluator
 from torchscout.tools.training.status import COMPLETED, DIVERGED, FAILED
 from torchscout.tools.workspace import atomic_write_text, resolve
 
@@ -38,7 +37,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutErr
 MIN_EVAL_SECONDS = 2.0  # an evaluation given less time than this is skipped, not started
 # the child's time limit on top of the training budget: data loading, the sanity check, the teardown
 EVALUATION_SLACK_S = 120.0
-WARM_EVALUATION = "torchscout.graphs.evaluate:prime_evaluation"
 TRAINING_SLACK_S = 600.0  # the final evaluation, checkpoints and W&B's finish after the training budget
 
 
@@ -119,7 +117,11 @@ def eval_config(job: EvaluationJob, time_budget_s: float) -> QuickEvalConfig:
 
 def metric_value(result: Mapping[str, Any], task: Task) -> float | None:
     """The task's metric from an evaluator result (val_loss/loss come from the losses)."""
-    name = task.metric
+    return named_metric_value(result, task.metric)
+
+
+def named_metric_value(result: Mapping[str, Any], name: str) -> float | None:
+    """The metric ``name`` from an evaluator result (val_loss/loss come from the losses)."""
     if name in {"loss", "val_loss"}:
         value = result.get("val_loss")
     else:
@@ -146,18 +148,18 @@ def _new_record(job: EvaluationJob) -> EvaluationRecord:
                             metric=None, status=FAILED)
 
 
-def evaluate_job(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
-    """Evaluate one job in this process and return its record (never raises for the candidate's own faults).
+def evaluate_job(job: EvaluationJob, config: QuickEvalConfig, metric: str) -> EvaluationRecord:
+    """Evaluate one job in this process with the quick evaluator's ``config``; the record of ``metric``.
 
-    Self-contained, plain data in and out: :func:`run_evaluation` runs it in a confined child
-    (the sandbox's ``evaluation`` profile); a pool of workers can run it just the same.
+    Never raises for the candidate's own faults. Self-contained, plain data in and out (the task
+    was resolved into ``config`` by the caller, so no registry of the caller's is needed here):
+    :func:`evaluate_confined` runs it in a confined child; a pool of workers can run it just the same.
     """
-    task, candidate = task_of(job), job["candidate"]
+    candidate = job["candidate"]
     record = _new_record(job)
     started = time.monotonic()
     try:
-        result = pytorch_quick_evaluator(candidate["script"], candidate["class_name"],
-                                         eval_config(job, time_left_s))
+        result = pytorch_quick_evaluator(candidate["script"], candidate["class_name"], config)
     except TRANSIENT_ERRORS:
         raise
     except (ToolError, UserCodeError) as exc:
@@ -169,7 +171,7 @@ def evaluate_job(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
         result = None
     record["duration_s"] = round(time.monotonic() - started, 3)
     if result is not None:
-        value = metric_value(result, task)
+        value = named_metric_value(result, metric)
         status = result["status"]
         ok = status == COMPLETED and value is not None
         record.update(
@@ -180,25 +182,9 @@ def evaluate_job(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
             train_loss=_float_or_none(result.get("train_loss")), val_loss=_float_or_none(result.get("val_loss")),
             history=_compact_history(result.get("history")),
             samples_per_s=_float_or_none(result.get("samples_per_s")),
-            error=None if ok else (result.get("error") or f"status {status}, no {task.metric} in the result"),
+            error=None if ok else (result.get("error") or f"status {status}, no {metric} in the result"),
         )
     return record
-
-
-def prime_evaluation() -> None:
-    """Called in the sandbox's fork server (trusted code only): import the evaluation stack once there,
-    so that every forked evaluation starts warm instead of importing scikit-learn, the dataset sources,
-    the optimizers and the planner registry (which a task's validation loads) again."""
-    import numpy
-    import sklearn.datasets  # noqa: F401 - digits and the tabular sources
-    from sklearn.model_selection import train_test_split
-
-    from torchscout.tools.optim import configurator  # noqa: F401
-    from torchscout.tools.training import file_sources, vision_sources  # noqa: F401
-
-    PLANNERS.names()
-    labels = numpy.array([0, 1, 0, 1])  # a stratified split's lazy imports and input checks, once
-    train_test_split(numpy.arange(4), test_size=0.5, random_state=0, stratify=labels)
 
 
 def evaluate_confined(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
@@ -207,8 +193,10 @@ def evaluate_confined(job: EvaluationJob, time_left_s: float) -> EvaluationRecor
     A candidate that crashes or hangs the child gets a failed record; a transient error inside it
     is raised again here (the node's RetryPolicy retries it).
     """
-    result = run_in_sandbox(evaluate_job, {"job": job, "time_left_s": time_left_s}, profile="evaluation",
-                            timeout_s=time_left_s + EVALUATION_SLACK_S, warm=[WARM_EVALUATION])
+    arguments = {"job": job, "config": eval_config(job, time_left_s), "metric": task_of(job).metric}
+    result = run_in_sandbox(evaluate_job, arguments, profile="evaluation",
+                            timeout_s=time_left_s + EVALUATION_SLACK_S, warm=[WARM_TRAINING],
+                            threads=torch.get_num_threads())
     if result.ok:
         return result.value
     _raise_transient(result.error_type, result.error)
@@ -237,7 +225,8 @@ def train_confined(script: str, class_name: str, config: FullTrainConfig, *, exp
                                                    "trainer_config": dict(config), "experiment_name": experiment_name,
                                                    "log_base_dir": log_base_dir},
                             profile="training", timeout_s=budget_s + TRAINING_SLACK_S,
-                            network=(config.get("wandb") or {}).get("mode") == "online", warm=[WARM_EVALUATION])
+                            network=(config.get("wandb") or {}).get("mode") == "online", warm=[WARM_TRAINING],
+                            threads=torch.get_num_threads())
     if result.ok:
         return result.value
     _raise_transient(result.error_type, result.error)

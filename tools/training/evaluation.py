@@ -12,14 +12,20 @@ or ``"failed"`` (the model's code raised, the sanity check failed, out of memory
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import BaseModel, Field
 
 from torchscout.settings import get_settings
+from torchscout.tools.errors import ToolError
+from torchscout.tools.sandbox.commands import MAX_TIMEOUT_S
+from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.training.checks import run_checks
 from torchscout.tools.training.config import EvalConfig, parse_config
@@ -118,5 +124,69 @@ class FullTrainerArgs(BaseModel):
     log_base_dir: str = Field(default="full_experiments", description="Folder that holds the run folders.")
 
 
-pytorch_quick_evaluator_tool = make_tool(pytorch_quick_evaluator, QuickEvaluatorArgs)
-pytorch_full_trainer_tool = make_tool(pytorch_full_trainer, FullTrainerArgs)
+def prime_training() -> None:
+    """Called in the sandbox's fork server (trusted code only): import the training stack once there,
+    so that every forked evaluation or training starts warm instead of importing scikit-learn, the
+    dataset sources and the optimizers again."""
+    import numpy
+    import sklearn.datasets  # noqa: F401 - digits and the tabular sources
+    from sklearn.model_selection import train_test_split
+
+    from torchscout.tools.optim import configurator  # noqa: F401
+    from torchscout.tools.training import file_sources, vision_sources  # noqa: F401
+
+    labels = numpy.array([0, 1, 0, 1])  # a stratified split's lazy imports and input checks, once
+    train_test_split(numpy.arange(4), test_size=0.5, random_state=0, stratify=labels)
+
+
+WARM_TRAINING = "torchscout.tools.training.evaluation:prime_training"
+TOOL_SLACK_S = 600.0  # on top of a time budget: data loading, checks, the final evaluation, W&B's finish
+# errors the caller can fix, raised in the child: the agent gets the same message as without the sandbox
+_CALLER_ERRORS = {"ToolError", "WorkspaceError", "UnknownNameError", "ValueError", "ValidationError"}
+
+
+def run_training_confined(function: Callable[..., Any], arguments: dict[str, Any], *, timeout_s: float,
+                          network: bool = False) -> Any:
+    """``function(**arguments)`` (a training tool's plain function) in a confined child; its answer.
+
+    The child uses as many torch threads as this process does, so the numbers are the ones the same
+    call here would give.
+    """
+    result = run_in_sandbox(function, arguments, profile="training", timeout_s=timeout_s, network=network,
+                            warm=[WARM_TRAINING], threads=torch.get_num_threads())
+    if result.ok:
+        return result.value
+    if result.error_type in _CALLER_ERRORS:
+        raise ToolError(result.error or result.error_type)
+    raise result.to_error(function.__name__)
+
+
+def _timeout(config: Any) -> float:
+    budget = config.get("time_budget_s") if isinstance(config, dict) else None
+    return min(float(budget) + TOOL_SLACK_S, MAX_TIMEOUT_S) if isinstance(budget, int | float) and budget > 0 \
+        else MAX_TIMEOUT_S
+
+
+def quick_evaluator_confined(model_script_path: str, model_class_name: str,
+                             eval_config: dict[str, Any]) -> QuickEvalAnswer:
+    return run_training_confined(pytorch_quick_evaluator, {"model_script_path": model_script_path,
+                                 "model_class_name": model_class_name, "eval_config": eval_config},
+                                 timeout_s=_timeout(eval_config))
+
+
+def full_trainer_confined(model_script_path: str, model_class_name: str, trainer_config: dict[str, Any],
+                          experiment_name: str | None = None, log_base_dir: str = "full_experiments") -> FullTrainAnswer:
+    wandb = trainer_config.get("wandb") if isinstance(trainer_config, dict) else None
+    mode = (wandb or {}).get("mode") if isinstance(wandb, dict) else None
+    return run_training_confined(pytorch_full_trainer, {
+        "model_script_path": model_script_path, "model_class_name": model_class_name, "trainer_config": trainer_config,
+        "experiment_name": experiment_name, "log_base_dir": log_base_dir},
+        timeout_s=_timeout(trainer_config), network=(mode or get_settings().wandb_mode) == "online")
+
+
+# The agent's tools run the model (code the agent or an LLM wrote) in the sandbox; the plain functions
+# above run in the caller's process (the confined child itself, `torchscout train`, tests).
+pytorch_quick_evaluator_tool = make_tool(quick_evaluator_confined, QuickEvaluatorArgs, name="pytorch_quick_evaluator",
+                                         description=inspect.getdoc(pytorch_quick_evaluator))
+pytorch_full_trainer_tool = make_tool(full_trainer_confined, FullTrainerArgs, name="pytorch_full_trainer",
+                                      description=inspect.getdoc(pytorch_full_trainer))
