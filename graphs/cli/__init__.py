@@ -4,6 +4,7 @@
     torchscout agent "GOAL"                                         the tool-calling agent (``agent.py``)
     torchscout train MODEL.py CLASS CONFIG.yaml                     the full trainer (``train.py``)
     torchscout tools / tool NAME --args '{json}'                    the 15 tools (``tools.py``)
+    torchscout doctor                                               what the sandbox enforces here (``doctor.py``)
 
 The console script ``torchscout`` calls :func:`main`. Command modules import the heavy parts
 (LangChain, torch, the graph) inside the command functions, so ``torchscout --help`` stays fast.
@@ -19,6 +20,7 @@ import typer
 
 from torchscout.graphs.cli import research
 from torchscout.graphs.cli.agent import agent_command
+from torchscout.graphs.cli.doctor import doctor_command
 from torchscout.graphs.cli.tools import call_tool, list_tools
 from torchscout.graphs.cli.train import train_command
 
@@ -53,6 +55,7 @@ app.command("export")(research.export_command)
 app.command("runs")(research.runs_command)
 app.command("agent")(agent_command)
 app.command("train")(train_command)
+app.command("doctor")(doctor_command)
 
 
 def main() -> None:

@@ -43,6 +43,12 @@ def _missing(policy: SandboxPolicy) -> list[str]:
     return confine.missing_for_required(dict(policy), list(probe()))
 
 
+def missing_for_required() -> list[str]:
+    """What ``sandbox: required`` needs for a job without network and this kernel lacks (empty: all there)."""
+    with tempfile.TemporaryDirectory(prefix="torchscout-probe-") as folder:
+        return _missing(make_policy("validation", temp_dir=folder))
+
+
 def checked_policy(name: str, **options: Any) -> SandboxPolicy:
     """``make_policy(name, **options)``, refused under ``sandbox: required`` when the kernel falls short."""
     policy = make_policy(name, **options)

@@ -171,7 +171,8 @@ def confine_forked_job(policy: dict, *, server_namespace: bool, own_pid_namespac
         done.append("pid")
     if server_namespace and policy["namespaces"]:
         done += namespaces.enter(network=bool(policy["network"]), writable=policy["write"], hidden=policy["hidden"],
-                                 shm_bytes=int(policy["shm_bytes"]), new_user=False)
+                                 keep=policy["read"] + policy["devices"], shm_bytes=int(policy["shm_bytes"]),
+                                 new_user=False)
     if own_pid_namespace and "mount" in done:
         done += namespaces.enter_pid_namespace(int(policy["limits"]["processes"]))
     if not own_pid_namespace:
@@ -302,6 +303,7 @@ def supervise(policy: dict, body: Callable[[], int], *, timeout_s: float | None,
               on_setup_error: Callable[[str], None], status_fd: int) -> None:
     """Run ``body`` in a confined job process (see the module docstring); never returns."""
     outer = namespaces.enter(network=bool(policy["network"]), writable=policy["write"], hidden=policy["hidden"],
+                             keep=policy["read"] + policy["devices"],
                              shm_bytes=int(policy["shm_bytes"])) if policy["namespaces"] else []
     if "pid" not in outer:
         become_subreaper()

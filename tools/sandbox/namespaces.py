@@ -9,7 +9,9 @@ themselves (files it writes keep their owner), then in the new mount namespace:
   outside the job's folders fail too, which Landlock alone does not cover),
 - re-binds the job's writable folders read-write,
 - mounts a private ``/dev/shm`` (DataLoader workers and POSIX semaphores live there) and hides
-  folders of host sockets (``/run``) behind empty ones,
+  the folders where host sockets and users' files live (``/tmp``, ``/run``, ``/home``, ``/root``,
+  ...) behind empty ones, binding back only the paths the job may use beneath them (Landlock
+  cannot stop a ``connect()`` to a Unix socket by its path; a path that does not exist can),
 - brings up the loopback interface of its new network namespace (a local TCP store for
   torchrun or wandb's service still works; nothing leaves the namespace).
 
@@ -110,7 +112,36 @@ def _loopback_up() -> None:
         fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", IFF_UP | IFF_RUNNING))
 
 
-def _remount(writable: list[str], hidden: list[str], shm_bytes: int) -> list[str]:
+def _beneath(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _hide(folder: str, keep: list[str]) -> None:
+    """Put an empty tmpfs over ``folder``, then bind back the ``keep`` paths beneath it (the holes).
+
+    The holes are opened before the folder disappears and bound from those descriptors, each with the
+    flags of the mount it came from (read-only, or read-write for the job's writable folders).
+    """
+    holes: list[str] = []
+    for path in sorted({os.path.realpath(item) for item in keep if _beneath(os.path.realpath(item), folder)}):
+        if os.path.exists(path) and not any(_beneath(path, outer) for outer in holes):
+            holes.append(path)
+    opened = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in holes]
+    try:
+        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+        for path, fd in opened:
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.makedirs(path, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+    finally:
+        for _, fd in opened:
+            os.close(fd)
+
+
+def _remount(writable: list[str], hidden: list[str], keep: list[str], shm_bytes: int) -> list[str]:
     """The mount-namespace steps; returns the names of those that took effect."""
     done: list[str] = []
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -127,11 +158,11 @@ def _remount(writable: list[str], hidden: list[str], shm_bytes: int) -> list[str
         with contextlib.suppress(OSError):
             _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={shm_bytes},mode=1777")
             done.append("private_shm")
-    for path in hidden:
-        if os.path.isdir(path) and not os.path.islink(path):
+    for folder in hidden:
+        if os.path.isdir(folder) and not os.path.islink(folder):
             with contextlib.suppress(OSError):
-                _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=755")
-                done.append(f"hidden {path}")
+                _hide(folder, [*keep, *writable])
+                done.append(f"hidden {folder}")
     return done
 
 
@@ -141,9 +172,12 @@ def _set_writable_again() -> None:
         _set_readonly("/", False, recursive=True)
 
 
-def enter(*, network: bool, writable: list[str], hidden: list[str], shm_bytes: int, new_user: bool = True) -> list[str]:
+def enter(*, network: bool, writable: list[str], hidden: list[str], keep: list[str], shm_bytes: int,
+          new_user: bool = True) -> list[str]:
     """Enter new namespaces (see the module docstring); returns what took effect, [] when none did.
 
+    ``hidden`` folders are replaced by empty ones but for the ``keep`` and ``writable`` paths beneath
+    them (so a home folder shows the workspace and the virtual environment, nothing else).
     ``new_user=False``: the caller already holds capabilities in a user namespace of its own (a job
     forked by the fork server) and needs no new user or PID namespace.
     """
@@ -154,7 +188,7 @@ def enter(*, network: bool, writable: list[str], hidden: list[str], shm_bytes: i
     if not done:
         return []
     try:
-        done += _remount(writable, hidden, shm_bytes)
+        done += _remount(writable, hidden, keep, shm_bytes)
     except OSError:
         done.remove("mount")
     if "network" in done:

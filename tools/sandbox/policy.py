@@ -39,7 +39,9 @@ ETC_SECRETS = frozenset({"shadow", "shadow-", "gshadow", "gshadow-", "sudoers", 
 HF_SECRETS = frozenset({"token", "stored_tokens"})
 DEVICE_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx",
                 "/dev/pts", "/dev/dri", "/dev/kfd")
-HIDDEN_WITHOUT_NETWORK = ("/run", "/var/run")  # host sockets (docker, dbus, agents) live there
+# replaced by empty folders in the job's mount namespace, but for the paths it may use beneath them:
+# host sockets (docker, dbus, ssh and gpg agents, X11) and other users' files live there
+HIDDEN = ("/tmp", "/var/tmp", "/run", "/var/run", "/home", "/root", "/mnt", "/media", "/srv")
 PROCESSES_LIMIT = 1024
 FILE_SIZE_LIMIT = 16 << 30
 OPEN_FILES_LIMIT = 16384
@@ -127,10 +129,6 @@ def device_paths() -> tuple[str, ...]:
     return tuple(path for path in (*DEVICE_FILES, *gpus) if os.path.exists(path))
 
 
-def _contains_any(folder: str, paths: Iterable[str]) -> bool:
-    return any(os.path.commonpath([folder, path]) == folder for path in paths if path.startswith("/"))
-
-
 def package_write_paths() -> list[str]:
     """Where pip writes: the environment's install folders and pip's cache."""
     paths = {sysconfig.get_paths()[key] for key in ("purelib", "platlib", "scripts", "data")}
@@ -153,12 +151,10 @@ def make_policy(name: str, *, temp_dir: str, network: bool = False, memory_bytes
         read.append(os.path.dirname(os.path.realpath("/etc/resolv.conf")))
     if name == "packages":  # pip's own configuration
         read += [str(Path.home() / ".config" / "pip"), str(Path.home() / ".pip")]
-    hidden = [] if network else [path for path in HIDDEN_WITHOUT_NETWORK
-                                 if not _contains_any(os.path.realpath(path), read + write)]
     cpu = None if timeout_s is None else int(timeout_s * (os.cpu_count() or 1) * 1.2) + 60
     return SandboxPolicy(
         name=name, required=settings.sandbox == "required", namespaces=True, network=network,
-        read=read, write=write, devices=[*device_paths()], list=["/dev"], hidden=hidden, shm_bytes=SHM_BYTES,
+        read=read, write=write, devices=[*device_paths()], list=["/dev"], hidden=list(HIDDEN), shm_bytes=SHM_BYTES,
         temp_dir=temp_dir,
         limits=Limits(memory_bytes=memory_bytes, memory_on_top=memory_on_top, processes=PROCESSES_LIMIT,
                       file_size_bytes=FILE_SIZE_LIMIT, open_files=OPEN_FILES_LIMIT, cpu_seconds=cpu),
