@@ -99,13 +99,15 @@ def _start(argv: list[str], policy: SandboxPolicy | None, cwd: Path, env: Mappin
     spec_read, spec_write = os.pipe()
     status_read, status_write = os.pipe()
     try:
-        process = subprocess.Popen([*LAUNCHER, str(spec_read), str(status_write)], cwd=cwd,
+        # the launcher starts with the command's environment already: /proc/PID/environ of every process
+        # in the job shows the environment its program started with, so no secret may be in it
+        process = subprocess.Popen([*LAUNCHER, str(spec_read), str(status_write)], cwd=cwd, env=env,
                                    pass_fds=(spec_read, status_write), **common)
     finally:
         os.close(spec_read)
         os.close(status_write)
     spec = {"policy": policy, "argv": argv, "env": dict(env if env is not None else os.environ), "cwd": str(cwd),
-            "timeout_s": timeout_s}
+            "timeout_s": timeout_s}  # (env None: the caller's own, which it chose to pass on whole)
     with os.fdopen(spec_write, "wb") as sink:
         sink.write(json.dumps(spec).encode("utf-8"))
     return process, status_read

@@ -11,6 +11,7 @@ import atexit
 import itertools
 import json
 import logging
+import os
 import select
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.sandbox.environment import child_environment
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,9 @@ class ForkServer:
         process = subprocess.Popen(
             # -P: do not put tools/sandbox/ on sys.path (its modules must not shadow top-level ones)
             [sys.executable, "-P", str(SERVER_SCRIPT), *PRELOAD_MODULES],
+            # every job is a fork of the server, and /proc/self/environ shows the environment the server
+            # started with: it gets no secret, whatever a job is allowed later (jobs get theirs one by one)
+            env=child_environment(os.environ),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             cwd=str(SERVER_SCRIPT.parent.parent),
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
