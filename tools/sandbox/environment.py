@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 ALLOWED_NAMES = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TZ", "SHELL", "COLUMNS", "LINES",
@@ -59,3 +60,14 @@ def child_environment(source: Mapping[str, str], *, user_allowed: Iterable[str] 
 def dropped_names(source: Mapping[str, str], kept: Mapping[str, str]) -> list[str]:
     """The names left out (for a doctor line or a debug message; never the values)."""
     return sorted(set(source) - set(kept))
+
+
+def cache_environment(state_dir: Path) -> dict[str, str]:
+    """Caches a confined child can keep between jobs (matplotlib's and fontconfig's font lists, ...).
+
+    The home folder is out of the child's reach, so without these every plot would rebuild the font
+    cache (a second or more). They live in the workspace's state folder, which the child may write.
+    """
+    cache = state_dir / "cache"
+    (cache / "matplotlib").mkdir(parents=True, exist_ok=True)
+    return {"XDG_CACHE_HOME": str(cache), "MPLCONFIGDIR": str(cache / "matplotlib")}

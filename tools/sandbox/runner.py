@@ -56,7 +56,7 @@ from torchscout.settings import get_settings
 from torchscout.tools.errors import CommandTimeoutError, ToolError, UserCodeError
 from torchscout.tools.sandbox import child
 from torchscout.tools.sandbox.capabilities import checked_policy
-from torchscout.tools.sandbox.environment import child_environment
+from torchscout.tools.sandbox.environment import cache_environment, child_environment
 from torchscout.tools.sandbox.policy import DEFAULT_MEMORY_LIMIT_BYTES
 from torchscout.tools.sandbox.server_client import SERVER
 from torchscout.tools.workspace import workspace_root
@@ -215,7 +215,8 @@ def run_in_sandbox(
         policy = checked_policy(profile, temp_dir=folder, network=network, memory_bytes=memory_limit_bytes,
                                 memory_on_top=True, timeout_s=timeout_s, extra_read=sys_path)
         environment = child_environment(os.environ, user_allowed=get_settings().sandbox_env_allow, network=network)
-        environment.update(settings_environment(), TMPDIR=folder)
+        environment.update({**settings_environment(), **cache_environment(get_settings().state_dir),
+                            "TMPDIR": folder})
         job.update(timeout_s=float(timeout_s), cwd=str(cwd or workspace_root()), env=environment, policy=policy)
         return _result(SERVER.submit(job))
     finally:

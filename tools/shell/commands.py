@@ -21,7 +21,7 @@ from torchscout.settings import get_settings
 from torchscout.tools.errors import CommandTimeoutError, ToolError
 from torchscout.tools.sandbox.capabilities import checked_policy
 from torchscout.tools.sandbox.commands import MAX_TIMEOUT_S, CommandResult, run_command
-from torchscout.tools.sandbox.environment import child_environment
+from torchscout.tools.sandbox.environment import cache_environment, child_environment
 from torchscout.tools.sandbox.output import MAX_OUTPUT_CHARS
 from torchscout.tools.sandbox.policy import DEFAULT_MEMORY_LIMIT_BYTES
 from torchscout.tools.toolkit import make_tool
@@ -67,6 +67,8 @@ def run_shell_command(argv: list[str], timeout_s: float, *, profile: str = "shel
         env = child_environment(active_environment(), user_allowed=settings.sandbox_env_allow, network=network,
                                 packages=profile == "packages")
         env["TMPDIR"] = folder
+        if profile != "packages":  # (pip keeps its own cache in the home folder, which it may write)
+            env.update(cache_environment(settings.state_dir))
         return run_command(argv, timeout_s=timeout_s, policy=policy, env=env)
 
 
