@@ -62,3 +62,21 @@ def check_defines(code_path: str, name: str) -> dict:
     if not isinstance(value, int):
         raise AssertionError(f"{name}() returned {value!r}, expected an int")
     return {"value": value}
+
+
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def leave_a_daemon_and_write(seconds: str, outside: str) -> dict:
+    """A job that detaches a process and tries to write outside the workspace, then returns."""
+    import subprocess
+
+    subprocess.Popen(["setsid", "sleep", seconds], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        Path(outside).write_text("pwned")
+        error = None
+    except OSError as exc:
+        error = str(exc)
+    return {"outside_error": error}

@@ -143,7 +143,8 @@ def make_policy(name: str, *, temp_dir: str, network: bool = False, memory_bytes
     if name not in PROFILES:
         raise ValueError(f"unknown sandbox profile {name!r}; known: {', '.join(PROFILES)}")
     settings = get_settings()
-    write = [str(settings.workspace), temp_dir, *extra_write]
+    # /dev/shm: DataLoader workers' queues and POSIX semaphores (private to the job where a mount namespace is)
+    write = [str(settings.workspace), temp_dir, *(["/dev/shm"] if os.path.isdir("/dev/shm") else []), *extra_write]
     if name == "packages":
         write += package_write_paths()
     read = [*system_read_paths(), *cache_read_paths(), str(settings.data_dir), *extra_read]
