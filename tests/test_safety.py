@@ -41,6 +41,12 @@ def test_ordinary_model_code_passes():
         ("m = __import__('os')\n", "'__import__' is not allowed (dynamic imports)"),
         ("data = open('weights.bin').read()\n", "'open' is not allowed (file access)"),
         ("x = ().__class__.__subclasses__()\n", "__subclasses__"),
+        ("from torch import os\n", "importing 'os' from 'torch' is not allowed"),
+        ("torch.os.system('id')\n", "the attribute 'os' is not allowed"),
+        ("torch.sys.modules['os']\n", "the attribute 'sys'"),
+        ("b = globals()['__builtins__']\n", "'globals' is not allowed"),
+        ("f = vars(torch.nn)\n", "'vars' is not allowed"),
+        ("state = torch.load('w.pt', weights_only=False)\n", "weights_only=False is not allowed"),
     ],
 )
 def test_refused_constructs_name_the_line_and_the_reason(code, expected):

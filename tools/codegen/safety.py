@@ -7,8 +7,10 @@ with the line and the reason, so the LLM repair loop (or a person) knows what to
     check_code_safety(code)                                   # raises UnsafeCodeError
     check_code_safety(code, allowed_modules={"importlib"})    # a caller that needs one of them
 
-This is a guard against accidents and careless generations, not a proof against a determined
-adversary: the code then still runs in the sandbox (child process, time and memory limits).
+This is a first, cheap filter with clear messages against accidents and careless generations, not
+the boundary: a determined adversary gets past any denylist (``getattr(torch.os, 'sys' + 'tem')``).
+The boundary is the kernel sandbox every generated file then runs in (``tools/sandbox/``: Landlock,
+namespaces, limits; no network, writes only in the workspace, no secrets in its environment).
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ FORBIDDEN_CALLS: dict[str, str] = {
     "open": "file access",
     "breakpoint": "interactive debugging",
     "input": "interactive input",
+    "globals": "reaching module internals (__builtins__)",
+    "vars": "reaching module internals",
+    "locals": "reaching module internals",
+    "__builtins__": "access to eval/exec/open",
 }
 
 FORBIDDEN_ATTRIBUTES: dict[str, str] = {
@@ -70,6 +76,9 @@ FORBIDDEN_ATTRIBUTES: dict[str, str] = {
     "system": "running other programs",
     "popen": "running other programs",
     "hub": "downloading code (torch.hub)",
+    "os": "operating-system access through another module (torch.os)",
+    "sys": "interpreter internals through another module (torch.sys)",
+    "subprocess": "running other programs",
 }
 
 
@@ -108,10 +117,18 @@ def find_unsafe_constructs(tree: ast.AST, allowed_modules: Iterable[str] = ()) -
                 check_module(alias.name, node.lineno)
         elif isinstance(node, ast.ImportFrom):
             check_module(node.module or "", node.lineno)
+            for alias in node.names:  # `from torch import os`: a forbidden module through another one
+                if alias.name in FORBIDDEN_MODULES and alias.name not in allowed:
+                    findings.append(SafetyFinding(node.lineno, f"importing {alias.name!r} from {node.module!r}",
+                                                  FORBIDDEN_MODULES[alias.name]))
         elif isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS:
             findings.append(SafetyFinding(node.lineno, f"{node.id!r}", FORBIDDEN_CALLS[node.id]))
         elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
             findings.append(SafetyFinding(node.lineno, f"the attribute {node.attr!r}", FORBIDDEN_ATTRIBUTES[node.attr]))
+        elif isinstance(node, ast.keyword) and node.arg == "weights_only" and \
+                isinstance(node.value, ast.Constant) and node.value.value is False:
+            findings.append(SafetyFinding(node.value.lineno, "weights_only=False",
+                                          "unpickling arbitrary objects runs arbitrary code"))
     return sorted(findings, key=lambda finding: finding.line)
 
 
