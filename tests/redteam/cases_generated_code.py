@@ -166,16 +166,6 @@ for _name, _attack in ATTACKS.items():
     _register(_name, _attack)
 
 
-@case("generated_code", "an LLM-written block that fork-bombs at import (contained until the validation's "
-                        "time limit)", slow=True, time_limit_s=600)
-def block_fork_bomb(arena: Arena) -> str | None:
-    from tests.redteam.cases_shell import _process_limit_enforced
-
-    if not _process_limit_enforced():
-        return "not run: this kernel gives the sandbox no process-count limit (see torchscout doctor)"
-    return assemble_hostile_block(arena, "while True:\n    _os.fork()", then_benign=True)
-
-
 def _hostile_optimizer(attack: str, bait: Bait) -> str:
     return fill(attack.replace("SHELL", SHELL), bait) + "\n\n" + LION_SOURCE
 

@@ -121,8 +121,9 @@ def hardlink_outside(arena: Arena) -> str | None:
 def fork_bomb(arena: Arena) -> str | None:
     if not _process_limit_enforced():
         return "not run: this kernel gives the sandbox no process-count limit (see torchscout doctor)"
-    # the marker rides along in every forked bash's command line
-    return attack(arena, ":(){ :|:& };: # <<marker>>", timeout_s=8)
+    # the marker rides along in every forked bash's command line; a short timeout spares the machine's CPUs
+    # (the process limit bounds how many there are, not the CPU time they share)
+    return attack(arena, ":(){ :|:& };: # <<marker>>", timeout_s=3)
 
 
 @case("shell", "a setsid child left running after the command ends")
