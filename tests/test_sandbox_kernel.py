@@ -163,11 +163,12 @@ def test_jobs_from_two_threads_run_side_by_side():
     assert time.monotonic() - started < 2.9  # one after the other would take 3 s
 
 
-def test_a_job_leaves_no_process_behind_and_cannot_write_outside(workspace, tmp_path):
-    result = run_in_sandbox(jobs.leave_a_daemon_and_write, {"seconds": "63.515151", "outside": str(tmp_path / "x")},
+def test_a_job_leaves_no_process_behind_and_cannot_write_outside(workspace):
+    target = Path(REPO_ROOT) / "sandbox-pwned.txt"  # torchscout's own folder: readable, never writable
+    result = run_in_sandbox(jobs.leave_a_daemon_and_write, {"seconds": "63.515151", "outside": str(target)},
                             extra_sys_path=[REPO_ROOT])
     assert result.ok, result.error_text()
-    assert result.value["outside_error"] and not (tmp_path / "x").exists()
+    assert result.value["outside_error"] and not target.exists()
     assert "landlock_fs" in result.extra["sandbox"]
     from tests.fallback_helpers import _settle
 

@@ -107,7 +107,8 @@ def apply_limits(limits: dict, own_user_namespace: bool) -> list[str]:
     return done
 
 
-def apply_landlock(policy: dict, network_namespace: bool) -> list[str]:
+def apply_landlock(policy: dict, network_namespace: bool, private_tmp: tuple[str, ...] = ()) -> list[str]:
+    """Restrict this process with the policy's rules; ``private_tmp``: folders that are the job's own tmpfs."""
     abi = landlock.abi_version()
     if abi < 1:
         return []
@@ -118,6 +119,8 @@ def apply_landlock(policy: dict, network_namespace: bool) -> list[str]:
         for path in policy[key]:
             ruleset.allow(path, rights)
     ruleset.allow("/proc", landlock.READ | landlock.WRITE_FILE)  # /proc/self/...; other processes: ptrace rules
+    for folder in private_tmp:  # (programs that write /tmp itself: wandb's service socket, compilers)
+        ruleset.allow(folder, landlock.WRITE)
     ruleset.restrict_self()
     done = ["landlock_fs", f"landlock_abi_{abi}"]
     if deny_tcp and abi >= 4:
@@ -139,7 +142,8 @@ def drop_capabilities() -> None:
 def _restrict(policy: dict, outer: list[str]) -> list[str]:
     """Limits, Landlock, no capabilities; then check ``sandbox: required``. What took effect."""
     done = apply_limits(policy["limits"], "user" in outer)
-    done += apply_landlock(policy, "network" in outer)
+    private_tmp = tuple(folder for folder in namespaces.PRIVATE_TMP if f"hidden {folder}" in outer)
+    done += apply_landlock(policy, "network" in outer, private_tmp)
     drop_capabilities()
     missing = missing_for_required(policy, outer + done) if policy.get("required") else []
     if missing:

@@ -31,13 +31,15 @@ PACKAGE_PREFIXES = ("PIP_", "UV_")
 SECRET_PATTERN = re.compile(
     r"(_KEY|_KEYS|_TOKEN|_TOKENS|_SECRET|_SECRETS|_CREDENTIALS|_PASS|_PWD)$|PASSWORD|PASSWD|SECRET|"
     r"^(AWS|AZURE|ARM|GCP|GCLOUD|GOOGLE_APPLICATION_CREDENTIALS|GITHUB_TOKEN|GH_TOKEN)(_|$)|"
-    r"^(NETRC|SSH_AUTH_SOCK|GPG_AGENT_INFO|DBUS_SESSION_BUS_ADDRESS)$",
+    r"^(NETRC|SSH_AUTH_SOCK|GPG_AGENT_INFO|DBUS_SESSION_BUS_ADDRESS)$|"
+    # doors to a process outside the sandbox: W&B's service of the caller, any socket named by a variable
+    r"^WANDB_{1,2}SERVICE|_(SOCK|SOCKET)$",
     re.IGNORECASE,
 )
 
 
 def looks_secret(name: str) -> bool:
-    """A name that, by convention, holds a credential (or a door to one, like an agent socket)."""
+    """A name that, by convention, holds a credential or a door out (an agent's or a service's socket)."""
     return bool(SECRET_PATTERN.search(name))
 
 

@@ -47,6 +47,8 @@ MOUNT_ATTR_RDONLY = 0x1
 SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8914, 0x1, 0x40
 MIN_PID_MAX = 301  # the kernel's floor for pid_max
 PR_SET_PDEATHSIG = 1
+PRIVATE_TMP = ("/tmp", "/var/tmp")  # hidden, these become the job's own (memory-backed) temporary folders
+PRIVATE_TMP_BYTES = 1 << 30
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -119,6 +121,8 @@ def _beneath(path: str, folder: str) -> bool:
 def _hide(folder: str, keep: list[str]) -> None:
     """Put an empty tmpfs over ``folder``, then bind back the ``keep`` paths beneath it (the holes).
 
+    (``/tmp`` and ``/var/tmp`` so become private temporary folders: Landlock lets the job write there.)
+
     The holes are opened before the folder disappears and bound from those descriptors, each with the
     flags of the mount it came from (read-only, or read-write for the job's writable folders).
     """
@@ -128,7 +132,8 @@ def _hide(folder: str, keep: list[str]) -> None:
             holes.append(path)
     opened = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in holes]
     try:
-        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+        size = PRIVATE_TMP_BYTES if folder in PRIVATE_TMP else 1 << 20
+        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode={1777 if folder in PRIVATE_TMP else 755}")
         for path, fd in opened:
             if os.path.isdir(f"/proc/self/fd/{fd}"):
                 os.makedirs(path, exist_ok=True)
