@@ -34,8 +34,9 @@ def _attempt(action):
 
 def _attack():
     torch.save(1, "<<workspace>>/attack_ran.pt")  # (inside the workspace: allowed; proves the attack ran)
-    _attempt(lambda: getattr(torch.os, "sys" + "tem")("SHELL"))
-    _attempt(lambda: torch.save(dict(torch.os.environ), "<<workspace>>/environment_in_training.pt"))
+    _os = getattr(torch, "o" + "s")  # (a name computed at run time: the static check cannot see it)
+    _attempt(lambda: getattr(_os, "sys" + "tem")("SHELL"))
+    _attempt(lambda: torch.save(dict(_os.environ), "<<workspace>>/environment_in_training.pt"))
     _attempt(lambda: torch.save(torch.from_file("<<home>>/.ssh/id_rsa", size=32, dtype=torch.uint8),
                                 "<<workspace>>/key_in_training.pt"))
     _attempt(lambda: torch.save(1, "<<outside_write>>"))
