@@ -68,8 +68,12 @@ def cache_environment(state_dir: Path) -> dict[str, str]:
     """Caches a confined child can keep between jobs (matplotlib's and fontconfig's font lists, ...).
 
     The home folder is out of the child's reach, so without these every plot would rebuild the font
-    cache (a second or more). They live in the workspace's state folder, which the child may write.
+    cache (a second or more) and every run recompile its kernels. They live in the workspace's state
+    folder, which the child may write.
     """
     cache = state_dir / "cache"
     (cache / "matplotlib").mkdir(parents=True, exist_ok=True)
-    return {"XDG_CACHE_HOME": str(cache), "MPLCONFIGDIR": str(cache / "matplotlib")}
+    return {"XDG_CACHE_HOME": str(cache), "MPLCONFIGDIR": str(cache / "matplotlib"),
+            # CUDA's kernel cache and torch.compile's (they would go to ~/.nv and a private /tmp)
+            "CUDA_CACHE_PATH": str(cache / "nv"), "TRITON_CACHE_DIR": str(cache / "triton"),
+            "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor")}
