@@ -1,21 +1,22 @@
 """Benchmark: what the kernel sandbox costs a quick evaluation, both sides in one process.
 
-The same evaluation job (a small CNN on ``digits``, 3 epochs as a task's default quick evaluation, the research graph's own
-:func:`torchscout.graphs.evaluate.evaluate_job`) runs in turns:
+The same evaluation job (a small CNN, the research graph's own
+:func:`torchscout.graphs.evaluate.evaluate_job`) runs in turns, at two sizes (``SIZES``: digits for
+3 epochs, a fraction of a second; an MNIST-sized dummy set for 1 epoch, a few seconds):
 
 1. **in process** -- ``evaluate_job(job)`` called here, as the graph did before the sandbox;
 2. **confined** -- ``evaluate_confined(job)``: the warm fork server forks the job process as PID 1
    of a new PID namespace; it enters its own mount, IPC and network namespaces, applies limits and
    Landlock, runs the same function and sends the record back.
 
-Reported: the median wall time of each side over ``--rounds`` rounds (the first round of each
-side is a warm-up), their ratio (target: under 1.05), and where the confined side's extra time
-goes: building the policy (``make_policy``), an empty job's round trip (fork, namespaces,
+Reported per size: the median wall time of each side over ``--rounds`` rounds (the first round of
+each side is a warm-up), their ratio (target: under 1.05), and where the confined side's extra time
+goes (a cost that does not grow with the evaluation, so its share shrinks as evaluations get longer): building the policy (``make_policy``), an empty job's round trip (fork, namespaces,
 Landlock, limits, reply), and the evaluation measured inside the child.
 On a busy machine the numbers are noisy; ``--threads 1`` steadies them::
 
     .venv/bin/python evals/bench_sandbox.py
-    .venv/bin/python evals/bench_sandbox.py --rounds 9 --epochs 1 --threads 1
+    .venv/bin/python evals/bench_sandbox.py --rounds 9 --threads 1
 """
 
 from __future__ import annotations
@@ -54,11 +55,20 @@ def noop() -> None:
     """An empty job: its round trip is the sandbox's fixed cost."""
 
 
-def evaluation_job(epochs: int) -> dict:
+# the two quick evaluations measured: the research tests' (digits, 3 epochs: a fraction of a second)
+# and an MNIST-sized one (a seeded dummy set of 6,000 1x28x28 images, 1 epoch: a few seconds)
+SIZES = {
+    "digits, 3 epochs": ({"dataset": "digits", "input_shape": [1, 8, 8]}, 3),
+    "MNIST-sized, 1 epoch": ({"dataset": "dummy", "input_shape": [1, 28, 28],
+                              "dataset_params": {"num_samples": 6000, "val_samples": 1000}}, 1),
+}
+
+
+def evaluation_job(task_fields: dict, epochs: int) -> dict:
     from torchscout.agent.task import Task
 
-    task = Task.model_validate({"name": "bench", "dataset": "digits", "input_shape": [1, 8, 8], "num_classes": 10,
-                                "metric": "accuracy", "mode": "max", "seed": 0})
+    task = Task.model_validate({"name": "bench", "num_classes": 10, "metric": "accuracy", "mode": "max", "seed": 0,
+                                **task_fields})
     return {"key": "c0/quick/bench", "kind": "quick", "candidate_id": "c0", "training": {"optimizer": "Adam",
             "lr": 0.003}, "seed": 0, "epochs": epochs, "max_steps": None, "task": task.model_dump(mode="json"),
             "run_dir": "runs/bench", "tokenizers": {}, "reserve_s": 0.0, "time_left_s": 600.0,
@@ -71,10 +81,30 @@ def _timed(function, *args) -> tuple[float, object]:
     return time.perf_counter() - started, value
 
 
+def measure(job: dict, rounds: int) -> dict[str, float]:
+    """Medians over ``rounds`` (after one warm-up round) of both sides, taking turns."""
+    from evals import bench_sandbox
+    from torchscout.graphs.evaluate import eval_config, evaluate_confined, evaluate_job
+    from torchscout.tools.sandbox.runner import run_in_sandbox
+
+    samples: dict[str, list[float]] = {"inside": [], "confined": [], "child": [], "empty": []}
+    for round_index in range(rounds + 1):
+        seconds, record = _timed(evaluate_job, job, eval_config(job, 600.0), "accuracy")
+        assert record["status"] == "completed", record
+        confined_s, confined_record = _timed(evaluate_confined, job, 600.0)
+        assert confined_record["status"] == "completed", confined_record
+        empty_s, result = _timed(lambda: run_in_sandbox(bench_sandbox.noop, {}, profile="evaluation"))
+        assert result.ok, result.error_text()
+        if round_index:  # the first round warms both sides up
+            for name, value in (("inside", seconds), ("confined", confined_s),
+                                ("child", confined_record["duration_s"]), ("empty", empty_s)):
+                samples[name].append(value)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads on both sides")
     args = parser.parse_args()
     workspace = Path(tempfile.mkdtemp(prefix="torchscout-bench-sandbox-"))
@@ -86,46 +116,31 @@ def main() -> None:
 
     import torch
 
-    from evals import bench_sandbox
-    from torchscout.graphs.evaluate import eval_config, evaluate_confined, evaluate_job
     from torchscout.tools.sandbox import capabilities
     from torchscout.tools.sandbox.policy import make_policy
-    from torchscout.tools.sandbox.runner import run_in_sandbox, warm_up
+    from torchscout.tools.sandbox.runner import warm_up
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    job = evaluation_job(args.epochs)
     print(f"python {platform.python_version()}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}")
     print(f"sandbox on this kernel: {', '.join(capabilities.probe())}\n")
     start_s, _ = _timed(warm_up)
     print(f"fork server start (once per process): {start_s:.2f} s")
-
-    inside, confined, child_side, empty = [], [], [], []
-    for round_index in range(args.rounds + 1):
-        seconds, record = _timed(evaluate_job, job, eval_config(job, 600.0), "accuracy")
-        assert record["status"] == "completed", record
-        confined_s, confined_record = _timed(evaluate_confined, job, 600.0)
-        assert confined_record["status"] == "completed", confined_record
-        empty_s, result = _timed(lambda: run_in_sandbox(bench_sandbox.noop, {}, profile="evaluation"))
-        assert result.ok, result.error_text()
-        if round_index:  # the first round warms both sides up
-            inside.append(seconds)
-            confined.append(confined_s)
-            child_side.append(confined_record["duration_s"])
-            empty.append(empty_s)
     policy_s = statistics.median(_timed(lambda: make_policy("evaluation", temp_dir=str(workspace)))[0]
                                  for _ in range(20))
-    inside_s, confined_s = statistics.median(inside), statistics.median(confined)
-    print(f"\nquick evaluation, median of {args.rounds} rounds after a warm-up:")
-    print(f"  in process : {inside_s:.3f} s")
-    print(f"  confined   : {confined_s:.3f} s   ratio {confined_s / inside_s:.3f} (target < 1.05)")
-    print("\nwhere the confined side's time goes:")
-    print(f"  building the policy           {policy_s * 1000:7.1f} ms")
-    print(f"  an empty job's round trip     {statistics.median(empty) * 1000:7.1f} ms  (fork, namespaces, "
-          "Landlock, limits, reply)")
-    print(f"  the evaluation in the child   {statistics.median(child_side) * 1000:7.1f} ms  "
-          f"(in process: {inside_s * 1000:.1f} ms)")
+    for label, (task_fields, epochs) in SIZES.items():
+        result = measure(evaluation_job(task_fields, epochs), args.rounds)
+        print(f"\nquick evaluation, {label}; median of {args.rounds} rounds after a warm-up:")
+        print(f"  in process : {result['inside']:.3f} s")
+        print(f"  confined   : {result['confined']:.3f} s   ratio {result['confined'] / result['inside']:.3f} "
+              "(target < 1.05)")
+        print("  where the confined side's time goes:")
+        print(f"    building the policy           {policy_s * 1000:7.1f} ms")
+        print(f"    an empty job's round trip     {result['empty'] * 1000:7.1f} ms  (fork, namespaces, Landlock, "
+              "limits, reply)")
+        print(f"    the evaluation in the child   {result['child'] * 1000:7.1f} ms  (in process: "
+              f"{result['inside'] * 1000:.1f} ms)")
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def _hide(folder: str, keep: list[str]) -> None:
     flags of the mount it came from (read-only, or read-write for the job's writable folders).
     """
     holes: list[str] = []
-    for path in sorted({os.path.realpath(item) for item in keep if _beneath(os.path.realpath(item), folder)}):
+    for path in sorted({item for item in keep if _beneath(item, folder)}):  # (real paths: see policy.py)
         if os.path.exists(path) and not any(_beneath(path, outer) for outer in holes):
             holes.append(path)
     opened = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in holes]

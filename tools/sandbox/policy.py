@@ -70,6 +70,8 @@ class Limits(TypedDict):
 
 
 class SandboxPolicy(TypedDict):
+    """Every path is a real path (symbolic links resolved), as the child compares them by prefix."""
+
     name: str
     required: bool  # sandbox: required -- the child refuses to run without every mechanism
     namespaces: bool
@@ -111,7 +113,7 @@ def system_read_paths() -> tuple[str, ...]:
     python.update(entry for entry in sys.path if entry and os.path.isdir(entry))
     python.add(str(PACKAGE_ROOT))  # torchscout itself (an editable install is not on sys.path)
     paths += sorted(path for path in python if os.path.exists(path))
-    return tuple(paths)
+    return tuple(dict.fromkeys(os.path.realpath(path) for path in paths))
 
 
 def cache_read_paths() -> list[str]:
@@ -120,20 +122,24 @@ def cache_read_paths() -> list[str]:
     paths = [os.environ.get("TORCH_HOME") or str(home / ".cache" / "torch"), str(home / ".cache" / "matplotlib"),
              str(home / ".config" / "matplotlib")]
     paths += _tree_except(Path(os.environ.get("HF_HOME") or home / ".cache" / "huggingface"), HF_SECRETS)
-    return [path for path in paths if os.path.exists(path)]
+    return [os.path.realpath(path) for path in paths if os.path.exists(path)]
 
 
 @functools.lru_cache(maxsize=1)
 def device_paths() -> tuple[str, ...]:
     gpus = sorted(str(path) for path in Path("/dev").glob("nvidia*"))
-    return tuple(path for path in (*DEVICE_FILES, *gpus) if os.path.exists(path))
+    return tuple(os.path.realpath(path) for path in (*DEVICE_FILES, *gpus) if os.path.exists(path))
 
 
 def package_write_paths() -> list[str]:
     """Where pip writes: the environment's install folders and pip's cache."""
     paths = {sysconfig.get_paths()[key] for key in ("purelib", "platlib", "scripts", "data")}
     paths.add(str(Path.home() / ".cache" / "pip"))
-    return sorted(path for path in paths if os.path.isdir(path))
+    return sorted(os.path.realpath(path) for path in paths if os.path.isdir(path))
+
+
+def _real(paths: Iterable[str]) -> list[str]:
+    return [os.path.realpath(path) for path in paths]
 
 
 def make_policy(name: str, *, temp_dir: str, network: bool = False, memory_bytes: int | None = None,
@@ -144,14 +150,15 @@ def make_policy(name: str, *, temp_dir: str, network: bool = False, memory_bytes
         raise ValueError(f"unknown sandbox profile {name!r}; known: {', '.join(PROFILES)}")
     settings = get_settings()
     # /dev/shm: DataLoader workers' queues and POSIX semaphores (private to the job where a mount namespace is)
-    write = [str(settings.workspace), temp_dir, *(["/dev/shm"] if os.path.isdir("/dev/shm") else []), *extra_write]
+    write = _real([str(settings.workspace), temp_dir, *(["/dev/shm"] if os.path.isdir("/dev/shm") else []),
+                   *extra_write])
     if name == "packages":
         write += package_write_paths()
-    read = [*system_read_paths(), *cache_read_paths(), str(settings.data_dir), *extra_read]
+    read = [*system_read_paths(), *cache_read_paths(), *_real([str(settings.data_dir), *extra_read])]
     if network:  # name resolution (resolv.conf may point into /run)
         read.append(os.path.dirname(os.path.realpath("/etc/resolv.conf")))
     if name == "packages":  # pip's own configuration
-        read += [str(Path.home() / ".config" / "pip"), str(Path.home() / ".pip")]
+        read += _real([str(Path.home() / ".config" / "pip"), str(Path.home() / ".pip")])
     cpu = None if timeout_s is None else int(timeout_s * (os.cpu_count() or 1) * 1.2) + 60
     return SandboxPolicy(
         name=name, required=settings.sandbox == "required", namespaces=True, network=network,

@@ -2,10 +2,12 @@
 
 It imports torch once (the ~1.5 s every fresh interpreter would pay), then reads JSON jobs, one per
 line, on stdin, and answers one JSON line per job, tagged with the job's ``id``, on a private
-protocol descriptor. Jobs run side by side: for each it forks one job process, which confines
-itself (``confine.confine_forked_job``) and runs :func:`child.run_job`, and it watches every job's
-two pipes (result, output) and its pidfd in one ``select`` loop:
+protocol descriptor. Jobs run side by side: each runs in one job process, which confines itself
+(``confine.confine_forked_job``) and runs :func:`child.run_job`; the server watches every job's two
+pipes (result, output) and its pidfd in one ``select`` loop:
 
+- one job process is forked ahead of time and waits for its job (a :class:`Spare`), so the fork of
+  a server holding torch (tens of milliseconds) is not on a job's critical path;
 - the server is PID 1 of a user and PID namespace of its own (``namespaces.enter_server_namespaces``),
   so each job can be PID 1 of a PID namespace of its own: killing it at its deadline, or its normal
   end, ends everything it started (``setsid`` escapees included), at the cost of a single fork;
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import importlib
 import json
 import os
@@ -63,13 +66,32 @@ class Namespaces:
     own_pid: int | None = None  # the server's PID namespace, when each job may get one of its own
 
 
-def _job_process(job: dict, pipes: dict[str, tuple[int, int]], inherited: list[int], own_pid_namespace: bool) -> None:
-    """The forked job process: no foreign descriptors, confined, then the job; never returns."""
+@dataclass
+class Spare:
+    """A job process forked ahead of time, waiting for its job: the fork (tens of milliseconds for a
+    server holding torch) happens while the server is idle, not on the job's critical path."""
+
+    pid: int
+    isolated: bool  # PID 1 of a PID namespace of its own
+    job_fd: int  # where the server writes the job (then closes it)
+    fds: dict[int, str]  # read ends: "result", "output"
+
+
+def _read_job(fd: int) -> dict | None:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks)) if chunks else None
+
+
+def _job_process(pipes: dict[str, tuple[int, int]], inherited: list[int], own_pid_namespace: bool) -> None:
+    """The forked job process: no foreign descriptors, wait for the job, confine, run it; never returns."""
     code = confine.SETUP_FAILED
     result_fd = pipes["result"][1]
     try:
         os.setpgid(0, 0)
-        for fd in inherited + [read for read, _ in pipes.values()]:
+        for fd in inherited + [pipes["result"][0], pipes["output"][0], pipes["job"][1]]:
             with contextlib.suppress(OSError):
                 os.close(fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -78,6 +100,10 @@ def _job_process(job: dict, pipes: dict[str, tuple[int, int]], inherited: list[i
         os.dup2(pipes["output"][1], 2)
         os.close(pipes["output"][1])
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        job = _read_job(pipes["job"][0])
+        if job is None:  # a spare the server no longer needs
+            code = 0
+            return
         try:
             mechanisms = confine.confine_forked_job(job["policy"], server_namespace=Namespaces.user,
                                                     own_pid_namespace=own_pid_namespace)
@@ -91,22 +117,42 @@ def _job_process(job: dict, pipes: dict[str, tuple[int, int]], inherited: list[i
         os._exit(code)
 
 
-def start(job: dict, inherited: list[int]) -> RunningJob:
-    pipes = {name: os.pipe() for name in ("result", "output")}
+def fork_spare(inherited: list[int]) -> Spare:
+    pipes = {name: os.pipe() for name in ("result", "output", "job")}
     if Namespaces.own_pid is not None:
         pid, isolated = namespaces.fork_in_new_pid_namespace(Namespaces.own_pid)
     else:
         pid, isolated = os.fork(), False
     if pid == 0:
-        _job_process(job, pipes, inherited, isolated)
+        _job_process(pipes, inherited, isolated)
+    os.close(pipes["job"][0])
     fds = {}
-    for name, (read, write) in pipes.items():
+    for name in ("result", "output"):
+        read, write = pipes[name]
         os.close(write)
         os.set_blocking(read, False)
         fds[read] = name
     RUNNING_JOBS.add(pid)
-    return RunningJob(job=job, pid=pid, pidfd=os.pidfd_open(pid), fds=fds, own_pid_namespace=isolated,
-                      deadline=time.monotonic() + float(job["timeout_s"]))
+    return Spare(pid=pid, isolated=isolated, job_fd=pipes["job"][1], fds=fds)
+
+
+def discard(spare: Spare) -> None:
+    """Let a spare go: it reads an empty job and exits."""
+    os.close(spare.job_fd)
+    for fd in spare.fds:
+        os.close(fd)
+    os.waitpid(spare.pid, 0)
+    RUNNING_JOBS.discard(spare.pid)
+
+
+def dispatch(spare: Spare, job: dict) -> RunningJob:
+    """Hand ``job`` to ``spare``; raises OSError when the spare is gone."""
+    try:
+        child.write_all(spare.job_fd, json.dumps(job).encode("utf-8"))
+    finally:
+        os.close(spare.job_fd)
+    return RunningJob(job=job, pid=spare.pid, pidfd=os.pidfd_open(spare.pid), fds=spare.fds,
+                      own_pid_namespace=spare.isolated, deadline=time.monotonic() + float(job["timeout_s"]))
 
 
 def drain(running: RunningJob, fd: int) -> bool:
@@ -181,13 +227,13 @@ def finish(running: RunningJob) -> dict:
     return reply
 
 
-def _warm_import(job: dict) -> None:
+def _warm_import(job: dict) -> bool:
     """After a job ran cleanly in a child, import its module here (and the modules the client named in
     ``warm``: trusted libraries such as ``sklearn.datasets``, never workspace code) so later forks inherit them."""
     module = job["function"].partition(":")[0]
     names = [name for name in [module, *job.get("warm", [])] if name not in WARMED and name not in sys.modules]
     if not names:
-        return
+        return False
     WARMED.update(names)
     saved_environment, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
     try:
@@ -205,6 +251,7 @@ def _warm_import(job: dict) -> None:
         os.environ.update(saved_environment)
         os.chdir(saved_cwd)
         sys.path[:] = saved_path
+    return True
 
 
 class Server:
@@ -213,6 +260,7 @@ class Server:
         self.running: dict[int, RunningJob] = {}  # pidfd -> job
         self.pending = b""
         self.stdin_open = True
+        self.spare: Spare | None = None
 
     def _descriptors(self) -> list[int]:
         return [fd for running in self.running.values() for fd in (running.pidfd, *running.fds)]
@@ -226,9 +274,40 @@ class Server:
         *lines, self.pending = self.pending.split(b"\n")
         for line in lines:
             if line.strip():
-                job = json.loads(line)
-                running = start(job, [self.protocol_fd, *self._descriptors()])
+                running = self._start(json.loads(line))
                 self.running[running.pidfd] = running
+
+    def _watched(self) -> list[int]:
+        return ([0] if self.stdin_open else []) + self._descriptors()
+
+    def _inherited(self) -> list[int]:
+        """Descriptors a new process must close: the protocol, every job's, the current spare's."""
+        spare = [self.spare.job_fd, *self.spare.fds] if self.spare else []
+        return [self.protocol_fd, *self._descriptors(), *spare]
+
+    def keep_a_spare(self) -> None:
+        if self.spare is None and self.stdin_open:
+            # objects the server holds go to the collector's permanent generation: a job's collections
+            # then never walk them, so its pages stay shared with the server instead of being copied
+            gc.freeze()
+            self.spare = fork_spare(self._inherited())
+
+    def drop_the_spare(self) -> None:
+        if self.spare is not None:
+            discard(self.spare)
+            self.spare = None
+
+    def _start(self, job: dict) -> RunningJob:
+        for _attempt in (1, 2):
+            self.keep_a_spare()
+            spare, self.spare = self.spare, None
+            try:
+                return dispatch(spare, job)
+            except OSError:  # the spare died waiting (killed from outside): reap it, fork another
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(spare.pid, 0)
+                RUNNING_JOBS.discard(spare.pid)
+        raise RuntimeError("could not start a job process")
 
     def _reply(self, running: RunningJob) -> None:
         reply = finish(running)
@@ -236,7 +315,8 @@ class Server:
         del self.running[running.pidfd]
         child.write_all(self.protocol_fd, json.dumps(reply, default=repr).encode("utf-8") + b"\n")
         if reply.get("ok") or reply.get("error_type") not in {"ModuleNotFoundError", "ImportError"}:
-            _warm_import(running.job)
+            if _warm_import(running.job):
+                self.drop_the_spare()  # forked before these imports: the next job would start cold
 
     def _kill_overdue(self) -> None:
         now = time.monotonic()
@@ -250,8 +330,7 @@ class Server:
         while self.stdin_open or self.running:
             deadlines = [running.deadline for running in self.running.values() if not running.killed_by_server]
             wait_s = max(min(deadlines) - time.monotonic(), 0) if deadlines else None
-            watched = ([0] if self.stdin_open else []) + self._descriptors()
-            ready, _, _ = select.select(watched, [], [], wait_s)
+            ready, _, _ = select.select(self._watched(), [], [], wait_s)
             for fd in ready:
                 if fd == 0:
                     self._read_jobs()
@@ -262,7 +341,10 @@ class Server:
                         if fd in running.fds:
                             drain(running, fd)
             self._kill_overdue()
+            if self.spare is None and self.stdin_open and not select.select(self._watched(), [], [], 0)[0]:
+                self.keep_a_spare()  # only while nothing waits to be read: a reply never waits for a fork
             if not self.stdin_open:
+                self.drop_the_spare()
                 for running in self.running.values():
                     running.killed_by_server = True
                     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -291,8 +373,10 @@ def main() -> None:
                 importlib.import_module(entry)
         except Exception as exc:  # noqa: BLE001 - a broken module only costs its jobs the import
             sys.stderr.write(f"sandbox server: preloading {entry} failed: {exc!r}\n")
+    server = Server(protocol_fd)
+    server.keep_a_spare()
     os.write(protocol_fd, b'{"ready": true}\n')
-    Server(protocol_fd).serve()
+    server.serve()
 
 
 if __name__ == "__main__":
