@@ -3,8 +3,8 @@
 Kernel mechanisms, standard library only (the launcher imports nothing else):
 - ``landlock.py``: Landlock rules through ctypes (files; TCP; signal and socket scoping);
 - ``namespaces.py``: user, PID, mount, IPC and network namespaces, a read-only root, private /dev/shm;
-- ``confine.py``: the order they are applied in, resource limits, and the supervisor that kills
-  the whole process tree at the deadline and reaps what a job leaves behind;
+- ``confine.py``: the order they are applied in, resource limits, and (for commands) the supervisor
+  that kills the whole process tree at the deadline and reaps what a job leaves behind;
 - ``child.py``: the body of a confined Python job; ``output.py``: bounded head-and-tail output.
 
 Policy and entry points:

@@ -2,8 +2,8 @@
 
 :func:`run_command` is what bash_run, python_run and pip_install_pytorch_package use::
 
-    result = run_command(["bash", "-c", "make test"], timeout_s=600,
-                         policy=command_policy("shell", network=False))
+    policy = checked_policy("shell", temp_dir=folder, network=False)    # capabilities.py
+    result = run_command(["bash", "-c", "make test"], timeout_s=600, policy=policy, env=environment)
     result.as_text()   # output (head and tail when long) + "[exit code 0 after 2.1 s]"
 
 With a policy, the command runs under the launcher (``launcher.py``): namespaces, Landlock,

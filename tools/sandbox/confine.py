@@ -1,9 +1,10 @@
-"""Confine one job and supervise it to the end: the kernel mechanisms in the order they must come.
+"""Confine one job: the kernel mechanisms in the order they must come, and a supervisor for commands.
 
-:func:`supervise` runs in a fresh single-threaded process, the *supervisor*, that exists only for
-this job (a fork of the warm server, or the command launcher). It enters new namespaces
-(``namespaces.py``), forks the *job process* and waits for it. The job process, before it runs
-the job's body:
+Two entry points. :func:`confine_forked_job` confines a job process the fork server forked (it is
+PID 1 of a PID namespace of its own already; ``server.py``). :func:`supervise` runs in the command
+launcher (``launcher.py``), a fresh single-threaded process, the *supervisor*, that exists only for
+one command. It enters new namespaces (``namespaces.py``), forks the *job process* and waits for
+it. The job process, before it runs the job's body (a forked server job does the same from step 2):
 
 1. asks for SIGKILL when the supervisor dies (so killing the supervisor kills the job),
 2. in a new PID namespace: its own ``/proc`` and a cap on the PIDs the namespace may use,
@@ -20,8 +21,8 @@ Without one, the supervisor is a child subreaper: every orphan of the job become
 it kills them all when the job ends, normally or not. It then writes one JSON status line
 (mechanisms in effect, exit code or signal, timed out, leftovers killed) to ``status_fd``.
 
-The policy is a plain dict (built by ``policy.py``); see :data:`POLICY_KEYS`. Standard library
-and this package's other kernel modules only.
+The policy is a plain dict (``policy.SandboxPolicy``, built by ``policy.py``). Standard library and
+this package's other kernel modules only.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ from collections.abc import Callable
 
 from torchscout.tools.sandbox import landlock, namespaces
 
-POLICY_KEYS = ("name", "required", "namespaces", "network", "read", "write", "devices", "list", "hidden",
-               "shm_bytes", "temp_dir", "limits")
 SETUP_FAILED = 125
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
