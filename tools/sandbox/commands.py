@@ -34,6 +34,7 @@ from torchscout.tools.workspace import workspace_root
 
 MAX_TIMEOUT_S = 24 * 3600
 GRACE_S = 10.0  # the launcher enforces the limit; past it by this much, the group is killed from here
+KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
 LAUNCHER = [sys.executable, "-P", "-m", "torchscout.tools.sandbox.launcher"]
 
 
@@ -84,7 +85,21 @@ def _read_until_done(process: subprocess.Popen, output: BoundedOutput, deadline:
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    """SIGTERM the command's process group, then SIGKILL what is left.
+
+    The SIGTERM first matters for unconfined commands: torchrun, asked nicely, stops its workers,
+    which run in sessions of their own where the group's SIGKILL would not reach them. (A confined
+    command's supervisor kills its whole tree either way.)
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=KILL_GRACE_S)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # grandchildren that ignored SIGTERM
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
