@@ -19,6 +19,7 @@ names the field it is about::
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torchscout.agent.approvals import parse_actions
 from torchscout.agent.planners import PLANNERS
 from torchscout.tools.errors import ToolError
+from torchscout.tools.limits import batch_problem
 from torchscout.tools.training.metrics import metric_mode
 
 Modality = Literal["image", "flat", "tokens"]
@@ -57,7 +59,8 @@ class Budget(BaseModel):
                              description="Epochs of the final full training of the winner (0 skips it).")
     max_params: int | None = Field(default=None, ge=1, description="Reject candidates with more parameters.")
     max_flops: int | None = Field(default=None, ge=1, description="Reject candidates with more FLOPs per sample.")
-    max_minutes: float = Field(default=30.0, gt=0, description="Wall-clock budget of the whole run in minutes.")
+    max_minutes: float = Field(default=30.0, gt=0, allow_inf_nan=False,
+                               description="Wall-clock budget of the whole run in minutes.")
     optimizer_trials: int = Field(default=3, ge=0, le=20,
                                   description="Optimizer settings tried on the best architecture (0 skips).")
     confirm_seeds: int = Field(default=3, ge=1, le=10,
@@ -85,7 +88,8 @@ class Task(BaseModel):
     metric: str = Field(default="accuracy", description="The metric that ranks candidates: accuracy, f1, "
                                                         "val_loss, perplexity, ... (a name of the metric registry).")
     mode: Literal["max", "min"] | None = Field(default=None, description="max or min (default from the metric).")
-    target: float | None = Field(default=None, description="Stop searching once a candidate reaches this.")
+    target: float | None = Field(default=None, allow_inf_nan=False,
+                                 description="Stop searching once a candidate reaches this.")
     budget: Budget = Field(default_factory=Budget)
     planner: str = Field(default="builtin", description="Who proposes the candidates: builtin or llm.")
     seed: int = Field(default=0, ge=0, description="Makes the builtin planner and the evaluations repeatable.")
@@ -131,6 +135,13 @@ class Task(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _sizes_fit_this_machine(self) -> Task:
+        problem = batch_problem(math.prod(self.input_shape), self.budget.batch_size)
+        if problem:
+            raise ValueError(f"input_shape {self.input_shape} x budget.batch_size: {problem}")
+        return self
+
+    @model_validator(mode="after")
     def _resolve_mode_and_modality(self) -> Task:
         if self.mode is None:
             self.mode = metric_mode(self.metric)
@@ -174,6 +185,26 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
+MAX_TASK_FILE_BYTES = 1 << 20  # a task is a short YAML file; anything larger is the wrong file
+
+
+def _read_yaml(path: Path) -> object:
+    """The parsed task file; an unreadable, binary, huge or malformed file is a one-line TaskError."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_TASK_FILE_BYTES:
+            raise TaskError(f"task file {path} is {size:,} bytes; a task file is a short YAML file "
+                            "(see examples/digits.yaml)")
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"task file {path} is not UTF-8 text (byte {exc.start} cannot be decoded); "
+                        "give a YAML task file such as examples/digits.yaml") from exc
+    except OSError as exc:
+        raise TaskError(f"cannot read task file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise TaskError(f"task file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+
+
 def load_task(source: str | Path | dict[str, Any] | Task, **overrides: Any) -> Task:
     """Load and validate a task from a YAML file path, a dict or a Task; ``overrides`` replace top-level keys.
 
@@ -189,10 +220,7 @@ def load_task(source: str | Path | dict[str, Any] | Task, **overrides: Any) -> T
         if not path.is_file():
             raise TaskError(f"task file {str(path)!r} does not exist; pass the path of a task YAML file "
                             "such as examples/digits.yaml")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise TaskError(f"task file {path} is not valid YAML: {exc}") from exc
+        loaded = _read_yaml(path)
         if not isinstance(loaded, dict):
             raise TaskError(f"task file {path} must hold a mapping of fields (name, dataset, input_shape, ...)")
         data, origin = loaded, f"task file {path}"

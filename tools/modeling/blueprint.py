@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.modeling.blueprint_limits import size_argument_problem, structure_problem
 from torchscout.tools.modeling.dtypes import DTYPES, MODEL_INPUT_DTYPES
 from torchscout.tools.modeling.types import BlueprintSpec
 
@@ -135,6 +136,9 @@ def _parse_node(item: Any, where: str) -> Node:
     if unknown_keys:
         raise _fail(where, f"unknown key(s) {sorted(unknown_keys)}; a layer takes type, params, module_path, "
                            "output_index and name")
+    size_problem = None if module_path else size_argument_problem(params, where)
+    if size_problem:
+        raise BlueprintError(size_problem)
     node = LayerNode(where, layer_type, params, module_path, output_index, name)
     if node.is_helper:
         extra = set(params) - {"dim", "keepdim"}
@@ -175,6 +179,9 @@ def parse_blueprint(config: Any) -> Blueprint:
     """Check ``config`` and return its tree; raises BlueprintError naming the problem's location."""
     if not isinstance(config, dict):
         raise BlueprintError(f"model_config must be a dict, got {type(config).__name__}")
+    problem = structure_problem(config)  # before anything below recurses into it
+    if problem:
+        raise BlueprintError(problem)
     unknown = set(config) - {"model_name", "input_shape", "input_dtype", "layers", "description"}
     if unknown:
         raise BlueprintError(f"model_config: unknown key(s) {sorted(unknown)}; expected model_name, "
