@@ -203,13 +203,17 @@ def _resumes_earlier_training(run_dir: str) -> bool:
     """This node re-runs after a crash or a resume: continue the earlier training, don't refuse it.
 
     With a ``last.pt`` the trainer resumes from it. A folder without one holds no finished epoch
-    (only the config and the model copy), so it is cleared for a fresh start.
+    (only the config, the model copy and the logs of the interrupted start): it is moved aside,
+    not deleted, to ``<folder>.incomplete-N`` for a fresh start.
     """
     folder = resolve(f"{run_dir}/full_training/{FULL_TRAIN_EXPERIMENT}")
     if (folder / "checkpoints" / "last.pt").exists():
         return True
     if folder.exists():
-        shutil.rmtree(folder)
+        attempt = 1
+        while folder.with_name(f"{folder.name}.incomplete-{attempt}").exists():
+            attempt += 1
+        folder.rename(folder.with_name(f"{folder.name}.incomplete-{attempt}"))
     return False
 
 

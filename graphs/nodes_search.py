@@ -36,6 +36,7 @@ from torchscout.graphs.common import (
 )
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
 from torchscout.graphs.events import emit
+from torchscout.graphs.preflight import check_task_data
 from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, task_of
 from torchscout.graphs.text_data import train_tokenizers
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
@@ -60,6 +61,7 @@ def _failure(candidate_id: str, stage: FailureStage, exc: BaseException, run_dir
 def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Create runs/<name>/ with the task and a scaffolded project for the run's best model."""
     task = task_of(state)
+    check_task_data(task)  # also when the run was started without the driver (e.g. the LangGraph server)
     run_dir = state["run_dir"]
     folder = resolve(run_dir, kind="run folder")
     folder.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,14 @@ def _protected(folder: Path) -> str | None:
     return None
 
 
+def check_not_state(path: Path, what: str) -> None:
+    """Refuse a write at ``path`` inside torchscout's state folder (the run database, the registry)."""
+    state_dir = Path(os.path.realpath(get_settings().state_dir))
+    if path == state_dir or path.is_relative_to(state_dir):
+        raise ForeignTargetError(f"{what} {relative_to_workspace(path)} is inside torchscout's state folder "
+                                 "(the run database and the registry live there); write somewhere else")
+
+
 def check_folder_target(folder: Path, kind: str, what: str) -> None:
     """Raise :class:`ForeignTargetError` unless ``folder`` may be (re)written as a ``kind`` folder.
 

@@ -122,7 +122,8 @@ def _locked_manifest() -> Iterator[Manifest]:
 
 
 def check_name(kind: str, name: object) -> str:
-    """Refuse a name :func:`register` would refuse; tools call it before they touch the disk.
+    """Refuse a name :func:`register` would refuse, or a registry it could not write; tools call it
+    before they touch the disk.
 
     A name is also a file or folder name (``tokenizers/<name>``, ``optimizers/<name>.py``), so it
     is one path segment: printable, no slash, not starting with a dot, at most 128 characters.
@@ -136,6 +137,7 @@ def check_name(kind: str, name: object) -> str:
     if name != name.strip() or not name.isprintable() or "/" in name or "\\" in name or name.startswith("."):
         raise ToolError(f"the {label} name {name!r} must be one plain name: printable, no slash or surrounding "
                         "spaces, not starting with '.' (e.g. 'bpe_8k')")
+    _read_manifest(registry_path())  # a corrupt registry is reported now, before a tool writes its files
     return name
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.ownership import check_not_state
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
 
@@ -71,6 +72,7 @@ def write_file(file_path: str, content: str) -> None:
     path = resolve(file_path, kind="file_path")
     if path.is_dir():
         raise ToolError(f"{file_path!r} is a directory; give a file path")
+    check_not_state(path, "file_path")
     atomic_write_text(path, content)
 
 
@@ -79,6 +81,7 @@ def append_to_file(file_path: str, content: str) -> None:
     path = resolve(file_path, kind="file_path")
     if path.is_dir():
         raise ToolError(f"{file_path!r} is a directory; give a file path")
+    check_not_state(path, "file_path")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(content)

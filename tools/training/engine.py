@@ -27,6 +27,7 @@ from torchscout.tools.training.components import SchedulerPlan
 from torchscout.tools.training.config import RunConfig
 from torchscout.tools.training.data import BatchSource
 from torchscout.tools.training.distributed import DistContext
+from torchscout.tools.training.divergence import loss_growth_problem
 from torchscout.tools.training.metrics import create_metrics
 from torchscout.tools.training.types import BestMetric, EpochRecord, SavedLoopState
 
@@ -35,11 +36,11 @@ SPIKE_WARMUP_STEPS = 5  # the first steps of an epoch set the running mean; they
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or grew far above its start (``reason`` then says how)."""
 
-    def __init__(self, epoch: int, step: int, last_finite_loss: float | None) -> None:
-        super().__init__(f"loss became non-finite at epoch {epoch}, step {step} "
-                         f"(last finite loss: {last_finite_loss})")
+    def __init__(self, epoch: int, step: int, last_finite_loss: float | None, reason: str | None = None) -> None:
+        super().__init__(reason or f"loss became non-finite at epoch {epoch}, step {step} "
+                                   f"(last finite loss: {last_finite_loss})")
         self.epoch, self.step, self.last_finite_loss = epoch, step, last_finite_loss
 
 
@@ -69,6 +70,7 @@ class LoopState:
     train_time_s: float = 0.0
     train_samples: int = 0
     wandb_run_id: str | None = None  # so a resumed experiment continues its W&B run
+    initial_loss: float | None = None  # the first step's loss: the reference for divergence by growth
 
     def to_dict(self) -> SavedLoopState:
         return cast(SavedLoopState, asdict(self))
@@ -212,9 +214,15 @@ def train_one_epoch(run: Run, state: LoopState, epoch: int) -> EpochRecord:
     total_samples = samples * run.dist.world_size
     state.train_time_s += elapsed
     state.train_samples += total_samples
+    epoch_loss = run.dist.mean(sum(step_losses) / max(1, len(step_losses)))
+    if state.initial_loss is None and step_losses:
+        state.initial_loss = run.dist.mean(step_losses[0])
+    grew = loss_growth_problem(state.initial_loss, epoch_loss)
+    if grew:
+        raise TrainingDiverged(epoch, state.global_step, step_losses[-1] if step_losses else None, reason=grew)
     return {
         "epoch": epoch,
-        "train_loss": run.dist.mean(sum(step_losses) / max(1, len(step_losses))),
+        "train_loss": epoch_loss,
         "lr": lr_used,
         "grad_norm_mean": float(norms.mean()),
         "grad_norm_max": float(norms.max()),

@@ -149,6 +149,7 @@ class SavedLoopState(TypedDict):
     train_time_s: float
     train_samples: int
     wandb_run_id: str | None
+    initial_loss: NotRequired[float | None]  # absent in checkpoints written before it was kept
 
 
 class ExperimentDescription(TypedDict):
