@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torchscout.agent.approvals import parse_actions
 from torchscout.agent.planners import PLANNERS
 from torchscout.tools.errors import ToolError
-from torchscout.tools.limits import batch_problem
+from torchscout.tools.limits import batch_problem, parameters_problem
 from torchscout.tools.training.metrics import metric_mode
 
 Modality = Literal["image", "flat", "tokens"]
@@ -92,7 +92,8 @@ class Task(BaseModel):
                                  description="Stop searching once a candidate reaches this.")
     budget: Budget = Field(default_factory=Budget)
     planner: str = Field(default="builtin", description="Who proposes the candidates: builtin or llm.")
-    seed: int = Field(default=0, ge=0, description="Makes the builtin planner and the evaluations repeatable.")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1,
+                      description="Makes the builtin planner and the evaluations repeatable.")
     tokenizer: dict[str, Any] = Field(
         default_factory=dict,
         description="Text tasks: {type: BPE|WordPiece|CharLevel, vocab_sizes: [..], text_column, min_frequency}.",
@@ -139,6 +140,11 @@ class Task(BaseModel):
         problem = batch_problem(math.prod(self.input_shape), self.budget.batch_size)
         if problem:
             raise ValueError(f"input_shape {self.input_shape} x budget.batch_size: {problem}")
+        # the output layer alone has num_classes weights per feature
+        problem = parameters_problem(self.num_classes)
+        if problem:
+            raise ValueError(f"num_classes {self.num_classes}: even a one-feature output layer is too large: "
+                             f"{problem}")
         return self
 
     @model_validator(mode="after")

@@ -52,7 +52,7 @@ def check_task_data(task: Task) -> None:
             name=task.dataset, params=dict(task.dataset_params), data_root=_data_root(task),
             input_shape=list(task.input_shape), num_classes=task.num_classes, seed=task.seed,
             val_fraction=VAL_FRACTION))
-    except ToolError as exc:
+    except Exception as exc:  # noqa: BLE001 - builders run user scripts and allocate: any failure is a message
         raise PreflightError(f"dataset {task.dataset!r} does not load: {_first_line(exc)}") from exc
     for name, split in (("train", splits.train), ("val", splits.val)):
         if isinstance(split, Sized) and len(split) == 0:

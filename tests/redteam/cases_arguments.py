@@ -238,6 +238,15 @@ def absurd_input_shape(arena: Arena) -> str | None:
     return _nothing_started(arena)
 
 
+@case("hostile_argument", "a seed past 2**32, 10**12 classes, a dummy dataset of 10**12 samples", refusal=True)
+def absurd_task_numbers(arena: Arena) -> str | None:
+    with arena.attack():
+        _research(arena, seed=10**30)
+        _research(arena, num_classes=10**12)
+        _research(arena, dataset="dummy", dataset_params={"num_samples": 10**12})
+    return _nothing_started(arena)
+
+
 @case("hostile_argument", "an unknown dataset (every candidate failed, exit 0)", refusal=True)
 def unknown_dataset(arena: Arena) -> str | None:
     with arena.attack():
@@ -284,3 +293,14 @@ def run_name_that_is_a_path(arena: Arena) -> str | None:
     if outside.exists() and outside.stat().st_mtime >= started - 1:
         return f"a lock file was written outside the workspace: {outside}"
     return _nothing_started(arena)
+
+
+@case("hostile_argument", "a named pipe given to the file tools (open blocked forever)", refusal=True,
+      time_limit_s=30)
+def named_pipe_to_the_file_tools(arena: Arena) -> str | None:
+    os.mkfifo(arena.path("pipe"))
+    with arena.attack():
+        arena.tool("read_file", file_path="pipe")
+        arena.tool("append_to_file", file_path="pipe", content="x")
+        arena.tool("write_file", file_path="pipe", content="x")
+    return None if arena.path("pipe").is_fifo() else "the pipe was replaced"

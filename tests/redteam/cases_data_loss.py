@@ -205,3 +205,17 @@ def checkpoints_are_independent(arena: Arena) -> str | None:
     with arena.attack():
         arena.call(torch.load, folder / "last.pt", weights_only=True)
     return None
+
+
+@case("data_loss", "full trainer logging into the user's folder", refusal=True, time_limit_s=120)
+def trainer_into_a_user_folder(arena: Arena) -> str | None:
+    from tests.redteam.sources import TINY_MODEL
+
+    _user_workspace(arena)
+    arena.write("models/tiny.py", TINY_MODEL)
+    arena.write("src/train.log", "my own log\n")
+    with arena.attack():
+        arena.tool("pytorch_full_trainer", model_script_path="models/tiny.py", model_class_name="Tiny",
+                   trainer_config={"dataset": "digits", "epochs": 1, "device": "cpu"},
+                   experiment_name="src", log_base_dir=".")
+    return None

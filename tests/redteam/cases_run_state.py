@@ -40,6 +40,8 @@ def _write_task(arena: Arena) -> None:
 @case("run_state", "a second process on a run that is running (both executed; metrics.jsonl doubled)",
       time_limit_s=180, refusal=True)
 def second_process_on_a_running_run(arena: Arena) -> str | None:
+    from torchscout.graphs.driver import replay
+
     _finished_run(arena)
     holder = subprocess.Popen(  # another torchscout process holding the run, as a running `resume` does
         [sys.executable, "-c", "import sys, time\nfrom torchscout.graphs.run_lock import run_lock\n"
@@ -51,7 +53,7 @@ def second_process_on_a_running_run(arena: Arena) -> str | None:
             return "the holder process did not take the lock"
         with arena.attack():
             answer = arena.cli("resume", "tiny")
-            arena.cli("replay", "tiny", "--checkpoint", "any")
+            arena.call(replay, "tiny", "any")
     finally:
         holder.kill()
         holder.wait()
@@ -62,24 +64,28 @@ def second_process_on_a_running_run(arena: Arena) -> str | None:
 
 @case("run_state", "a lock left by a killed process is taken over", time_limit_s=180)
 def stale_lock_is_taken_over(arena: Arena) -> str | None:
+    from torchscout.graphs.driver import resume
+
     _finished_run(arena)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     arena.write(".torchscout/locks/tiny.lock", str(dead.pid))
     with arena.attack(may_change=(".torchscout",)):
-        answer = arena.cli("resume", "tiny")
-    return None if answer.text.startswith("exit 0") else f"the stale lock blocked the run: {answer.text[-300:]}"
+        answer = arena.call(resume, "tiny")
+    return None if "'status': 'finished'" in answer.text else f"the stale lock blocked the run: {answer.text[:300]}"
 
 
 @case("run_state", "a zero-byte graph.sqlite (read as 'no runs'; `run` silently started over)", time_limit_s=180)
 def zero_byte_database(arena: Arena) -> str | None:
+    from torchscout.graphs.driver import list_runs, report_text
+
     _finished_run(arena)
     _write_task(arena)
     arena.path(DATABASE).write_bytes(b"")
     with arena.attack():
-        arena.cli("runs")
+        arena.call(list_runs)
         arena.cli("run", "tiny.yaml", "--name", "again")
-        report = arena.cli("report", "tiny")
+        report = arena.call(report_text, "tiny")
     if "Research report" not in report.text:
         return f"the report is not readable any more: {report.text[-300:]}"
     return None if not arena.path("runs/again").exists() else "a new run started on the emptied database"
@@ -87,14 +93,16 @@ def zero_byte_database(arena: Arena) -> str | None:
 
 @case("run_state", "a half-truncated graph.sqlite (a 49-line traceback on every command)", time_limit_s=180)
 def half_truncated_database(arena: Arena) -> str | None:
+    from torchscout.graphs.driver import checkpoint_history, report_text, resume
+
     _finished_run(arena)
     database = arena.path(DATABASE)
     database.write_bytes(database.read_bytes()[: database.stat().st_size // 2])
     with arena.attack():
         listed = arena.cli("runs")
-        arena.cli("history", "tiny")
-        arena.cli("resume", "tiny")
-        report = arena.cli("report", "tiny")
+        arena.call(checkpoint_history, "tiny")
+        arena.call(resume, "tiny")
+        report = arena.call(report_text, "tiny")
     if "graph.sqlite.damaged" not in listed.text:
         return f"the message does not say what to do: {listed.text[-300:]}"
     return None if "Research report" in report.text else f"the report is not readable: {report.text[-300:]}"
@@ -102,11 +110,14 @@ def half_truncated_database(arena: Arena) -> str | None:
 
 @case("run_state", "graph.sqlite overwritten with garbage", time_limit_s=180, refusal=True)
 def garbage_database(arena: Arena) -> str | None:
+    from torchscout.graphs.driver import checkpoint_trace, list_runs, research
+
     _finished_run(arena)
     arena.path(DATABASE).write_bytes(b"this is not a database\n" * 100)
     with arena.attack():
-        arena.cli("runs")
-        arena.cli("trace", "tiny")
+        arena.call(list_runs)
+        arena.call(checkpoint_trace, "tiny")
+        arena.call(research, TINY, name="again")
     return None
 
 
@@ -148,10 +159,10 @@ def cli_exit_status_without_a_result(arena: Arena) -> str | None:
 
 @case("run_state", "resume of a run that does not exist")
 def resume_of_a_missing_run(arena: Arena) -> str | None:
-    from torchscout.graphs.driver import resume
+    from torchscout.graphs.driver import checkpoint_history, resume
 
     _finished_run(arena)
     with arena.attack(may_change=(".torchscout",)):
         arena.call(resume, "never-ran")
-        arena.cli("resume", "never-ran")
+        arena.call(checkpoint_history, "never-ran")
     return "a run folder was created for it" if arena.path("runs/never-ran").exists() else None

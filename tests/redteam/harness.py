@@ -223,8 +223,8 @@ def _snapshot(root: Path) -> dict[Path, str]:
         subfolders[:] = [name for name in subfolders if not os.path.islink(os.path.join(folder, name))]
         for name in names:
             path = Path(folder) / name
-            if path.is_symlink() or name.endswith((".lock", "-wal", "-shm")):
-                continue
+            if path.is_symlink() or not path.is_file() or name.endswith((".lock", "-wal", "-shm")):
+                continue  # links, pipes and sockets are not data (and reading a pipe would block)
             with contextlib.suppress(OSError):
                 files[path] = hashlib.sha256(path.read_bytes()).hexdigest()
     return files
