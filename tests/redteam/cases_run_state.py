@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -23,7 +24,9 @@ def _finished_run(arena: Arena) -> None:
     from torchscout.graphs.driver import research
 
     if not _TEMPLATE:
-        template = Path(tempfile.mkdtemp(prefix="torchscout-redteam-")) / "workspace"
+        scratch = tempfile.mkdtemp(prefix="torchscout-redteam-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)  # made here, removed with the process
+        template = Path(scratch) / "workspace"
         template.mkdir()
         with workspace_at(template):
             research(TINY)
