@@ -58,7 +58,7 @@ def leaderboard_rows(state: ResearchState) -> list[LeaderboardRow]:
     rows = []
     for rank, candidate in enumerate(sorted(candidates, key=sort_key), start=1):
         seconds = sum(item.get("duration_s") or 0.0 for item in evaluations
-                      if item["candidate_id"] == candidate["id"] and item["kind"] in {"screen", "quick"})
+                      if item["candidate_id"] == candidate["id"] and item["kind"] in {"screen", "quick", "rung"})
         rows.append(LeaderboardRow(
             rank=rank, candidate=candidate["id"], metric=_metric_of(candidate),
             budget=("quick" if candidate.get("metric") is not None else

@@ -90,7 +90,7 @@ def test_the_final_training_stops_early_and_evaluates_the_restored_best_epoch(wo
             f"(epoch {best['epoch']}) was restored for the final evaluation") in report
 
 
-def _kill_during_a_rung(workspace: Path, task_path: Path, run: str) -> set[str]:
+def _kill_during_a_rung(workspace: Path, task_path: Path, run: str) -> tuple[set[str], str]:
     log = (workspace / "first.log").open("w")
     process = subprocess.Popen(cli_command("run", str(task_path), "--name", run), cwd=workspace,
                                env={**cli_env(workspace), "TORCHSCOUT_WANDB_MODE": "disabled"}, stdout=log,
@@ -117,7 +117,7 @@ def _kill_during_a_rung(workspace: Path, task_path: Path, run: str) -> set[str]:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         log.close()
-    return {item["key"] for item in events(workspace, run) if item["event"] == "evaluated"}
+    return {item["key"] for item in events(workspace, run) if item["event"] == "evaluated"}, in_flight
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ def test_a_run_killed_during_a_longer_rung_resumes_without_repeating_an_evaluati
 
     task = _budget_driven("rungs", max_minutes=10, patience_rounds=2)
     task["budget"]["max_rounds"] = 3
-    finished_before = _kill_during_a_rung(workspace, write_task(workspace, task), "rungs")
+    finished_before, in_flight = _kill_during_a_rung(workspace, write_task(workspace, task), "rungs")
 
     resumed = run_cli(workspace, "resume", "rungs", timeout=600)
 
@@ -134,5 +134,6 @@ def test_a_run_killed_during_a_longer_rung_resumes_without_repeating_an_evaluati
     counts = Counter(item["key"] for item in events(workspace, "rungs") if item["event"] == "evaluated")
     assert all(count == 1 for count in counts.values()), counts
     assert finished_before <= set(counts) and any(key.endswith("/rung2") for key in finished_before)
+    assert in_flight.endswith("/rung2") and in_flight not in finished_before and counts[in_flight] == 1
     state = run_state("rungs")
     assert state["phase"] == "done" and set(state["evaluations"]) >= set(counts)

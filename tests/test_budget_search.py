@@ -146,3 +146,24 @@ def test_the_best_is_ranked_on_the_deepest_rung_and_progress_at_the_deepest_rung
     update = refine(state, None)
     assert update["best_id"] == "r2c0" and update["best_metric"] == 0.97 and update["stale_rounds"] == 0
     assert "best r2c0 accuracy=0.9700 at rung 2" in update["decisions"][0]["text"]
+
+
+def test_the_report_says_what_stopped_the_search_and_what_each_rung_trained(workspace):
+    from torchscout.agent.report import write_report
+
+    state = _state(3)
+    state["candidates"] = {"r1c0": _candidate("r1c0"), "r2c0": _candidate("r2c0"), "r3c0": _candidate("r3c0")}
+    _with(state, _result("r1c0", 1, 0.95), _result("r2c0", 1, 0.94), _result("r3c0", 1, 0.93),
+          _result("r1c0", 2, 0.96, duration_s=2.5, epochs=4))
+    state.update(refine(state, None), elapsed_s=120.0)
+    state["stale_rounds"] = 1
+    state.update(refine(state, None))
+    assert state["stopped_by"] == "patience"
+
+    text = (workspace / write_report(state)).read_text()
+
+    assert ("**Search stopped by:** patience (rounds without improvement): no improvement for 2 round(s)."
+            in text)
+    assert "Used 120 s of 1800 s (7%) over 3 round(s)." in text
+    assert "| 1 | 2 epochs | 3 | 3 | 0.9500 (`r1c0`) | 3.0 |" in text  # rung 1: every round's best
+    assert "| 2 | 4 epochs | 1 | 1 | 0.9600 (`r1c0`) | 2.5 |" in text  # rung 2: the best of them, longer

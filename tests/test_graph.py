@@ -126,6 +126,9 @@ def test_the_reserve_is_what_the_final_phase_costs_at_the_measured_throughput():
     assert budget.search_time_left_s(state, None) == pytest.approx(600 - 100 - search)
     state["task"]["budget"]["max_minutes"] = 1  # never more than half the budget
     assert budget.reserve_s(state) == pytest.approx(30)
+    # a long final training is expected to stop early: time is kept for half its cap (two patience windows at least)
+    long_run = task_of(_state(budget={"full_epochs": 40}))
+    assert long_run.budget.early_stopping_patience == 8 and training_cost.expected_full_epochs(long_run) == 20
 
 
 def test_a_run_without_max_rounds_gets_a_recursion_limit_for_the_round_cap():
