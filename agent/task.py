@@ -12,7 +12,7 @@ names the field it is about::
     metric: accuracy
     mode: max
     target: 0.97
-    budget: {max_rounds: 3, candidates_per_round: 4, quick_epochs: 5, full_epochs: 20, max_minutes: 15}
+    budget: {candidates_per_round: 4, quick_epochs: 5, full_epochs: 20, max_minutes: 15}  # max_rounds: optional
     seed: 0
     approve: [full_train]   # optional: pause before full training until `torchscout resume NAME --approve yes|no`
 """
@@ -35,6 +35,9 @@ from torchscout.tools.training.metrics import metric_mode
 
 Modality = Literal["image", "flat", "tokens"]
 
+# Rounds at most when no max_rounds is given (the time budget or patience normally ends a run first).
+ROUND_CAP = 100
+
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -47,16 +50,32 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_rounds: int = Field(default=3, ge=1, le=100, description="Propose/evaluate rounds at most.")
+    max_rounds: int | None = Field(
+        default=None, ge=1, le=ROUND_CAP,
+        description="Propose/evaluate rounds at most. Omit it and the search runs until the time budget "
+                    "(less what confirmation and full training are estimated to need) is used or "
+                    "patience_rounds pass without improvement.")
     candidates_per_round: int = Field(default=4, ge=1, le=64, description="Architectures proposed per round.")
     quick_epochs: int = Field(default=3, ge=1, le=1000,
-                              description="Epochs of the quick evaluation given to the top half of a round.")
+                              description="Epochs of the quick evaluation (rung 1) given to the best screened "
+                                          "candidates of a round.")
+    halving_rate: int = Field(default=2, ge=2, le=4,
+                              description="Successive halving: each rung keeps the best 1/halving_rate of the "
+                                          "previous one and trains them halving_rate times longer.")
+    max_rungs: int = Field(default=4, ge=2, le=8,
+                           description="Rungs of a round at most: the screen (0), the quick evaluation (1) and "
+                                       "longer ones (quick_epochs x halving_rate^(rung-1), at most full_epochs).")
     screen_steps: int = Field(default=60, ge=1,
                               description="Optimizer steps of the short screening evaluation every candidate gets.")
     quick_max_steps: int | None = Field(default=None, ge=1,
                                         description="Optional cap on the steps of one quick evaluation.")
     full_epochs: int = Field(default=10, ge=0, le=10000,
-                             description="Epochs of the final full training of the winner (0 skips it).")
+                             description="Most epochs of the final full training of the winner (0 skips it); "
+                                         "early stopping usually ends it sooner.")
+    full_patience: int | None = Field(
+        default=None, ge=1,
+        description="The final training stops after this many epochs without a better task metric and keeps "
+                    "the best epoch's weights (default: a fifth of full_epochs, at least 3).")
     max_params: int | None = Field(default=None, ge=1, description="Reject candidates with more parameters.")
     max_flops: int | None = Field(default=None, ge=1, description="Reject candidates with more FLOPs per sample.")
     max_minutes: float = Field(default=30.0, gt=0, allow_inf_nan=False,
@@ -66,8 +85,29 @@ class Budget(BaseModel):
     confirm_seeds: int = Field(default=3, ge=1, le=10,
                                description="Seeds each of the top two is re-evaluated with before the choice.")
     batch_size: int = Field(default=64, ge=1, description="Batch size of quick evaluations and full training.")
-    patience_rounds: int = Field(default=1, ge=1,
-                                 description="Stop searching after this many rounds without improvement.")
+    patience_rounds: int | None = Field(
+        default=None, ge=1,
+        description="Stop searching after this many rounds without improvement (default: 1 with max_rounds, "
+                    "2 without).")
+
+    @property
+    def patience(self) -> int:
+        """Rounds without improvement that end the search (patience_rounds, else its default)."""
+        if self.patience_rounds is not None:
+            return self.patience_rounds
+        return 1 if self.max_rounds is not None else 2
+
+    @property
+    def rounds_cap(self) -> int:
+        """Rounds at most: max_rounds, or the hard cap of a run that the time budget ends."""
+        return self.max_rounds if self.max_rounds is not None else ROUND_CAP
+
+    @property
+    def early_stopping_patience(self) -> int:
+        """Epochs without improvement that end the final training (full_patience, else its default)."""
+        if self.full_patience is not None:
+            return self.full_patience
+        return max(3, self.full_epochs // 5)
 
 
 class Task(BaseModel):

@@ -66,6 +66,14 @@ class WandbSettings(TypedDict):
     tags: list[str]
 
 
+class EarlyStoppingSpec(TypedDict):
+    """The trainer's ``early_stopping``: stop after ``patience`` epochs without a better ``metric``."""
+
+    metric: str
+    patience: int
+    mode: str
+
+
 class FullTrainConfig(QuickEvalConfig):
     """The ``trainer_config`` of the winner's full training (kept in the state and the project)."""
 
@@ -76,3 +84,4 @@ class FullTrainConfig(QuickEvalConfig):
     monitor_mode: str
     wandb: WandbSettings
     resume: NotRequired[bool]
+    early_stopping: NotRequired[EarlyStoppingSpec]  # configs kept by older versions have none

@@ -19,7 +19,8 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
-from evals.research_evals import SUITES, planner_run
+from evals.eval_tasks import EVAL_TASKS
+from evals.research_evals import planner_run
 from torchscout.settings import configure
 from torchscout.tools.codegen.llm import get_chat_model, model_identity
 from torchscout.tools.errors import ToolError, UserCodeError
@@ -126,7 +127,7 @@ def run_llm_evals(seed: int = 0) -> dict[str, Any]:
     recorder = CallRecorder()
     model.callbacks = [*(model.callbacks or []), recorder]
     configure(llm=model)
-    task = {**SUITES["quick"]["digits"], "seed": seed}
+    task = {**EVAL_TASKS["digits"].task_data("quick"), "seed": seed}
     planner = {"task": "digits (quick budget)", "methods": {
         "llm": planner_run(task, "llm", f"eval-llm-planner-s{seed}"),
         "builtin": planner_run(task, "builtin", f"eval-builtin-planner-s{seed}"),

@@ -1,13 +1,15 @@
 """Run torchscout's evals and write the results and a scoreboard.
 
     python evals/run.py --suite quick   # tool evals + research evals on digits and the synthetic text task
-    python evals/run.py --suite full    # larger budgets, plus cifar10 when its data is present
+    python evals/run.py --suite full    # every example task (evals/eval_tasks.py) with a wall-clock budget
+                                        # and no round limit, plus cifar10 when its data is present
     python evals/run.py --suite llm     # the LLM side (needs TORCHSCOUT_LLM; skipped otherwise)
 
 Everything runs in a fresh temporary workspace (``--workspace`` to keep it) with fixed seeds,
 W&B disabled. Writes ``evals/results/<timestamp>.json`` (every number) and
 ``evals/results/scoreboard.md`` (the latest scoreboard; also ``<timestamp>.md``).
-``quick`` finishes within 15 minutes on 2 CPU cores.
+``quick`` finishes within 15 minutes on 2 CPU cores; ``full`` takes a few hours (each task: the
+planner's budget three times, for the planner and the two search baselines, plus seed replicas).
 """
 
 from __future__ import annotations
