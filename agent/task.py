@@ -65,6 +65,11 @@ class Budget(BaseModel):
     batch_size: int = Field(default=64, ge=1, description="Batch size of quick evaluations and full training.")
     patience_rounds: int = Field(default=1, ge=1,
                                  description="Stop searching after this many rounds without improvement.")
+    max_llm_calls: int | None = Field(default=None, ge=0,
+                                      description="Most LLM calls of the run (planner, code, analyses); "
+                                                  "after it, the builtin ways take over.")
+    max_llm_tokens: int | None = Field(default=None, ge=0,
+                                       description="Most LLM tokens (prompt + completion) of the run.")
 
 
 class Task(BaseModel):
