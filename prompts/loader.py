@@ -14,6 +14,8 @@ A prompt is a YAML file ``prompts/<name>.yaml`` with these keys::
     examples:                        # optional few-shot pairs, sent before the request
       - user: "..."
         assistant: "..."
+    texts:                           # optional named texts a caller uses verbatim (e.g. tool descriptions)
+      read_file: "Read a text file."
 
 ``${...}`` placeholders (not ``{...}``) so that code in the prompt needs no escaping.
 """
@@ -57,6 +59,7 @@ class Prompt:
     repair: str = DEFAULT_REPAIR
     repeat: str = DEFAULT_REPEAT
     examples: list[dict[str, str]] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def _fill(self, template: str, variables: dict[str, Any], part: str) -> str:
         try:
@@ -99,6 +102,9 @@ def _load_cached(path: Path, modified_ns: int) -> Prompt:
     examples = data.get("examples") or []
     if not all(isinstance(item, dict) and {"user", "assistant"} <= set(item) for item in examples):
         raise PromptError(f"prompt file {path.name}: every example needs 'user' and 'assistant'")
+    texts = data.get("texts") or {}
+    if not isinstance(texts, dict):
+        raise PromptError(f"prompt file {path.name}: 'texts' must map names to texts")
     return Prompt(
         name=path.stem,
         version=str(data["version"]),
@@ -107,6 +113,7 @@ def _load_cached(path: Path, modified_ns: int) -> Prompt:
         repair=str(data.get("repair") or DEFAULT_REPAIR),
         repeat=str(data.get("repeat") or DEFAULT_REPEAT),
         examples=[{"user": str(item["user"]), "assistant": str(item["assistant"])} for item in examples],
+        texts={str(name): " ".join(str(text).split()) for name, text in texts.items()},
     )
 
 

@@ -115,14 +115,29 @@ def test_a_tool_error_reaches_the_model_as_a_message():
     assert any(isinstance(message, ToolMessage) and message.status == "error" for message in third_turn)
 
 
-def test_the_call_limit_ends_a_run_that_would_go_on_forever():
-    model = scripted(*[call("list_directory", str(index), path=".") for index in range(10)], tool_calling=True)
+def test_the_call_limit_ends_a_run_that_would_go_on_forever(workspace):
+    for index in range(10):
+        (workspace / f"folder{index}").mkdir()
+    model = scripted(*[call("list_directory", str(index), path=f"folder{index}") for index in range(10)],
+                     tool_calling=True)
     agent = build_agent(model, checkpointer=False, max_model_calls=3)
 
     result = agent.invoke({"messages": [("user", "Look around.")]}, {"recursion_limit": 50})
 
     assert model.calls == 3
     assert "limit" in result["messages"][-1].content.lower()
+
+
+def test_the_same_call_three_times_in_a_row_ends_the_run_and_the_command_exits_non_zero():
+    configure(llm=scripted(*[call("list_directory", str(index), path=".") for index in range(10)],
+                           tool_calling=True))
+    from torchscout.app import app
+
+    result = CliRunner().invoke(app, ["agent", "Look around.", "--thread", "loop"])
+
+    assert result.exit_code == 1, result.output
+    assert result.output.count("<- list_directory") == 2  # the third identical call is not run
+    assert 'stopped: the agent made the same call list_directory {"path": "."} 3 times in a row' in result.output
 
 
 def test_a_thread_continues_with_its_history_from_the_checkpoint():
