@@ -21,6 +21,7 @@ from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
 from langchain_core.messages import AIMessage, HumanMessage, ToolCall
+from langchain_core.messages.tool import tool_call
 from langgraph.runtime import Runtime
 
 from torchscout.tools.codegen.llm_json import JSONObject, json_objects
@@ -61,7 +62,7 @@ def text_tool_calls(text: str, tool_names: Iterable[str]) -> tuple[list[ToolCall
             continue
         name, arguments = found
         if name in known and isinstance(arguments, dict):
-            calls.append(ToolCall(name=name, args=arguments, id=f"text_call_{uuid.uuid4().hex[:12]}"))
+            calls.append(tool_call(name=name, args=arguments, id=f"text_call_{uuid.uuid4().hex[:12]}"))
         elif name not in known:
             unknown.append(name)
     return calls, unknown

@@ -200,14 +200,15 @@ def run_agent(goal: str | None, *, thread_id: str | None = None, max_model_calls
     """
     thread_id = thread_id or time.strftime("agent-%Y%m%d-%H%M%S")
     new_gates, answer = split_approve(approve)
-    model = resolve_agent_model(llm)  # before opening the checkpoint file: no model, nothing written
+    chosen_tools = select_tools(tools)  # bad arguments and a missing model fail before anything is written
+    model = resolve_agent_model(llm)
     saver = open_agent_checkpointer()
     try:
         gates = thread_gates(thread_id)
         if [action for action in new_gates if action not in gates]:
             gates = [*gates, *(action for action in new_gates if action not in gates)]
             _remember_gates(thread_id, gates)
-        agent = build_agent(model, saver, max_model_calls=max_model_calls, approve=gates, tools=select_tools(tools))
+        agent = build_agent(model, saver, max_model_calls=max_model_calls, approve=gates, tools=chosen_tools)
         config = thread_config(thread_id, max_model_calls)
         inputs = _plan_inputs(agent, config, thread_id, goal, answer)
         if not inputs and not pending_approval(agent.get_state(config)):
