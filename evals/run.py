@@ -2,7 +2,8 @@
 
     python evals/run.py --suite quick   # tool evals + research evals on digits and the synthetic text task
     python evals/run.py --suite full    # larger budgets, plus cifar10 when its data is present
-    python evals/run.py --suite llm     # the LLM side (needs TORCHSCOUT_LLM; skipped otherwise)
+    python evals/run.py --suite llm     # the LLM side (needs TORCHSCOUT_LLM or --llm; skipped otherwise)
+    OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python evals/run.py --suite llm --llm openai:NAME
 
 Everything runs in a fresh temporary workspace (``--workspace`` to keep it) with fixed seeds,
 W&B disabled. Writes ``evals/results/<timestamp>.json`` (every number) and
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", type=Path, default=None,
                         help="Workspace to run in (default: a fresh temporary folder, removed afterwards).")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Where results and the scoreboard go.")
+    parser.add_argument("--llm", default=None, help="The chat model (an init_chat_model spec such as openai:NAME; "
+                                                    "with OPENAI_BASE_URL any OpenAI-compatible server).")
     args = parser.parse_args(argv)
 
     from torchscout.settings import configure
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         workspace = (args.workspace or Path(scratch)).resolve()
         workspace.mkdir(parents=True, exist_ok=True)
         os.chdir(workspace)
-        configure(workspace=workspace, wandb_mode="disabled", progress=False)
+        configure(workspace=workspace, wandb_mode="disabled", progress=False, llm=args.llm)
         started = time.monotonic()
         results = {"suite": args.suite, "seed": args.seed, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "machine": machine(), **run_suite(args.suite, args.seed)}

@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 LEDGER_FILE = "llm_calls.jsonl"
 # steps of the final phase: their LLM calls may use the time kept back for it
 FINAL_STEPS = {"optimizers", "confirm", "select", "approve_full_train", "full_train", "analyze"}
+# steps whose LLM answers are optional (an analysis, tokenizer advice: the builtin rules stand in),
+# and the share of the LLM time they may take, so a slow model cannot starve the evaluations
+OPTIONAL_STEPS = {"inspect": 0.2, "tokenizer": 0.2}
 
 
 def ledger_path(run_dir: str) -> Path:
@@ -102,7 +105,8 @@ def _scope(node_input: Mapping[str, Any], runtime: Runtime[RunContext] | None, s
                        on_notice=lambda text: emit(run_dir, "llm", text=text, step=step))
     if task is None:
         return scope
-    scope.deadline = time.monotonic() + budget.llm_time_left_s(task, used, searching=step not in FINAL_STEPS)
+    share = OPTIONAL_STEPS.get(step, 1.0)
+    scope.deadline = time.monotonic() + share * budget.llm_time_left_s(task, used, searching=step not in FINAL_STEPS)
     scope.max_calls, scope.max_tokens = task.budget.max_llm_calls, task.budget.max_llm_tokens
     if scope.max_calls is not None or scope.max_tokens is not None:
         made = [record for record in read_ledger(run_dir) if record.get("outcome") != "cached"]

@@ -53,8 +53,9 @@ def llm_server(monkeypatch: pytest.MonkeyPatch):
 
     servers: list[OpenAIServer] = []
 
-    def start(*script, default=None, idle_s: float = 0.5, timeout_s: float = 5.0, retries: int = 2) -> OpenAIServer:
-        server = OpenAIServer(*script, default=default).__enter__()
+    def start(*script, default=None, respond=None, idle_s: float = 0.5, timeout_s: float = 5.0,
+              retries: int = 2) -> OpenAIServer:
+        server = OpenAIServer(*script, default=default, respond=respond).__enter__()
         servers.append(server)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("TORCHSCOUT_LLM", "openai:tiny")

@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,9 +49,11 @@ def tokens_of(text: str) -> list[str]:
 class OpenAIServer:
     """Start with ``with OpenAIServer(...) as server``; ``base_url`` goes into OPENAI_BASE_URL."""
 
-    def __init__(self, *script: Behaviour, default: Behaviour | None = None) -> None:
+    def __init__(self, *script: Behaviour, default: Behaviour | None = None,
+                 respond: Callable[[dict[str, Any]], Behaviour] | None = None) -> None:
         self.script = list(script)
         self.default = default or Behaviour(status=500)
+        self.respond = respond  # when given: the behaviour for each request body (the script is not used)
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -66,6 +69,8 @@ class OpenAIServer:
     def next_behaviour(self, body: dict[str, Any]) -> Behaviour:
         with self._lock:
             self.requests.append({"body": body, "time": time.monotonic()})
+            if self.respond is not None:
+                return self.respond(body)
             return self.script.pop(0) if self.script else self.default
 
     def __enter__(self) -> OpenAIServer:

@@ -177,3 +177,17 @@ def test_the_agent_command_streams_its_steps_and_prints_the_answer():
     assert "The workspace is empty." in result.output
     assert "continue with --thread look" in result.output
     assert json.loads(json.dumps(result.output))  # plain text, no control characters that break JSON
+
+
+def test_the_first_prompt_is_measured_and_far_smaller_than_the_tool_docstrings():
+    from torchscout.agent.agent_tools import agent_tools, first_prompt_size, select_tools
+    from torchscout.agent.react_agent import system_prompt
+    from torchscout.tools import ALL_TOOLS
+
+    original = first_prompt_size(ALL_TOOLS, system_prompt())
+    short = first_prompt_size(agent_tools(select_tools("all")), system_prompt())
+    core = first_prompt_size(agent_tools(select_tools("core")), system_prompt())
+
+    assert original["estimated_tokens"] > 5_000  # what the issue measured: ~5,900 tokens
+    assert short["estimated_tokens"] < 3_700 and core["estimated_tokens"] < 2_300
+    assert set(short["tool_characters"]) == set(original["tool_characters"])  # the PRD's names, all 15

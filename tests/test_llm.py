@@ -113,3 +113,28 @@ def test_a_model_that_rejects_the_request_is_a_tool_error_naming_the_cause():
     model = RejectingChatModel(messages=iter([]))
     with pytest.raises(ToolError, match="rejected the test request with PermissionError: Error code: 401"):
         invoke_cached(MESSAGES, purpose="test", prompt_version="t@1", model=model)
+
+
+def test_a_cache_written_before_answers_were_checked_is_read_but_never_replayed(workspace):
+    import sqlite3
+
+    path = workspace / ".torchscout" / "llm_cache.sqlite"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as connection:  # the schema of the version that cached every reply
+        connection.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, purpose TEXT NOT NULL, prompt_version "
+                           "TEXT NOT NULL, model TEXT NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL, "
+                           "created_at REAL NOT NULL)")
+        from torchscout.tools.codegen.llm_cache import cache_key
+        key = cache_key(purpose="test", prompt_version="t@1", model="CountingChatModel",
+                        messages=[{"role": "system", "content": MESSAGES[0][1]},
+                                  {"role": "human", "content": MESSAGES[1][1]}])
+        connection.execute("INSERT INTO responses VALUES (?, 'test', 't@1', 'CountingChatModel', '[]', "
+                           "'a failed answer', 0)", (key,))
+    model = scripted("Mish")
+    configure(llm=model)
+
+    assert invoke_cached(MESSAGES, purpose="test", prompt_version="t@1") == "Mish"
+    assert len(model.requests) == 1
+    assert cache().stats() == {"entries": 1, "by_purpose": {"test": 1}}
+    with sqlite3.connect(path) as connection:  # the same request's row, now with the used answer
+        assert connection.execute("SELECT response, accepted FROM responses").fetchall() == [("Mish", 1)]

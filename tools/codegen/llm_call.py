@@ -245,12 +245,14 @@ def _give_up(purpose: str, identity: str, requests: int, started: float, timed_o
     outcome: CallOutcome = "timeout" if timed_out else "failed"
     _record(purpose, identity, outcome, requests, started, messages)
     seconds = time.monotonic() - started
-    detail = f"{type(error).__name__}: {error}" if str(error or "") else type(error).__name__
+    if isinstance(error, _Silent | _DeadlinePassed):
+        detail = str(error)  # our own words: the class name means nothing to a user
+    else:
+        detail = f"{type(error).__name__}: {error}" if str(error or "") else type(error).__name__
     if timed_out:
         return LLMCallError(f"the LLM ({identity}) gave no complete {purpose} reply within its deadline "
-                            f"({seconds:.0f}s, {requests} request(s); last: {detail}); see "
-                            "TORCHSCOUT_LLM_TIMEOUT_S / TORCHSCOUT_LLM_IDLE_TIMEOUT_S", kind="timeout",
-                            requests=requests, cause=error)
+                            f"({seconds:.0f}s, {requests} request(s): {detail}; see TORCHSCOUT_LLM_TIMEOUT_S / "
+                            "TORCHSCOUT_LLM_IDLE_TIMEOUT_S)", kind="timeout", requests=requests, cause=error)
     return LLMCallError(f"the LLM ({identity}) could not be reached for the {purpose} request after {requests} "
                         f"request(s) in {seconds:.0f}s: {detail}", kind="unreachable", requests=requests, cause=error)
 

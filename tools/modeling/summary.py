@@ -67,8 +67,8 @@ def _analysis(measured: ModelMeasurement, script_path: str, class_name: str, inp
         text, note = llm_analysis(measured, source=source, class_name=class_name, input_size=input_size)
     except ToolError as exc:
         # the measurement stands on its own; an unreachable or useless LLM must not cost the numbers
-        notify(f"summary analysis of {class_name}: LLM analysis unusable ({exc}); builtin rules used")
-        return builtin_analysis(measured), f"builtin (the LLM's analysis was unusable: {exc})"
+        notify(f"summary analysis of {class_name}: LLM analysis not used ({exc}); builtin rules used")
+        return builtin_analysis(measured), f"builtin (the LLM's analysis was not used: {exc})"
     return text, f"llm:{model_identity(chat_model)}" + (f" ({note})" if note else "")
 
 
