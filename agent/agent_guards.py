@@ -34,13 +34,15 @@ _NAME_KEYS = ("name", "tool", "tool_name", "function")
 _ARGUMENT_KEYS = ("arguments", "args", "parameters", "input", "tool_input")
 
 
-def _call_in(value: JSONObject) -> tuple[str, Any] | None:
-    """(name, arguments) when ``value`` is shaped like a tool call."""
+def _call_in(value: JSONObject, known: set[str]) -> tuple[str, Any] | None:
+    """(name, arguments) when ``value`` is shaped like a tool call: it names a known tool, or it has
+    both a name and arguments (so ``{"name": "DigitNet", "accuracy": 0.97}`` in an answer is not a call)."""
     function = value.get("function")
     if isinstance(function, dict):
         value = function
     name = next((value[key] for key in _NAME_KEYS if isinstance(value.get(key), str)), None)
-    if name is None:
+    has_arguments = any(key in value for key in _ARGUMENT_KEYS)
+    if name is None or (name not in known and not has_arguments):
         return None
     arguments = next((value[key] for key in _ARGUMENT_KEYS if key in value), {})
     if isinstance(arguments, str):
@@ -57,7 +59,7 @@ def text_tool_calls(text: str, tool_names: Iterable[str]) -> tuple[list[ToolCall
     calls: list[ToolCall] = []
     unknown: list[str] = []
     for value in json_objects(text):
-        found = _call_in(value)
+        found = _call_in(value, known)
         if found is None:
             continue
         name, arguments = found
