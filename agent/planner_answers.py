@@ -8,9 +8,10 @@ models echo back. :func:`candidates_from_answer` checks a reply against the task
 and raises :class:`AnswerProblem` with the reasons, which the planner sends back to the model:
 
 - the layer format, optimizer names, tokenizer vocabularies, duplicates of earlier designs;
-- the task: each candidate is compiled by the assembler's compiler on meta tensors (milliseconds,
-  nothing runs): it must accept this task's input (an Embedding cannot read float images, a
-  Conv2d cannot read flat vectors), give one output per class, and stay within ``max_params``.
+- the task: each candidate is compiled by the assembler's compiler in the sandbox child (a fraction
+  of a second, mostly on meta tensors): it must accept this task's input (an Embedding cannot read
+  float images, a Conv2d cannot read flat vectors), give one output per class, and stay within
+  ``max_params``.
 
 Layer types are *not* checked against a fixed list: the model may invent a layer, and the
 assembler's LLM backend writes the code for it (such a candidate is measured after assembly).
@@ -27,12 +28,14 @@ from torchscout.agent.llm_answers import AnswerProblem
 from torchscout.agent.proposal import CandidateSpec, OptimizerTrialSpec, PlanningContext, TrainingSettings
 from torchscout.agent.training_configs import TrainingRecord
 from torchscout.tools.codegen.llm_json import JSONObject
+from torchscout.tools.codegen.sandbox import run_in_sandbox
 from torchscout.tools.errors import ToolError
 from torchscout.tools.modeling.blueprint_compiler import compile_blueprint
 from torchscout.tools.optim.specs import resolve_optimizer_class
 
 # compile_blueprint renders the source for this (never written) path
 _CHECK_PATH = ".torchscout/planner_check.py"
+CHECK_TIMEOUT_S = 60.0
 
 
 class PlannedCandidate(BaseModel):
@@ -138,16 +141,20 @@ def _vocab_for(candidate: PlannedCandidate, context: PlanningContext, where: str
 def _task_problem(model_config: JSONObject, context: PlanningContext, where: str) -> str | None:
     """Why the candidate cannot work on this task (input kind, outputs, max_params), or None.
 
-    A blueprint naming a file of the user's (``module_path``) would run that code here: it is left
-    to the assembler's sandbox; one naming a new layer type is measured after the LLM wrote it.
+    The blueprint is compiled in the sandbox child, as the assembler compiles it: a model's answer
+    may ask for a layer too large to build. A blueprint naming a file of the user's (``module_path``)
+    is left to the assembler; one naming a new layer type is measured after the LLM wrote it.
     """
     if "module_path" in json.dumps(model_config):
         return None
-    try:
-        compiled = compile_blueprint(model_config, _CHECK_PATH)
-    except ToolError as exc:
-        return f"{where}: it does not fit this task's input {context.task.input_shape}: " + \
-            str(exc).replace("model_config.", "")
+    result = run_in_sandbox(compile_blueprint, {"config": model_config, "output_path": _CHECK_PATH},
+                            timeout_s=CHECK_TIMEOUT_S, threads=1)
+    if not result.ok:
+        if result.error_type in ("BlueprintError", "ToolError", "MemoryError"):
+            return f"{where}: it does not fit this task's input {context.task.input_shape}: " + \
+                str(result.error).replace("model_config.", "")
+        return None  # the check itself could not run (a timeout): the assembler decides
+    compiled = result.value
     if "missing_block" in compiled:
         return None
     outputs = compiled["output_shape"]

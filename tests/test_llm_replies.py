@@ -44,11 +44,12 @@ def test_an_echoed_schema_is_recognised_and_refused():
 
 
 def test_numbers_are_matched_in_any_common_format_and_invented_ones_dropped():
-    reply = ("The fc layer holds 5130 parameters (5.13K). It takes 98% of them. "
-             "It has 9,999 parameters in total. Two layers would be better.")
+    reply = ("The fc layer holds 5130 parameters (5.13K, about 5K). It takes 98% of them and 10.2K FLOPs. "
+             "It has 9,999 parameters in total. Two layers would be better. It costs 11K FLOPs.")
     checked = grounded_analysis(reply, SHOWN, truncated=False)
-    assert checked.text == "The fc layer holds 5130 parameters (5.13K). It takes 98% of them. Two layers would be better."
-    assert checked.note == "1 of 4 sentences dropped: 1 with numbers not in the measurement"
+    assert checked.text == ("The fc layer holds 5130 parameters (5.13K, about 5K). It takes 98% of them and 10.2K "
+                            "FLOPs. Two layers would be better.")
+    assert checked.note == "2 of 5 sentences dropped: 2 with numbers not in the measurement"
 
 
 def test_a_self_comparison_a_repeat_and_a_cut_off_ending_are_dropped():

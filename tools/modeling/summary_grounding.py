@@ -5,8 +5,9 @@ and stops mid-sentence; such text must not reach ``summary.json`` or the planner
 :func:`grounded_analysis` splits the reply into sentences and drops:
 
 - **unmeasured numbers**: a number that matches nothing the model was shown (the measured table,
-  the totals, the rule-based findings, the source code) -- 5,130 matches "5,130", "5130" and
-  "5.13K"; a percentage matches within half a point; small counts (up to 10) always pass;
+  the totals, the rule-based findings, the source code) -- 5,130 matches "5,130", "5130", "5.13K"
+  and "5K" (a rounded quote is within its last digit); a percentage matches within half a point;
+  small counts (up to 10) always pass;
 - **self-comparisons**: a sentence comparing a number with itself ("5,130, lower than the 5,130");
 - **repetition**: a sentence (nearly) the same as an earlier one;
 - **a cut-off ending**: the last sentence when the reply hit its token cap or does not end a sentence.
@@ -47,14 +48,14 @@ class GroundedText:
         return f"{sum(self.dropped.values())} of {self.kept + sum(self.dropped.values())} sentences dropped: {reasons}"
 
 
-def _values(text: str) -> list[tuple[float, bool]]:
-    """Each number in ``text`` as (value, is a percentage)."""
+def _values(text: str) -> list[tuple[float, bool, float]]:
+    """Each number in ``text`` as (value, is a percentage, half a unit of its last written digit)."""
     found = []
     for digits, unit in _NUMBER.findall(text):
-        value = float(digits.replace(",", ""))
-        if unit in _SCALE:
-            value *= _SCALE[unit]
-        found.append((value, unit == "%"))
+        plain = digits.replace(",", "")
+        decimals = len(plain.partition(".")[2])
+        scale = _SCALE.get(unit, 1.0)
+        found.append((float(plain) * scale, unit == "%", 0.5 * 10 ** -decimals * scale))
     return found
 
 
@@ -63,16 +64,16 @@ class _Evidence:
 
     def __init__(self, shown: str) -> None:
         values = _values(shown)
-        self.percentages = [value for value, percent in values if percent]
-        self.numbers = [value for value, percent in values if not percent]
+        self.percentages = [value for value, percent, _ in values if percent]
+        self.numbers = [value for value, percent, _ in values if not percent]
 
-    def knows(self, value: float, percent: bool) -> bool:
+    def knows(self, value: float, percent: bool, rounding: float) -> bool:
         if not percent and value.is_integer() and value <= ALWAYS_ALLOWED_UP_TO:
             return True
         if percent:
-            return any(abs(value - known) <= 0.5 for known in self.percentages)
-        # 5.13K for 5,130: a rounded quote is within 1% of the measured value
-        return any(abs(value - known) <= max(0.01 * abs(known), 1e-9) for known in self.numbers)
+            return any(abs(value - known) <= max(0.5, rounding) for known in self.percentages)
+        # a rounded quote (3.2M for 3,241,000; 5.13K for 5,130) is within its own last digit, or 1%
+        return any(abs(value - known) <= max(0.01 * abs(known), rounding) for known in self.numbers)
 
 
 def _sentences(text: str) -> list[str]:
@@ -81,9 +82,9 @@ def _sentences(text: str) -> list[str]:
 
 def _problem(sentence: str, kept: list[str], evidence: _Evidence) -> str | None:
     values = _values(sentence)
-    if any(not evidence.knows(value, percent) for value, percent in values):
+    if any(not evidence.knows(value, percent, rounding) for value, percent, rounding in values):
         return "with numbers not in the measurement"
-    plain = [value for value, percent in values if not percent]
+    plain = [value for value, percent, _ in values if not percent]
     if _COMPARISON.search(sentence) and len(plain) != len(set(plain)):
         return "comparing a number with itself"
     flat = sentence.lower()
