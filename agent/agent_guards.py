@@ -7,6 +7,8 @@
   answered with the list of tools, and the model tries again.
 - :class:`RepeatedCallMiddleware`: the same call (tool and arguments) made ``limit`` times in a row
   ends the run, with ``torchscout_stop`` on the final message saying why.
+- :class:`TruncatedReplyMiddleware`: a reply cut at the token cap (``finish_reason: length``) is not
+  taken as an answer or a call: the model is asked again for a shorter reply.
 
 :func:`stop_reason` reads why a finished thread stopped (these guards, or the model call limit), so
 ``torchscout agent`` can exit non-zero when the run hit a limit instead of reaching its goal.
@@ -104,6 +106,27 @@ class TextToolCallMiddleware(AgentMiddleware):
             marked = message.model_copy(update={"response_metadata": {**message.response_metadata, NOTE_KEY: note}})
             return {"messages": [marked, HumanMessage(content=hint)], "jump_to": "model"}
         return None
+
+
+class TruncatedReplyMiddleware(AgentMiddleware):
+    """Asks again, for a shorter reply, when a reply was cut at the token cap."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+
+    @hook_config(can_jump_to=["model"])
+    def after_model(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:
+        message = _last_ai(state)
+        if message is None or message.response_metadata.get("finish_reason") != "length":
+            return None
+        note = f"the reply was cut at the token cap ({self.cap}, TORCHSCOUT_LLM_MAX_TOKENS agent=...); asked again"
+        # the cut reply keeps its words for the record, but no half-written call runs
+        marked = message.model_copy(update={"tool_calls": [], "invalid_tool_calls": [],
+                                            "response_metadata": {**message.response_metadata, NOTE_KEY: note}})
+        again = HumanMessage(content=f"Your reply was cut off at the {self.cap}-token limit. Reply again, shorter: "
+                                     "one tool call, or a brief final report.")
+        return {"messages": [marked, again], "jump_to": "model"}
 
 
 def _signature(message: AIMessage) -> str:

@@ -95,3 +95,17 @@ def test_a_bad_tools_option_is_a_clear_error():
 
     assert result.exit_code == 2
     assert "write_fil" in result.output and "write_file" in result.output
+
+
+def test_a_reply_cut_at_the_token_cap_is_asked_again_shorter(llm_server, monkeypatch):
+    monkeypatch.setenv("TORCHSCOUT_LLM_MAX_TOKENS", "agent=20")
+    server = llm_server(Behaviour(text="Let me explain everything in great detail " * 10), Behaviour(text="Done."),
+                        idle_s=5, timeout_s=20)
+
+    result = _agent("Say done.", "--thread", "cut")
+
+    assert result.exit_code == 0, result.output
+    assert len(server.requests) == 2 and server.requests[0]["body"]["max_completion_tokens"] == 20
+    assert "note: the reply was cut at the token cap (20" in result.output
+    assert "cut off at the 20-token limit" in server.requests[1]["body"]["messages"][-1]["content"]
+    assert result.output.splitlines()[-2] == "Done."
