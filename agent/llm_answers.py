@@ -30,7 +30,14 @@ from typing import Any, Generic, TypeVar
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ValidationError
 
-from torchscout.tools.codegen.llm import Reply, accept, ask, max_tokens_for, supports_structured_output
+from torchscout.tools.codegen.llm import (
+    Reply,
+    accept,
+    ask,
+    max_tokens_for,
+    model_identity,
+    supports_structured_output,
+)
 from torchscout.tools.codegen.llm_call import LLMCallError
 from torchscout.tools.codegen.llm_json import JSONObject, NoUsableJSON, first_valid
 from torchscout.tools.codegen.llm_usage import notify
@@ -48,6 +55,8 @@ REPEAT_TEMPERATURE = 0.7
 _SCHEMA_KEYS = {"$defs", "$schema", "properties"}
 # what a server answers when it does not support schema-shaped requests
 _REJECTED_REQUEST_STATUS = (400, 422)
+# model@server -> False once the server refused a schema-shaped request (for the rest of the process)
+_STRUCTURED_REFUSED: dict[str, bool] = {}
 
 
 class AnswerProblem(ValueError):
@@ -121,6 +130,11 @@ class StructuredAsker:
     purpose: str
     structured_ok: bool | None = None  # None: not tried yet
 
+    def __post_init__(self) -> None:
+        # a planner is made per round: what a server refused once is remembered for the process
+        if self.structured_ok is None:
+            self.structured_ok = _STRUCTURED_REFUSED.get(self._server())
+
     def ask(self, conversation: Sequence[Message], schema: type[SchemaT], *, prompt_version: str,
             check: Callable[[SchemaT], Any] | None = None, max_attempts: int = 3) -> Answer[SchemaT]:
         """A validated answer, re-asking with the problem after an unusable reply (see the module docstring)."""
@@ -151,6 +165,10 @@ class StructuredAsker:
             return Answer(value=value, attempts=attempt, problems=problems)
         raise UnusableAnswerError(problems)
 
+    def _server(self) -> str:
+        """The model and the server it is served from (one model name may live on several servers)."""
+        return f"{model_identity(self.model)}@{getattr(self.model, 'openai_api_base', None) or ''}"
+
     def _reply(self, messages: list[Message], schema: type[BaseModel], prompt_version: str,
                temperature: float | None) -> Reply:
         if self.structured_ok is not False and supports_structured_output(self.model):
@@ -164,7 +182,7 @@ class StructuredAsker:
                     raise
                 # the server refused the schema-shaped request itself: ask in plain text from now on
                 notify(f"{self.purpose}: the server rejected structured output ({exc}); asking for JSON in text")
-                self.structured_ok = False
+                self.structured_ok = _STRUCTURED_REFUSED[self._server()] = False
             else:
                 self.structured_ok = True
                 return reply

@@ -106,6 +106,9 @@ def test_a_server_that_rejects_structured_output_is_asked_in_text_from_then_on(l
     assert "response_format" in server.requests[0]["body"] and "response_format" not in server.requests[1]["body"]
     assert planner._asker.structured_ok is False and "rejected structured output" in notices[0]
 
+    LLMPlanner(get_chat_model()).propose(context(2, []))  # the next round's planner remembers it
+    assert len(server.requests) == 3 and "response_format" not in server.requests[2]["body"]
+
 
 def test_the_first_usable_of_several_json_objects_is_taken(llm_server):
     wrong_optimizer = json.loads(answer_json(planned(CONV_LAYERS, "Bad.", training={"optimizer": "Adamm"})))
