@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 def configure_logging() -> None:
     """Progress of the evals on stderr; the libraries' own chatter only from warnings up."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("torchscout", "httpx"):
+    for noisy in ("torchscout", "httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

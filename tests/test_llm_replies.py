@@ -77,3 +77,10 @@ def test_plain_json_is_not_a_tool_call_and_an_unknown_name_is_reported():
     assert text_tool_calls('{"accuracy": 0.97}', ["read_file"]) == ([], [])
     assert text_tool_calls('Best: {"name": "DigitNet", "accuracy": 0.97}', ["read_file"]) == ([], [])
     assert text_tool_calls('{"name": "web_search", "arguments": {}}', ["read_file"]) == ([], ["web_search"])
+
+
+def test_an_analysis_that_names_nothing_measured_is_no_analysis():
+    checked = grounded_analysis("I am not sure how to write that.", SHOWN, truncated=False, anchors={"fc", "Linear"})
+    assert checked.text == "" and checked.dropped == {"about nothing that was measured": 1}
+    named = grounded_analysis("The Linear head is the whole model.", SHOWN, truncated=False, anchors={"fc", "Linear"})
+    assert named.text == "The Linear head is the whole model."

@@ -15,7 +15,7 @@ BUDGET = {"max_rounds": 1, "candidates_per_round": 2, "screen_steps": 5, "quick_
           "optimizer_trials": 0, "confirm_seeds": 1, "max_minutes": 3}
 TASK = {"name": "limits", "dataset": "digits", "input_shape": [1, 8, 8], "num_classes": 10, "metric": "accuracy",
         "planner": "builtin", "budget": {**BUDGET, "max_params": 100_000}}
-ANALYSIS = "The model is small."
+ANALYSIS = "Most parameters sit in the Conv2d layers."
 
 
 def _analysis_requests(server) -> int:

@@ -265,5 +265,5 @@ def _record(purpose: str, identity: str, outcome: CallOutcome, requests: int, st
                            tokens_estimated=True))
 
 
-__all__ = ["CallKwargs", "LLMBudgetError", "LLMCallError", "ModelReply", "call_deadline", "call_model", "is_transient", "streams",
-           "text_of"]
+__all__ = ["CallKwargs", "LLMBudgetError", "LLMCallError", "ModelReply", "call_deadline", "call_model",
+           "is_transient", "streams", "text_of"]

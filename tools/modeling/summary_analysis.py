@@ -127,7 +127,8 @@ def llm_analysis(measured: ModelMeasurement, *, source: str, class_name: str,
         builtin_findings=builtin_analysis(measured),
     )
     reply = ask(messages, purpose="summary-analysis", prompt_version=prompt.version)
-    checked = grounded_analysis(reply.text, messages[-1][1], truncated=reply.truncated)
+    anchors = {str(row[key]) for row in measured["layer_details"] for key in ("name", "type") if row.get(key)}
+    checked = grounded_analysis(reply.text, messages[-1][1], truncated=reply.truncated, anchors=anchors)
     if not checked.kept:
         raise ToolError(f"no sentence of the LLM's analysis was usable ({checked.note or 'the reply was empty'})")
     accept(reply)

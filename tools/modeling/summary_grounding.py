@@ -12,6 +12,8 @@ and stops mid-sentence; such text must not reach ``summary.json`` or the planner
 - **repetition**: a sentence (nearly) the same as an earlier one;
 - **a cut-off ending**: the last sentence when the reply hit its token cap or does not end a sentence.
 
+What is left must refer to the measured model somewhere (a measured number, or a layer's name or
+type): a reply that says nothing about it ("I am not sure how to write that.") is no analysis.
 It returns the kept text and a note saying what was dropped and why.
 """
 
@@ -93,8 +95,14 @@ def _problem(sentence: str, kept: list[str], evidence: _Evidence) -> str | None:
     return None
 
 
-def grounded_analysis(reply: str, shown: str, *, truncated: bool) -> GroundedText:
-    """``reply`` without the sentences that disagree with ``shown`` (what the model was given)."""
+def _refers_to_the_model(sentences: list[str], anchors: set[str]) -> bool:
+    words = {word.strip(".,;:()[]`'\"") for sentence in sentences for word in sentence.split()}
+    return any(_values(sentence) for sentence in sentences) or bool(words & anchors)
+
+
+def grounded_analysis(reply: str, shown: str, *, truncated: bool, anchors: set[str] = frozenset()) -> GroundedText:
+    """``reply`` without the sentences that disagree with ``shown`` (what the model was given);
+    ``anchors`` are the measured model's layer names and types."""
     sentences = _sentences(reply)
     result = GroundedText(text="", kept=0)
     if sentences and (truncated or not sentences[-1].endswith((".", "!", "?"))):
@@ -108,5 +116,8 @@ def grounded_analysis(reply: str, shown: str, *, truncated: bool) -> GroundedTex
             result.dropped[problem] += 1
         else:
             kept.append(sentence)
+    if kept and anchors and not _refers_to_the_model(kept, anchors):
+        result.dropped["about nothing that was measured"] += len(kept)
+        kept = []
     result.text, result.kept = " ".join(kept), len(kept)
     return result
