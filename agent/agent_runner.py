@@ -39,6 +39,7 @@ from torchscout.agent.react_agent import (
     thread_config,
 )
 from torchscout.settings import get_settings
+from torchscout.tools.codegen.llm_usage import PurposeUsage, UsageScope, usage_by_purpose, usage_scope
 from torchscout.tools.errors import ToolError
 from torchscout.tools.workspace import atomic_write_text
 
@@ -98,6 +99,7 @@ class AgentOutcome(TypedDict):
     model_calls: int
     tool_calls: int
     tool_errors: int
+    llm_usage: dict[str, PurposeUsage]     # this invocation's LLM calls, tokens and seconds, per purpose
 
 
 def _gates_path() -> Path:
@@ -213,7 +215,9 @@ def run_agent(goal: str | None, *, thread_id: str | None = None, max_model_calls
         inputs = _plan_inputs(agent, config, thread_id, goal, answer)
         if not inputs and not pending_approval(agent.get_state(config)):
             raise ToolError(f"nothing to do: give a GOAL (thread {thread_id!r} has no interrupted step to finish)")
-        step_limit = _stream_inputs(agent, config, inputs, on_line)
+        scope = UsageScope()
+        with usage_scope(scope):
+            step_limit = _stream_inputs(agent, config, inputs, on_line)
         snapshot = agent.get_state(config)
         messages = snapshot.values.get("messages", [])
         waiting = pending_approval(snapshot)
@@ -232,4 +236,5 @@ def run_agent(goal: str | None, *, thread_id: str | None = None, max_model_calls
         tool_errors=sum(isinstance(message, ToolMessage) and (message.status == "error"
                                                               or _text_of(message).startswith("Error:"))
                         for message in messages),
+        llm_usage=usage_by_purpose([record.as_json() for record in scope.records]),
     )

@@ -29,6 +29,7 @@ def test_a_tool_call_written_as_text_is_parsed_run_and_reported(llm_server, work
     assert "note: the model wrote its tool call as text; parsed and run as list_directory" in result.output
     assert "<- list_directory:" in result.output and '"notes.txt"]' in result.output
     assert "The workspace holds notes.txt." in result.output and "1 tool calls" in result.output
+    assert "2 model calls (" in result.output and "completion tokens" in result.output  # what the run cost
     # the tool's answer went back to the model as a tool message
     second = server.requests[1]["body"]["messages"]
     assert [message["role"] for message in second][-2:] == ["assistant", "tool"]

@@ -49,8 +49,11 @@ def agent_command(
         typer.echo(f"waiting for approval: torchscout agent --thread {result['thread_id']} --approve yes|no")
         return
     typer.echo(result["answer"])
-    typer.echo(f"[thread {result['thread_id']}: {result['model_calls']} model calls, {result['tool_calls']} tool "
-               f"calls, {result['tool_errors']} tool errors; continue with --thread {result['thread_id']}]",
+    usage = result["llm_usage"].get("agent")
+    spent = (f" ({usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens, "
+             f"{usage['seconds']:.1f}s in this run)" if usage else "")
+    typer.echo(f"[thread {result['thread_id']}: {result['model_calls']} model calls{spent}, {result['tool_calls']} "
+               f"tool calls, {result['tool_errors']} tool errors; continue with --thread {result['thread_id']}]",
                err=True)
     if result["status"] == "stopped":  # a limit ended the run, not an answer: say so in the exit status
         typer.echo(f"{result['stop_reason']}", err=True)
