@@ -26,6 +26,7 @@ from typing_extensions import TypedDict  # pydantic reads TypedDicts from here o
 
 from torchscout.agent.approvals import Answer, GatedAction
 from torchscout.agent.training_configs import FullTrainConfig, TrainingRecord
+from torchscout.tools.codegen.llm_usage import PurposeUsage
 from torchscout.tools.training.status import TrainingStatus
 
 # -- the status vocabulary ----------------------------------------------------------------------
@@ -335,3 +336,4 @@ class ResearchState(TypedDict, total=False):
     full_training: FullTrainingRecord
     approvals: Annotated[dict[str, ApprovalRecord], merge_records]  # gate key -> the person's answer
     report_path: str | None
+    llm_usage: dict[str, PurposeUsage]   # purpose -> LLM calls, tokens, seconds of the run (set by analyze)

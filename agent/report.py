@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
+from torchscout.agent.llm_report import llm_section
 from torchscout.agent.records import CandidateRecord, EpochRecord, ResearchState, Status, evaluations_of
 from torchscout.agent.report_budget import budget_line, full_training_line, halving_section, stop_line
 from torchscout.tools.training.status import DIVERGED, FAILED
@@ -267,6 +268,7 @@ def render_report(state: ResearchState, pareto_png: str | None, curves_png: str 
     if curves_png:
         lines += ["## Best model: training curves", "", f"![curves]({curves_png})", ""]
     lines += _experiments_section(state)
+    lines += llm_section(state)
     lines += _decisions_and_failures(state)
     lines += ["## Reproducibility", "",
               f"- Task seed {task['seed']}; confirmation seeds {task['seed'] + 1000}..."

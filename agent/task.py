@@ -85,6 +85,11 @@ class Budget(BaseModel):
     confirm_seeds: int = Field(default=3, ge=1, le=10,
                                description="Seeds each of the top two is re-evaluated with before the choice.")
     batch_size: int = Field(default=64, ge=1, description="Batch size of quick evaluations and full training.")
+    max_llm_calls: int | None = Field(default=None, ge=0,
+                                      description="Most LLM calls of the run (planner, code, analyses); "
+                                                  "after it, the builtin ways take over.")
+    max_llm_tokens: int | None = Field(default=None, ge=0,
+                                       description="Most LLM tokens (prompt + completion) of the run.")
     patience_rounds: int | None = Field(
         default=None, ge=1,
         description="Stop searching after this many rounds without improvement (default: 1 with max_rounds, "

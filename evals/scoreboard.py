@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from evals.llm_evals import render_purpose_table
 from evals.research_evals import AHEAD_RULE, CLASSICAL
 
 
@@ -157,6 +158,7 @@ def _llm_section(llm: dict[str, Any]) -> list[str]:
                  _number(method.get("wall_s"), 1), _number(method.get("evaluations"))]
                 for name, method in planner["methods"].items()]
         lines += _table(["planner", "best metric", "params", "wall s", "evaluations"], rows)
+    lines += render_purpose_table(llm)  # per purpose: success, calls, tokens, seconds
     return lines + [""]
 
 

@@ -26,6 +26,8 @@ from torchscout.graphs.training_cost import Stage, final_phase_s
 PRIOR_RESERVE_SHARE = 0.25   # the reserve before any evaluation measured a throughput
 MAX_RESERVE_SHARE = 0.5      # the reserve never takes more of the budget than this
 NO_FULL_TRAIN_SHARE = 0.05   # ... and before a measurement, when there is no full training
+# Share of the time left that the LLM calls of one step may use: the rest is for the work they plan.
+LLM_SHARE_OF_TIME_LEFT = 0.5
 
 
 @dataclass
@@ -64,3 +66,10 @@ def search_time_left_s(state: ResearchState, context: RunContext | None, stage: 
 
 def total_time_left_s(state: ResearchState, context: RunContext | None) -> float:
     return budget_s(task_of(state)) - used_s(state, context)
+
+
+def llm_time_left_s(task: Task, used: float, *, searching: bool) -> float:
+    """Seconds the LLM calls of one step may take: half of the search time left while searching (the
+    candidates they plan need the other half), half of the total time left after it; never negative."""
+    left = budget_s(task) - used - (reserve_s(task) if searching else 0.0)
+    return max(0.0, LLM_SHARE_OF_TIME_LEFT * left)

@@ -49,6 +49,7 @@ from torchscout.graphs.common import (
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, metrics_requested, optimizer_spec
 from torchscout.graphs.events import emit
 from torchscout.graphs.fidelity import rung_epochs
+from torchscout.graphs.llm_budget import llm_usage
 from torchscout.graphs.state import ResearchState, task_of
 from torchscout.graphs.tracking import log_research_run
 from torchscout.graphs.training_cost import Stage, final_rung, full_train_estimate, throughput
@@ -323,7 +324,8 @@ def _install_in_project(state: ResearchState, candidate: CandidateRecord, config
 @timed
 def analyze(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and log to W&B."""
+    state = ResearchState(**{**state, "llm_usage": llm_usage(state["run_dir"])})  # the report's LLM section
     report_path = write_report(state)
     log_research_run(state)
     emit(state["run_dir"], "report", path=report_path)
-    return {"phase": "done", "report_path": report_path}
+    return {"phase": "done", "report_path": report_path, "llm_usage": state["llm_usage"]}

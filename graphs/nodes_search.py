@@ -39,7 +39,7 @@ from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, t
 from torchscout.graphs.text_data import train_tokenizers
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.modeling.assembler import pytorch_model_assembler
-from torchscout.tools.modeling.summary import pytorch_model_summary
+from torchscout.tools.modeling.summary import pytorch_model_summary, with_llm_analysis
 from torchscout.tools.scaffold.project import create_pytorch_project_scaffold
 from torchscout.tools.training.status import COMPLETED
 from torchscout.tools.workspace import atomic_write_text, resolve
@@ -151,21 +151,23 @@ def inspect(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState
         if candidate.get("status") != "assembled":
             continue
         candidate_id = candidate["id"]
-        try:
+        try:  # measured first; the LLM's analysis only for a model that will be evaluated
             summary = pytorch_model_summary(candidate["script"], candidate["class_name"],
-                                            [1, *task.input_shape], input_dtype=task.input_dtype)
+                                            [1, *task.input_shape], input_dtype=task.input_dtype, analysis="builtin")
         except TRANSIENT_ERRORS:
             raise
         except CANDIDATE_ERRORS as exc:
             failures.append(_failure(candidate_id, "inspect", exc, run_dir))
             updates[candidate_id] = {"status": "failed", "stage": "inspect", "error": failures[-1]["error"]}
             continue
+        params, flops = int(summary["total_params"]), int(summary.get("flops") or 0)
+        reason = _over_budget(task.budget.max_params, task.budget.max_flops, params, flops)
+        if not reason:
+            summary = with_llm_analysis(summary)
         atomic_write_text(resolve(f"{run_dir}/candidates/{candidate_id}/summary.json"),
                           json.dumps(summary, indent=2, default=str))
-        params, flops = int(summary["total_params"]), int(summary.get("flops") or 0)
         update = CandidateRecord(status="inspected", params=params, flops=flops,
                                  analysis=str(summary.get("analysis") or "")[:600])
-        reason = _over_budget(task.budget.max_params, task.budget.max_flops, params, flops)
         if reason:
             update.update(status="rejected", error=reason)
             emit(run_dir, "rejected", candidate_id=candidate_id, reason=reason)

@@ -147,6 +147,7 @@ def _write_missing_block(request: BlockRequest, config: BlueprintSpec, target: P
         backend="llm",
         purpose="assembler-block",
         timeout_s=VALIDATE_TIMEOUT_S,
+        required_class=request["type"],
     )
     return generated.path
 

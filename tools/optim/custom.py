@@ -130,6 +130,7 @@ def _from_llm(config_name: str, details: CustomOptimizerRequest, output_script_p
         backend="llm",
         purpose=PROMPT_NAME,
         timeout_s=PROBE_TIMEOUT_S,
+        required_class=config_name,
     )
     return generated.path, generated.report, generated.backend, len(generated.attempts)
 
