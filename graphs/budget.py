@@ -50,8 +50,13 @@ def reserve_s(state: ResearchState, stage: Stage = "search") -> float:
     task = task_of(state)
     estimate = final_phase_s(state, stage)
     if estimate is None:
-        return budget_s(task) * (PRIOR_RESERVE_SHARE if task.budget.full_epochs > 0 else NO_FULL_TRAIN_SHARE)
+        return prior_reserve_s(task)
     return min(estimate, MAX_RESERVE_SHARE * budget_s(task))
+
+
+def prior_reserve_s(task: Task) -> float:
+    """The reserve before any evaluation has measured a throughput."""
+    return budget_s(task) * (PRIOR_RESERVE_SHARE if task.budget.full_epochs > 0 else NO_FULL_TRAIN_SHARE)
 
 
 def used_s(state: ResearchState, context: RunContext | None) -> float:
@@ -68,8 +73,7 @@ def total_time_left_s(state: ResearchState, context: RunContext | None) -> float
     return budget_s(task_of(state)) - used_s(state, context)
 
 
-def llm_time_left_s(task: Task, used: float, *, searching: bool) -> float:
-    """Seconds the LLM calls of one step may take: half of the search time left while searching (the
-    candidates they plan need the other half), half of the total time left after it; never negative."""
-    left = budget_s(task) - used - (reserve_s(task) if searching else 0.0)
-    return max(0.0, LLM_SHARE_OF_TIME_LEFT * left)
+def llm_time_left_s(task: Task, used: float, reserve: float) -> float:
+    """Seconds the LLM calls of one step may take: half of the time left after ``reserve`` (the search's
+    reserve for the final phase while searching, 0 after it); the work they plan needs the other half."""
+    return max(0.0, LLM_SHARE_OF_TIME_LEFT * (budget_s(task) - used - reserve))

@@ -91,6 +91,18 @@ def _task_of(node_input: Mapping[str, Any], run_dir: str) -> Task | None:
         return None
 
 
+def _reserve(node_input: Mapping[str, Any], task: Task, step: str) -> float:
+    """Seconds the step must leave for the final phase: none after the search; an evaluation job
+    carries its own; a state has the measured estimate; else the prior share."""
+    if step in FINAL_STEPS:
+        return 0.0
+    if "reserve_s" in node_input:
+        return float(node_input["reserve_s"])
+    if node_input.get("task") and "candidates" in node_input:
+        return budget.reserve_s(node_input)  # type: ignore[arg-type] - a research state
+    return budget.prior_reserve_s(task)
+
+
 def _scope(node_input: Mapping[str, Any], runtime: Runtime[RunContext] | None, step: str) -> UsageScope | None:
     run_dir = node_input.get("run_dir")
     if not run_dir:
@@ -106,7 +118,7 @@ def _scope(node_input: Mapping[str, Any], runtime: Runtime[RunContext] | None, s
     if task is None:
         return scope
     share = OPTIONAL_STEPS.get(step, 1.0)
-    scope.deadline = time.monotonic() + share * budget.llm_time_left_s(task, used, searching=step not in FINAL_STEPS)
+    scope.deadline = time.monotonic() + share * budget.llm_time_left_s(task, used, _reserve(node_input, task, step))
     scope.max_calls, scope.max_tokens = task.budget.max_llm_calls, task.budget.max_llm_tokens
     if scope.max_calls is not None or scope.max_tokens is not None:
         made = [record for record in read_ledger(run_dir) if record.get("outcome") != "cached"]
