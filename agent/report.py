@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 from torchscout.agent.records import CandidateRecord, EpochRecord, ResearchState, Status, evaluations_of
+from torchscout.agent.report_baselines import baselines_report_section
+from torchscout.agent.run_result import test_section
 from torchscout.tools.training.status import DIVERGED, FAILED
 from torchscout.tools.workspace import atomic_write_text, atomic_writer, relative_to_workspace, resolve
 
@@ -182,6 +184,9 @@ def _result_section(state: ResearchState) -> list[str]:
         lines.append(f"- **Full training:** best {best.get('name')} = {_fmt(best.get('value'))} at epoch "
                      f"{best.get('epoch')}; final evaluation {_fmt_dict(training.get('final_eval'))}; "
                      f"{_fmt(training.get('duration_s'), 1)} s; checkpoint `{training.get('best_checkpoint_path')}`")
+        test = test_section(state)
+        if test:
+            lines.append(f"- **Test split (evaluated once, after the choice):** {_fmt_dict(test)}")
     else:
         lines.append(f"- **Full training:** {final.get('full_train', 'not run')}")
     lines += _approval_lines(state)
@@ -256,19 +261,27 @@ def _decisions_and_failures(state: ResearchState) -> list[str]:
     return [*lines, ""]
 
 
+def _predicts(task: dict) -> str:
+    """What the task predicts: classes, or regression targets (older tasks have no task_type)."""
+    if task.get("task_type") == "regression":
+        return f"regression of {task.get('num_targets', 1)} target(s)"
+    return f"{task['num_classes']} classes"
+
+
 def render_report(state: ResearchState, pareto_png: str | None, curves_png: str | None) -> str:
     task = state["task"]
     budget = task["budget"]
     lines = [f"# Research report: {state['run_name']}", "",
              f"**Goal:** {task.get('goal') or task['name']}", "",
              f"Dataset `{task['dataset']}`, input {task['input_shape']} ({task['input_dtype']}), "
-             f"{task['num_classes']} classes; metric **{task['metric']}** ({task['mode']}); planner "
+             f"{_predicts(task)}; metric **{task['metric']}** ({task['mode']}); planner "
              f"`{task['planner']}`; seed {task['seed']}.", "",
              f"Budget: {budget['max_rounds']} rounds x {budget['candidates_per_round']} candidates, screen "
              f"{budget['screen_steps']} steps, quick {budget['quick_epochs']} epochs, full {budget['full_epochs']} "
              f"epochs, {budget['max_minutes']} min. Used {state.get('elapsed_s', 0.0):.0f} s over "
              f"{state.get('round', 0)} round(s); search ended because: {state.get('stop_reason') or '-'}.", ""]
     lines += _result_section(state)
+    lines += baselines_report_section(state)
     rows = leaderboard_rows(state)
     lines += _leaderboard_section(rows, task["metric"])
     if pareto_png:

@@ -22,6 +22,7 @@ from torchscout.agent.records import (
     evaluations_of,
 )
 from torchscout.agent.report import write_report
+from torchscout.agent.run_result import write_result
 from torchscout.agent.training_configs import FullTrainConfig, SchedulerSpec, TrainingRecord, WandbSettings
 from torchscout.graphs import approval, budget
 from torchscout.graphs.budget import RunContext
@@ -32,7 +33,7 @@ from torchscout.graphs.common import (
     ranked_evaluations,
     timed,
 )
-from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, metrics_requested, optimizer_spec
+from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, objective, optimizer_spec
 from torchscout.graphs.events import emit
 from torchscout.graphs.state import ResearchState, task_of
 from torchscout.graphs.tracking import log_research_run
@@ -183,11 +184,10 @@ def _trainer_config(state: ResearchState, winner: Configuration, time_left_s: fl
     config = FullTrainConfig(
         dataset=task.dataset,
         dataset_params=dataset_params(task, state.get("tokenizers") or {}, candidate.get("vocab_size")),
-        input_shape=list(task.input_shape), num_classes=task.num_classes,
+        input_shape=list(task.input_shape), **objective(task),
         batch_size=task.budget.batch_size, epochs=epochs,
         optimizer=optimizer_spec(winner["training"]), learning_rate=winner["training"]["lr"],
-        scheduler=SchedulerSpec(type="CosineAnnealingLR", params={"T_max": epochs}),
-        loss_function="CrossEntropyLoss", metrics=metrics_requested(task), device="auto",
+        scheduler=SchedulerSpec(type="CosineAnnealingLR", params={"T_max": epochs}), device="auto",
         seed=task.seed, checkpoint_interval=0, save_best_model=True,
         monitor=task.metric if task.metric not in {"loss"} else "val_loss",
         monitor_mode=task.mode or "max", time_budget_s=max(time_left_s, 1.0),
@@ -196,6 +196,8 @@ def _trainer_config(state: ResearchState, winner: Configuration, time_left_s: fl
     )
     if task.data_root:
         config["data_root"] = task.data_root
+    if winner["training"].get("augment"):
+        config["augment"] = winner["training"]["augment"]
     return config
 
 
@@ -273,8 +275,10 @@ def _install_in_project(state: ResearchState, candidate: CandidateRecord, config
 
 @timed
 def analyze(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
-    """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and log to W&B."""
+    """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and result.json,
+    and log to W&B."""
     report_path = write_report(state)
+    write_result(state)
     log_research_run(state)
     emit(state["run_dir"], "report", path=report_path)
     return {"phase": "done", "report_path": report_path}
