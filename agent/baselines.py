@@ -11,6 +11,10 @@ one), with the same metric code as the training tools: the numbers are directly 
   ``HistGradientBoostingRegressor`` (one per target when there are several).
 
 Images and token ids get none: a linear model on raw pixels or token ids says little.
+
+The estimators run on one thread: scikit-learn's OpenMP threads spin against every other process on
+a busy machine (gradient boosting took 180 s instead of 11 s on two loaded cores), and one thread is
+within a few seconds of two on a quiet one.
 """
 
 from __future__ import annotations
@@ -128,10 +132,13 @@ def run_baselines(task: Task, metric_names: list[str]) -> tuple[list[BaselineRec
     cells = len(splits["train"]) * splits["train"].inputs[0].numel()
     if cells > MAX_CELLS:
         return [], f"classical baselines skipped: {cells:,} training values exceed {MAX_CELLS:,}"
+    from threadpoolctl import threadpool_limits
+
     records, problems = [], []
     for name, make in _estimators(task).items():
         try:
-            records.append(_fit_and_score(name, make, splits, task, metric_names))
+            with threadpool_limits(1):
+                records.append(_fit_and_score(name, make, splits, task, metric_names))
         except (ValueError, RuntimeError, MemoryError) as exc:
             problems.append(f"{name} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     summary = "; ".join(f"{record['name']} {task.metric}={record['validation'].get(_key(task), float('nan')):.4f}"

@@ -10,7 +10,8 @@ assembler's ``Residual`` / ``Parallel`` streams and helper ops (``Mean`` / ``Max
   random crops and flips as a searched training axis;
 - signals ``[C, L]``: 1D conv stacks (kernel, dilation, width, residual, pooling, normalisation),
   GRU / LSTM (bidirectional), a Transformer encoder over the steps or over patches; a global-pool
-  or flatten head; random shifts as a searched training axis (:mod:`sequence_designs`);
+  or flatten head; an MLP on the flattened signal for contrast; random shifts as a searched
+  training axis (:mod:`sequence_designs`);
 - flat features ``[F]``: a linear model or an MLP (depth, width, normalisation, residual blocks,
   dropout), with weight decay searched;
 - token ids ``[L]``: an embedding followed by a bag-of-embeddings, TextCNN, GRU or Transformer encoder.
@@ -59,7 +60,7 @@ SPACES: dict[Modality, Space] = {
         **TRAINING_AXES,
     },
     "signal": {
-        "encoder": ["conv", "gru", "lstm", "transformer"],
+        "encoder": ["conv", "gru", "lstm", "transformer", "mlp"],
         "blocks": [1, 2, 3, 4],
         "width": [16, 32, 64],
         "kernel": [3, 5, 7, 9],
@@ -112,6 +113,7 @@ _ENCODER_AXES_USED: dict[Modality, dict[str, set[str]]] = {
         "gru": {"width", "layers", "bidirectional", "head", "dropout", "augment"},
         "lstm": {"width", "layers", "bidirectional", "head", "dropout", "augment"},
         "transformer": {"width", "layers", "patch", "activation", "head", "dropout", "augment"},
+        "mlp": {"blocks", "width", "norm", "activation", "dropout", "augment"},
     },
 }
 # flat: a linear model (depth 0) has no hidden layers; one hidden layer has nothing to be residual to
@@ -220,7 +222,8 @@ LAYER_VOCABULARY: dict[Modality, str] = {
     "signal": "input (N, C, L): Conv1d (dilation, groups), BatchNorm1d, ReLU/GELU, MaxPool1d, AdaptiveAvgPool1d, "
               "AdaptiveMaxPool1d, Residual, Parallel; Transpose(dim0=1, dim1=2) to (N, L, C) before GRU/LSTM "
               "(output_index 0, bidirectional) or TransformerEncoderLayer (embed patches with a strided Conv1d "
-              "first, add PositionalEmbedding); Mean/Max/Last(dim=1) or Flatten, Dropout, Linear",
+              "first, add PositionalEmbedding); Mean/Max/Last(dim=1) or Flatten, Dropout, Linear; an MLP: "
+              "Flatten, then Linear blocks",
     "flat": "Linear (depth 0 is a linear model), LayerNorm, BatchNorm1d, ReLU/GELU, Dropout, Residual blocks",
     "tokens": "Embedding, then Mean (bag of embeddings), TextCNN (Unflatten, Conv2d over [k, embed_dim], Max), "
               "GRU (output_index 0) or TransformerEncoderLayer; Mean/Max/Last(dim=1), Dropout, Linear",

@@ -8,7 +8,8 @@ and of signals that are not convolutional (recurrent and attention).
 - signals ``[C, L]``: a GRU or an LSTM (optionally bidirectional) over the L time steps, or a
   Transformer encoder over the steps or over patches of ``patch`` steps (a strided Conv1d embeds
   each patch, as ViT does for images), with a learned positional embedding; pooled by mean or max
-  over the steps, or flattened (every step's features, so position stays available).
+  over the steps, or flattened (every step's features, so position stays available); or an MLP on
+  the flattened signal (``blocks`` layers of ``8 x width`` units), the design that ignores order.
 """
 
 from __future__ import annotations
@@ -93,10 +94,18 @@ def _sequence_head(design: Design, outputs: int) -> list[LayerSpec]:
     return pooled + _classifier(design, outputs)
 
 
+MLP_WIDTH_FACTOR = 8  # an MLP layer on a signal gets 8x the width a conv or recurrent layer would
+
+
 def signal_sequence_layers(design: Design, input_shape: list[int], outputs: int) -> list[LayerSpec]:
-    """A recurrent (gru, lstm) or attention (transformer) encoder over a signal's time steps."""
+    """A recurrent (gru, lstm) or attention (transformer) encoder over a signal's time steps, or an MLP."""
     width = int(design["width"])
     encoder = design["encoder"]
+    if encoder == "mlp":
+        norm = "batch" if design.get("norm") == "batch" else "none"
+        return [LayerSpec(type="Flatten"), *flat_layers(
+            {"depth": design["blocks"], "width": width * MLP_WIDTH_FACTOR, "norm": norm, "residual": False,
+             "activation": design["activation"], "dropout": design["dropout"]}, outputs)]
     if encoder in ("gru", "lstm"):
         layers = int(design["layers"])
         params = {"hidden_size": width, "num_layers": layers, "batch_first": True,

@@ -46,7 +46,7 @@ def _fraction(request: DatasetRequest, key: str, default: float) -> float:
     return value
 
 
-def _split_indices(data: ArrayData, request: DatasetRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_indices(data: ArrayData, request: DatasetRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) row indices: a fixed-seed test split, then a run-seeded val holdout."""
     from sklearn.model_selection import train_test_split
 
@@ -72,7 +72,7 @@ def _standardise(values: np.ndarray, train: np.ndarray, axes: tuple[int, ...]) -
 
 def array_splits(data: ArrayData, request: DatasetRequest) -> DatasetSplits:
     """Split, standardise (with training statistics only) and wrap ``data`` as tensors."""
-    train, val, test = _split_indices(data, request)
+    train, val, test = split_indices(data, request)
     # per feature for tabular rows, per channel for signals [N, C, L]
     axes = (0,) if data.inputs.ndim == 2 else (0, *range(2, data.inputs.ndim))
     inputs, _, _ = _standardise(data.inputs.astype(np.float64), train, axes)
