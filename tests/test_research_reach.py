@@ -63,7 +63,7 @@ def test_a_regression_run_pauses_resumes_and_reports_r2_on_val_and_test_next_to_
 def test_a_signal_task_runs_end_to_end_from_the_command_line(workspace):
     task = {"name": "signals", "dataset": "signals_synthetic", "input_shape": [1, 32], "num_classes": 4,
             "dataset_params": {"num_samples": 320, "length": 32, "num_classes": 4, "noise": 0.1},
-            "budget": {**TINY, "candidates_per_round": 3}, "seed": 0}
+            "budget": TINY, "seed": 0}
     completed = run_cli(workspace, "run", str(write_task(workspace, task)))
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert "Classical baselines on the same split: logistic_regression accuracy=" in completed.stdout
