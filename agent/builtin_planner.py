@@ -155,8 +155,9 @@ class BuiltinPlanner:
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=context.task.seed))
         while len(picks) < context.num_candidates:
             blueprint = self._draw(study, axes, seen, context)
+            described = self._describe(self._normalized(blueprint, context))
             self._accept(context, blueprint, seen, picks, "A random design from the search space, "
-                         "for diversity in the first round: " + self._describe(self._normalized(blueprint, context)), None)
+                         f"for diversity in the first round: {described}", None)
         return picks
 
     def _improve(self, context: PlanningContext, axes: Space, seen: set[str],

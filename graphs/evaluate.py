@@ -99,7 +99,7 @@ def eval_config(job: EvaluationJob, time_budget_s: float) -> QuickEvalConfig:
     config = QuickEvalConfig(
         dataset=task.dataset,
         dataset_params=dataset_params(task, job["tokenizers"], job["candidate"].get("vocab_size")),
-        input_shape=[1, *task.input_shape],
+        input_shape=list(task.input_shape),  # one sample, as the full training gets it
         batch_size=task.budget.batch_size,
         epochs=job["epochs"],
         optimizer=optimizer_spec(job["training"]),

@@ -150,13 +150,16 @@ def generate_signals(num_samples: int, length: int, num_classes: int, noise: flo
     return signals[:, None, :].astype(np.float32), labels
 
 
-@register_dataset("signals_synthetic", description="generated 1D signals [1, length] (default 4000 x 64, 10 classes): "
+@register_dataset("signals_synthetic", description="generated 1D signals [1, length] (default 4000 x 96, 10 classes): "
                   "shifted, scaled, noisy templates; dataset_params num_samples, length, num_classes, noise, "
                   "data_seed; fixed test split; offline")
 def build_signals(request: DatasetRequest) -> DatasetSplits:
     params = request.params
-    length = int(params.get("length", request.input_shape[-1] if request.input_shape else 64))
+    length = int(params.get("length", request.input_shape[-1] if request.input_shape else 96))
     num_classes = int(params.get("num_classes", request.num_classes or 10))
+    if request.input_shape and list(request.input_shape[-2:]) != [1, length]:
+        raise ToolError(f"signals_synthetic makes signals of shape [1, {length}] (dataset_params.length), but "
+                        f"input_shape is {list(request.input_shape)}; make them agree")
     signals, labels = generate_signals(int(params.get("num_samples", 4000)), length, num_classes,
                                        float(params.get("noise", 0.2)), int(params.get("data_seed", 0)))
     data = ArrayData(signals, labels, f"generated (data_seed {int(params.get('data_seed', 0))})", True)
