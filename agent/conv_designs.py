@@ -11,6 +11,10 @@ Blocks (images, the ``block`` axis; signals always use ``conv``):
 - ``inverted``: the inverted residual of MobileNet v2: expand 1x1 (x4), depthwise kxk, project 1x1
   without activation; a skip connection when the shapes allow.
 
+Both depthwise blocks are always batch-normalised, as in their papers: without it they barely
+train in a short budget (digits, 4 epochs: 0.17 vs 0.64 accuracy separable, 0.48 vs 0.80 inverted),
+so the ``norm`` axis applies to ``conv`` blocks only.
+
 Squeeze-excitation (``se``, SENet) is a ``Parallel`` of the identity and a gate (global pool, 1x1
 bottleneck, sigmoid) merged by multiplication. Everything is plain ``torch.nn`` plus the
 assembler's streams, so the builtin compiler builds each design exactly, offline.
@@ -73,26 +77,16 @@ def _conv_block(design: Design, layout: Layout, channels: int, dilation: int = 1
 
 
 def _separable_block(design: Design, layout: Layout, channels_in: int, channels: int) -> list[LayerSpec]:
-    batch_norm = design.get("norm") == "batch"
-    layers = [layout.conv(channels_in, int(design["kernel"]), groups=channels_in, bias=not batch_norm)]
-    if batch_norm:
-        layers.append(layout.norm())
-    layers += [activation(design["activation"]), layout.conv(channels, 1, bias=not batch_norm)]
-    if batch_norm:
-        layers.append(layout.norm())
-    return [*layers, activation(design["activation"])]
+    act = design["activation"]
+    return [layout.conv(channels_in, int(design["kernel"]), groups=channels_in, bias=False), layout.norm(),
+            activation(act), layout.conv(channels, 1, bias=False), layout.norm(), activation(act)]
 
 
 def _inverted_block(design: Design, layout: Layout, channels_in: int, channels: int) -> list[LayerSpec]:
-    batch_norm = design.get("norm") == "batch"
-    hidden = channels_in * EXPANSION
-    body = [layout.conv(hidden, 1, bias=not batch_norm)]
-    body += [layout.norm()] if batch_norm else []
-    body += [activation(design["activation"]), layout.conv(hidden, int(design["kernel"]), groups=hidden,
-                                                           bias=not batch_norm)]
-    body += [layout.norm()] if batch_norm else []
-    body += [activation(design["activation"]), layout.conv(channels, 1, bias=not batch_norm)]
-    body += [layout.norm()] if batch_norm else []  # a linear bottleneck: no activation after the projection
+    act, hidden = design["activation"], channels_in * EXPANSION
+    body = [layout.conv(hidden, 1, bias=False), layout.norm(), activation(act),
+            layout.conv(hidden, int(design["kernel"]), groups=hidden, bias=False), layout.norm(), activation(act),
+            layout.conv(channels, 1, bias=False), layout.norm()]  # a linear bottleneck: no activation at the end
     return [LayerSpec(type="Residual", layers=body)] if channels_in == channels else body
 
 

@@ -118,6 +118,8 @@ _ENCODER_AXES_USED: dict[Modality, dict[str, set[str]]] = {
 }
 # flat: a linear model (depth 0) has no hidden layers; one hidden layer has nothing to be residual to
 _FLAT_AXES_UNUSED = {0: {"width", "norm", "activation", "residual", "dropout"}, 1: {"residual"}}
+# images: depthwise blocks are always batch-normalised (conv_designs), so norm means nothing for them
+_IMAGE_AXES_UNUSED = {"separable": {"norm"}, "inverted": {"norm"}}
 
 # A sound first candidate per input kind, so round 1 always contains one well-known design.
 BASELINES: dict[Modality, Blueprint] = {
@@ -171,7 +173,10 @@ def normalize(blueprint: Blueprint, modality: Modality) -> Blueprint:
         if "vocab_size" in blueprint:
             used = used | {"vocab_size"}
         return {key: value for key, value in blueprint.items() if key in used}
-    unused = _FLAT_AXES_UNUSED.get(int(blueprint.get("depth", 2)), set()) if modality == "flat" else set()
+    if modality == "flat":
+        unused = _FLAT_AXES_UNUSED.get(int(blueprint.get("depth", 2)), set())
+    else:
+        unused = _IMAGE_AXES_UNUSED.get(str(blueprint.get("block", "conv")), set())
     return {key: blueprint[key] for key in SPACES[modality] if key in blueprint and key not in unused}
 
 

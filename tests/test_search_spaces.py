@@ -78,6 +78,11 @@ def test_image_blocks_squeeze_excitation_and_a_flat_linear_model():
     base = search_space.BASELINES["image"]
     separable = search_space.compile_blueprint({**base, "block": "separable"}, task, "M")["layers"]
     assert any(layer["params"].get("groups", 1) > 1 for layer in separable if layer["type"] == "Conv2d")
+    # depthwise blocks are always batch-normalised, so the norm axis is not theirs
+    unnormalised = search_space.normalize({**base, "block": "inverted", "norm": "none"}, "image")
+    assert "norm" not in unnormalised
+    inverted = search_space.compile_blueprint(unnormalised, task, "M")["layers"]
+    assert sum(layer["type"] == "BatchNorm2d" for layer in inverted) == 3 * base["blocks"]
     squeezed = search_space.compile_blueprint({**base, "se": True}, task, "M")["layers"]
     gates = [layer for layer in squeezed if layer["type"] == "Parallel" and layer["merge"] == "mul"]
     assert len(gates) == base["blocks"] and gates[0]["branches"][1][-1]["type"] == "Sigmoid"
