@@ -84,3 +84,28 @@ def test_the_signal_dataset_has_three_splits_of_signals_and_refuses_bad_sizes():
         _build("signals_synthetic", num_samples=100, num_classes=12)
     with pytest.raises(ToolError, match="test_fraction must be between 0 and 1"):
         _build("diabetes", test_fraction=1.5)
+
+
+@pytest.mark.slow
+def test_on_the_signal_example_a_small_conv_net_beats_the_best_mlp_by_far(workspace):
+    """The dataset's point: the class is in a shape at any position, which a convolution learns once and
+    an MLP must learn at every offset (measured: conv 0.96, MLP 0.62, 0.76 with shift augmentation)."""
+    from torchscout.agent import search_space
+    from torchscout.agent.builtin_planner import training_of
+    from torchscout.agent.task import load_task
+    from torchscout.graphs.evaluate import optimizer_spec
+    from torchscout.tools.modeling.assembler import pytorch_model_assembler
+    from torchscout.tools.training.evaluation import pytorch_quick_evaluator
+
+    task = load_task(Path(__file__).resolve().parents[1] / "examples" / "signals.yaml")
+    conv = dict(search_space.BASELINES["signal"])
+    mlp = {**conv, "encoder": "mlp", "blocks": 3, "width": 64, "dropout": 0.3, "norm": "batch"}
+    best = {}
+    for name, design in (("conv", conv), ("mlp", mlp)):
+        design = search_space.normalize(design, "signal")
+        pytorch_model_assembler(search_space.compile_blueprint(design, task, name.upper()), f"{name}.py")
+        config = {"dataset": task.dataset, "dataset_params": task.dataset_params, "epochs": 10, "device": "cpu",
+                  "optimizer": optimizer_spec(training_of(design, task).model_dump()), "seed": 0}
+        result = pytorch_quick_evaluator(f"{name}.py", name.upper(), config)
+        best[name] = max(entry["val_accuracy"] for entry in result["history"])
+    assert best["conv"] > 0.9 and best["conv"] - best["mlp"] > 0.15, best
