@@ -158,10 +158,11 @@ def _task_problem(model_config: JSONObject, context: PlanningContext, where: str
     if "missing_block" in compiled:
         return None
     outputs = compiled["output_shape"]
-    expected = [context.task.num_classes]
+    expected = [context.task.output_size]
     if outputs != expected:
+        per = "one value per target" if context.task.task_type == "regression" else "one logit per class"
         return (f"{where}: the model outputs shape {outputs} per sample; this task needs {expected} "
-                f"(one logit per class): end with a reduction and Linear(out_features={expected[0]})")
+                f"({per}): end with a reduction and Linear(out_features={expected[0]})")
     limit = context.task.budget.max_params
     if limit is not None and compiled["total_params"] > limit:
         return (f"{where}: {compiled['total_params']:,} parameters, over the task's max_params {limit:,}; "

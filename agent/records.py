@@ -215,6 +215,17 @@ class FinalRecord(TypedDict, total=False):
     full_train: str                      # "run", or "skipped: <why>"
 
 
+class BaselineRecord(TypedDict):
+    """A classical baseline (agent/baselines.py) fitted on the run's training split, and its scores:
+    the loss and the run's metrics by name, on the validation split and (if any) the test split."""
+
+    name: str                            # logistic_regression, ridge, hist_gradient_boosting
+    model: str                           # the scikit-learn class
+    validation: dict[str, float]
+    seconds: float
+    test: NotRequired[dict[str, float]]
+
+
 class BestMetric(TypedDict):
     name: str
     value: float
@@ -335,5 +346,6 @@ class ResearchState(TypedDict, total=False):
     final: FinalRecord
     full_training: FullTrainingRecord
     approvals: Annotated[dict[str, ApprovalRecord], merge_records]  # gate key -> the person's answer
+    baselines: list[BaselineRecord]       # classical baselines on the same split (flat and signal inputs)
     report_path: str | None
     llm_usage: dict[str, PurposeUsage]   # purpose -> LLM calls, tokens, seconds of the run (set by analyze)

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 
 from torchscout.agent.llm_report import llm_section
 from torchscout.agent.records import CandidateRecord, EpochRecord, ResearchState, Status, evaluations_of
+from torchscout.agent.report_baselines import baselines_report_section
 from torchscout.agent.report_budget import budget_line, full_training_line, halving_section, stop_line
+from torchscout.agent.run_result import test_section
 from torchscout.tools.training.status import DIVERGED, FAILED
 from torchscout.tools.workspace import atomic_write_text, atomic_writer, relative_to_workspace, resolve
 
@@ -147,6 +149,12 @@ def _plot_curves(history: list[EpochRecord], metric_name: str, path: Path) -> bo
     return True
 
 
+def _fmt_dict(values: dict[str, float] | None) -> str:
+    if not values:
+        return "-"
+    return ", ".join(f"{key}={_fmt(value)}" for key, value in values.items() if isinstance(value, int | float))
+
+
 def _fmt(value: object, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -181,6 +189,9 @@ def _result_section(state: ResearchState) -> list[str]:
         lines.append(f"- **Full training failed:** {training.get('error')}")
     elif training:
         lines.append(f"- {full_training_line(training)}")
+        test = test_section(state)
+        if test:
+            lines.append(f"- **Test split (evaluated once, after the choice):** {_fmt_dict(test)}")
     else:
         lines.append(f"- **Full training:** {final.get('full_train', 'not run')}")
     lines += _approval_lines(state)
@@ -249,16 +260,24 @@ def _decisions_and_failures(state: ResearchState) -> list[str]:
     return [*lines, ""]
 
 
+def _predicts(task: dict) -> str:
+    """What the task predicts: classes, or regression targets (older tasks have no task_type)."""
+    if task.get("task_type") == "regression":
+        return f"regression of {task.get('num_targets', 1)} target(s)"
+    return f"{task['num_classes']} classes"
+
+
 def render_report(state: ResearchState, pareto_png: str | None, curves_png: str | None) -> str:
     task = state["task"]
     budget = task["budget"]
     lines = [f"# Research report: {state['run_name']}", "",
              f"**Goal:** {task.get('goal') or task['name']}", "",
              f"Dataset `{task['dataset']}`, input {task['input_shape']} ({task['input_dtype']}), "
-             f"{task['num_classes']} classes; metric **{task['metric']}** ({task['mode']}); planner "
+             f"{_predicts(task)}; metric **{task['metric']}** ({task['mode']}); planner "
              f"`{task['planner']}`; seed {task['seed']}.", "",
              budget_line(state), "", stop_line(state), ""]
     lines += _result_section(state)
+    lines += baselines_report_section(state)
     rows = leaderboard_rows(state)
     lines += _leaderboard_section(rows, task["metric"])
     lines += halving_section(state, task["metric"], task.get("mode", "max") == "max")

@@ -15,6 +15,12 @@ names the field it is about::
     budget: {candidates_per_round: 4, quick_epochs: 5, full_epochs: 20, max_minutes: 15}  # max_rounds: optional
     seed: 0
     approve: [full_train]   # optional: pause before full training until `torchscout resume NAME --approve yes|no`
+
+A regression task says ``task_type: regression`` and predicts ``num_targets`` values (default 1)
+instead of ``num_classes`` classes; its metric defaults to ``r2`` and its loss to ``MSELoss``
+(``HuberLoss`` and ``L1Loss`` are the robust alternatives). The inputs decide the search space:
+images ``[C, H, W]``, signals ``[C, L]`` (a float input of two dimensions: time series, audio
+features, sensor channels), flat features ``[F]``, token ids ``[L]`` (``input_dtype: int64``).
 """
 
 from __future__ import annotations
@@ -31,9 +37,17 @@ from torchscout.agent.approvals import parse_actions
 from torchscout.agent.planners import PLANNERS
 from torchscout.tools.errors import ToolError
 from torchscout.tools.limits import batch_problem, parameters_problem
-from torchscout.tools.training.metrics import metric_mode
+from torchscout.tools.training.components import LOSSES
+from torchscout.tools.training.metrics import metric_mode, needs_labels
 
-Modality = Literal["image", "flat", "tokens"]
+Modality = Literal["image", "signal", "flat", "tokens"]
+TaskType = Literal["classification", "regression"]
+
+# The loss each kind of task trains with unless the task names another.
+DEFAULT_LOSSES: dict[TaskType, str] = {"classification": "CrossEntropyLoss", "regression": "MSELoss"}
+DEFAULT_METRICS: dict[TaskType, str] = {"classification": "accuracy", "regression": "r2"}
+# Losses that compare a prediction with a float target of the same shape.
+REGRESSION_LOSSES = ("MSELoss", "HuberLoss", "SmoothL1Loss", "L1Loss")
 
 # Rounds at most when no max_rounds is given (the time budget or patience normally ends a run first).
 ROUND_CAP = 100
@@ -129,9 +143,16 @@ class Task(BaseModel):
     input_shape: list[int] = Field(description="Shape of one sample without the batch dimension, e.g. [1, 8, 8].")
     input_dtype: Literal["float32", "int64"] = Field(default="float32",
                                                      description="int64 for token ids, float32 otherwise.")
-    num_classes: int = Field(ge=2, description="Number of target classes.")
-    metric: str = Field(default="accuracy", description="The metric that ranks candidates: accuracy, f1, "
-                                                        "val_loss, perplexity, ... (a name of the metric registry).")
+    task_type: TaskType = Field(default="classification",
+                                description="classification (integer labels) or regression (float targets).")
+    num_classes: int | None = Field(default=None, ge=2, description="Classification: number of target classes.")
+    num_targets: int = Field(default=1, ge=1, description="Regression: values predicted per sample.")
+    loss_function: str | None = Field(
+        default=None, description="A torch.nn loss name; default CrossEntropyLoss (classification) or MSELoss "
+                                  "(regression; HuberLoss and L1Loss are robust to outliers).")
+    metric: str = Field(default="accuracy", description="The metric that ranks candidates: accuracy, f1, r2, "
+                                                        "rmse, val_loss, perplexity, ... (a name of the metric "
+                                                        "registry); default accuracy, or r2 for regression.")
     mode: Literal["max", "min"] | None = Field(default=None, description="max or min (default from the metric).")
     target: float | None = Field(default=None, allow_inf_nan=False,
                                  description="Stop searching once a candidate reaches this.")
@@ -172,6 +193,18 @@ class Task(BaseModel):
     def _known_actions(cls, value: Any) -> list[str]:
         return parse_actions(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric_by_task_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("metric") is None and data.get("task_type") in DEFAULT_METRICS:
+            data = {**data, "metric": DEFAULT_METRICS[data["task_type"]]}
+        return data
+
+    @field_validator("loss_function")
+    @classmethod
+    def _known_loss(cls, value: str | None) -> str | None:
+        return None if value is None else LOSSES.check(value)
+
     @field_validator("input_shape")
     @classmethod
     def _shape_is_positive(cls, value: list[int]) -> list[int]:
@@ -199,17 +232,49 @@ class Task(BaseModel):
         if self.input_dtype == "int64" and len(self.input_shape) != 1:
             raise ValueError("input_shape: token-id inputs (input_dtype int64) take one dimension, "
                              "the sequence length, e.g. [64]")
-        if self.input_dtype == "float32" and len(self.input_shape) not in (1, 3):
-            raise ValueError("input_shape: give [features] for flat inputs or [channels, height, width] "
-                             "for images")
+        if self.input_dtype == "float32" and len(self.input_shape) not in (1, 2, 3):
+            raise ValueError("input_shape: give [features] for flat inputs, [channels, length] for signals "
+                             "or [channels, height, width] for images")
+        self._check_targets()
         return self
+
+    def _check_targets(self) -> None:
+        """The fields that must agree with the task type: classes or targets, the loss and the metric."""
+        if self.task_type == "classification":
+            if self.num_classes is None:
+                raise ValueError("num_classes: a classification task needs the number of classes (>= 2); "
+                                 "for float targets write task_type: regression")
+            return
+        if self.num_classes is not None:
+            raise ValueError("num_classes: a regression task predicts num_targets values, not classes; "
+                             "remove num_classes")
+        if needs_labels(self.metric):
+            raise ValueError(f"metric: {self.metric} compares class labels; a regression task is ranked by "
+                             "r2, rmse, mse, mae or val_loss")
+        if self.loss_function is not None and self.loss_function not in REGRESSION_LOSSES:
+            raise ValueError(f"loss_function: a regression task trains with one of {', '.join(REGRESSION_LOSSES)}, "
+                             f"not {self.loss_function}")
 
     @property
     def modality(self) -> Modality:
-        """Which search space fits the inputs: token ids, images or flat feature vectors."""
+        """Which search space fits the inputs: token ids, images, signals or flat feature vectors."""
         if self.input_dtype == "int64":
             return "tokens"
-        return "image" if len(self.input_shape) == 3 else "flat"
+        return {3: "image", 2: "signal"}.get(len(self.input_shape), "flat")
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task_type == "regression"
+
+    @property
+    def output_size(self) -> int:
+        """Values the model predicts per sample: one logit per class, or one value per regression target."""
+        return self.num_targets if self.is_regression else int(self.num_classes or 0)
+
+    @property
+    def loss(self) -> str:
+        """The loss the task trains with: its own, or the task type's default."""
+        return self.loss_function or DEFAULT_LOSSES[self.task_type]
 
     @property
     def maximize(self) -> bool:

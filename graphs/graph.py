@@ -1,6 +1,6 @@
 """The research StateGraph (PRD section 8) and the settings every run streams it with.
 
-    setup -> [tokenizer] -> propose -> assemble* -> inspect -> quick_eval* (screen) -> halve
+    setup -> baselines -> [tokenizer] -> propose -> assemble* -> inspect -> quick_eval* (screen) -> halve
           -> quick_eval* (rung 1, the best of the screen) -> halve -> [quick_eval* (rung 2, longer) -> halve ...]
           -> refine -> (propose | optimizers)
     optimizers -> optimizer_eval* -> confirm -> confirm_eval* -> select -> [approve_full_train]
@@ -21,7 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
 from torchscout.agent.task import Task
-from torchscout.graphs import nodes_final, nodes_rounds, nodes_search, routing
+from torchscout.graphs import nodes_baselines, nodes_final, nodes_rounds, nodes_search, routing
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS
 from torchscout.graphs.state import ResearchState
@@ -52,6 +52,7 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder = StateGraph(ResearchState, context_schema=RunContext)
     search, final = nodes_search, nodes_final
     builder.add_node("setup", search.setup, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("baselines", nodes_baselines.baselines, retry_policy=TRANSIENT_RETRY)
     builder.add_node("tokenizer", search.tokenizer, retry_policy=TRANSIENT_RETRY)
     builder.add_node("propose", search.propose, retry_policy=TRANSIENT_RETRY)
     builder.add_node("assemble", search.assemble, retry_policy=TRANSIENT_RETRY)
@@ -69,7 +70,8 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("analyze", final.analyze, retry_policy=TRANSIENT_RETRY)
 
     builder.add_edge(START, "setup")
-    builder.add_conditional_edges("setup", routing.after_setup, ["tokenizer", "propose"])
+    builder.add_edge("setup", "baselines")
+    builder.add_conditional_edges("baselines", routing.after_setup, ["tokenizer", "propose"])
     builder.add_edge("tokenizer", "propose")
     builder.add_conditional_edges("propose", routing.after_propose, ["assemble", "inspect", "optimizers"])
     builder.add_edge("assemble", "inspect")

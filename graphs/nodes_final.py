@@ -30,6 +30,7 @@ from torchscout.agent.records import (
     evaluations_of,
 )
 from torchscout.agent.report import write_report
+from torchscout.agent.run_result import write_result
 from torchscout.agent.task import Task
 from torchscout.agent.training_configs import (
     EarlyStoppingSpec,
@@ -46,10 +47,10 @@ from torchscout.graphs.common import (
     planning_context,
     timed,
 )
-from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, metrics_requested, optimizer_spec
+from torchscout.graphs.evaluate import TRANSIENT_ERRORS, dataset_params, objective, optimizer_spec
 from torchscout.graphs.events import emit
 from torchscout.graphs.fidelity import rung_epochs
-from torchscout.graphs.llm_budget import llm_usage
+from torchscout.graphs.llm_budget import llm_result, llm_usage
 from torchscout.graphs.state import ResearchState, task_of
 from torchscout.graphs.tracking import log_research_run
 from torchscout.graphs.training_cost import Stage, final_rung, full_train_estimate, throughput
@@ -221,11 +222,10 @@ def trainer_config(task: Task, candidate: CandidateRecord, training: TrainingRec
     config = FullTrainConfig(
         dataset=task.dataset,
         dataset_params=dataset_params(task, tokenizers, candidate.get("vocab_size")),
-        input_shape=list(task.input_shape), num_classes=task.num_classes,
+        input_shape=list(task.input_shape), **objective(task),
         batch_size=task.budget.batch_size, epochs=epochs,
         optimizer=optimizer_spec(training), learning_rate=training["lr"],
-        scheduler=SchedulerSpec(type="CosineAnnealingLR", params={"T_max": epochs}),
-        loss_function="CrossEntropyLoss", metrics=metrics_requested(task), device="auto",
+        scheduler=SchedulerSpec(type="CosineAnnealingLR", params={"T_max": epochs}), device="auto",
         seed=task.seed, checkpoint_interval=0, save_best_model=True,
         monitor=monitor, monitor_mode=task.mode or "max", time_budget_s=max(time_left_s, 1.0),
         early_stopping=EarlyStoppingSpec(metric=monitor, patience=task.budget.early_stopping_patience,
@@ -234,6 +234,8 @@ def trainer_config(task: Task, candidate: CandidateRecord, training: TrainingRec
     )
     if task.data_root:
         config["data_root"] = task.data_root
+    if training.get("augment"):
+        config["augment"] = training["augment"]
     return config
 
 
@@ -323,9 +325,11 @@ def _install_in_project(state: ResearchState, candidate: CandidateRecord, config
 
 @timed
 def analyze(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
-    """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and log to W&B."""
+    """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and result.json,
+    and log to W&B."""
     state = ResearchState(**{**state, "llm_usage": llm_usage(state["run_dir"])})  # the report's LLM section
     report_path = write_report(state)
+    write_result(state, extra={"llm": llm_result(state)})
     log_research_run(state)
     emit(state["run_dir"], "report", path=report_path)
     return {"phase": "done", "report_path": report_path, "llm_usage": state["llm_usage"]}

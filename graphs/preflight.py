@@ -65,7 +65,11 @@ def check_task_data(task: Task) -> None:
 
 
 def check_targets(task: Task, targets: torch.Tensor, dataset_classes: int | None = None) -> None:
-    """The targets fit the task: integer class labels in ``[0, num_classes)`` for classification."""
+    """The targets fit the task: integer class labels in ``[0, num_classes)`` for classification, finite
+    float values, ``num_targets`` per sample, for regression."""
+    if task.task_type == "regression":
+        _check_regression_targets(task, targets)
+        return
     if targets.is_floating_point():
         if not bool(torch.isfinite(targets).all()):
             raise PreflightError(f"dataset {task.dataset!r} has non-finite targets (NaN or infinity)")
@@ -82,6 +86,20 @@ def check_targets(task: Task, targets: torch.Tensor, dataset_classes: int | None
     if classes > task.num_classes:
         raise PreflightError(f"num_classes is {task.num_classes} but dataset {task.dataset!r} has {classes} classes "
                              f"(labels up to {classes - 1}); set num_classes: {classes}")
+
+
+def _check_regression_targets(task: Task, targets: torch.Tensor) -> None:
+    if targets.numel() == 0:
+        raise PreflightError(f"dataset {task.dataset!r} has no targets")
+    if not targets.is_floating_point():
+        raise PreflightError(f"dataset {task.dataset!r} has integer targets (class labels?), but the task is a "
+                             "regression; use task_type: classification with num_classes, or float targets")
+    if not bool(torch.isfinite(targets).all()):
+        raise PreflightError(f"dataset {task.dataset!r} has non-finite targets (NaN or infinity)")
+    per_sample = 1 if targets.dim() == 1 else int(targets[0].numel())
+    if per_sample != task.num_targets:
+        raise PreflightError(f"num_targets is {task.num_targets} but dataset {task.dataset!r} has {per_sample} "
+                             f"target value(s) per sample; set num_targets: {per_sample}")
 
 
 def _check_text_task(task: Task) -> None:

@@ -76,7 +76,7 @@ def initial_state(task: dict[str, Any], run_name: str) -> ResearchState:
         round=0, rung=0, halving_done=False, stale_rounds=0, best_id=None, best_metric=None, tokenizers={}, candidates={},
         evaluations={}, decisions=[], failures=[], elapsed_s=0.0, stop_reason=None, stopped_by=None, optimizer_plan={},
         confirm_plan={}, final={},
-        full_training={}, approvals={}, report_path=None,
+        full_training={}, approvals={}, baselines=[], report_path=None,
     )
 
 

@@ -35,6 +35,7 @@ INFERABLE_ARGUMENTS: dict[str, tuple[str, Callable[[torch.Size], Any]]] = {
     "embed_dim": ("last dim", lambda shape: shape[-1]),
     "d_model": ("last dim", lambda shape: shape[-1]),
     "normalized_shape": ("last dim", lambda shape: shape[-1]),
+    "sequence_length": ("dim 1", lambda shape: shape[1]),  # PositionalEmbedding over (N, L, d_model)
 }
 
 
@@ -120,7 +121,7 @@ def complete_arguments(cls: type, node: LayerNode, sample: torch.Tensor) -> tupl
     inferred: dict[str, int | bool] = {}
     for name, (_, read) in INFERABLE_ARGUMENTS.items():
         if name in parameters and name not in given:
-            if name in {"in_channels", "num_features", "num_channels"} and sample.dim() < 2:
+            if name in {"in_channels", "num_features", "num_channels", "sequence_length"} and sample.dim() < 2:
                 continue
             inferred[name] = int(read(sample.shape))
     if "batch_first" in parameters and "batch_first" not in given:

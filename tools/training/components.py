@@ -69,7 +69,12 @@ LOSSES = _torch_losses()
 
 
 class ClassLabelsAsOneHot(nn.Module):
-    """Lets a same-shape loss (MSELoss, ...) train a classifier: integer labels become one-hot targets."""
+    """Lets a same-shape loss (MSELoss, ...) train a classifier: integer labels become one-hot targets.
+
+    Regression targets of one value per sample (``[N]``) meet a model's ``[N, 1]`` outputs: they are
+    reshaped to it, since broadcasting ``[N, 1]`` against ``[N]`` would silently compare every output
+    with every target.
+    """
 
     def __init__(self, loss: nn.Module) -> None:
         super().__init__()
@@ -78,6 +83,8 @@ class ClassLabelsAsOneHot(nn.Module):
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if not targets.is_floating_point() and outputs.dim() == targets.dim() + 1:
             targets = nn.functional.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
+        elif targets.is_floating_point() and targets.shape != outputs.shape and targets.numel() == outputs.numel():
+            targets = targets.reshape(outputs.shape)
         return self.loss(outputs, targets)
 
 

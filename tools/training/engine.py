@@ -23,6 +23,7 @@ from torch import nn
 from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
+from torchscout.tools.training.augment import BatchAugmenter
 from torchscout.tools.training.components import SchedulerPlan
 from torchscout.tools.training.config import RunConfig
 from torchscout.tools.training.data import BatchSource
@@ -96,6 +97,7 @@ class Run:
     patience: int | None = None  # early stopping patience; None: no early stopping
     progress: bool = False
     deadline: float | None = None  # time.perf_counter() value after which training stops
+    augment: BatchAugmenter | None = None  # applied to training batches only
 
     @property
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -186,7 +188,10 @@ def train_one_epoch(run: Run, state: LoopState, epoch: int) -> EpochRecord:
     started = time.perf_counter()
     batches = tqdm(run.train.batches(epoch), total=total_batches, desc=f"epoch {epoch}", leave=False,
                    disable=not run.progress, unit="batch")
+    augment = run.augment.for_epoch(epoch) if run.augment is not None else None
     for micro, (inputs, targets) in enumerate(batches, start=1):
+        if augment is not None:
+            inputs = augment(inputs)
         updates = micro % accumulate == 0 or micro == total_batches
         # DDP: only the micro-batch that ends an accumulation all-reduces gradients
         sync = model.no_sync() if run.dist.enabled and not updates else contextlib.nullcontext()
