@@ -218,10 +218,11 @@ class Task(BaseModel):
         problem = batch_problem(math.prod(self.input_shape), self.budget.batch_size)
         if problem:
             raise ValueError(f"input_shape {self.input_shape} x budget.batch_size: {problem}")
-        # the output layer alone has num_classes weights per feature
-        problem = parameters_problem(self.num_classes)
+        # the output layer alone has one weight per feature and output value
+        problem = parameters_problem(self.output_size)
         if problem:
-            raise ValueError(f"num_classes {self.num_classes}: even a one-feature output layer is too large: "
+            name = "num_targets" if self.is_regression else "num_classes"
+            raise ValueError(f"{name} {self.output_size}: even a one-feature output layer is too large: "
                              f"{problem}")
         return self
 
