@@ -32,12 +32,19 @@ ENV_VARIABLES: dict[str, str] = {
     "TORCHSCOUT_WANDB_MODE": "wandb_mode",
     "TORCHSCOUT_PROGRESS": "progress",
     "TORCHSCOUT_LLM_TIMEOUT_S": "llm_timeout_s",
+    "TORCHSCOUT_LLM_IDLE_TIMEOUT_S": "llm_idle_timeout_s",
     "TORCHSCOUT_LLM_MAX_RETRIES": "llm_max_retries",
+    "TORCHSCOUT_LLM_MAX_TOKENS": "llm_max_tokens",
+    "TORCHSCOUT_LLM_CACHE": "llm_cache",
+    "TORCHSCOUT_LLM_ANALYSIS": "llm_analysis",
+    "TORCHSCOUT_LLM_PROMPT_PRICE": "llm_prompt_price",
+    "TORCHSCOUT_LLM_COMPLETION_PRICE": "llm_completion_price",
     "TORCHSCOUT_AGENT_MAX_CALLS": "agent_max_model_calls",
     "TORCHSCOUT_SANDBOX": "sandbox",
     "TORCHSCOUT_SANDBOX_NETWORK": "sandbox_network",
     "TORCHSCOUT_SANDBOX_ENV_ALLOW": "sandbox_env_allow",
 }
+BOOLEAN_FIELDS = {"progress", "llm_cache", "llm_analysis"}
 
 
 class SettingsError(ValueError):
@@ -62,8 +69,30 @@ class Settings(BaseModel):
         "'openai:gpt-4.1-mini' or 'ollama:qwen2.5-coder', or a LangChain BaseChatModel instance "
         "(only through configure()). TORCHSCOUT_LLM.",
     )
-    llm_timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one LLM request in seconds.")
-    llm_max_retries: int = Field(default=3, ge=0, description="Transport-level retries of one LLM request.")
+    llm_timeout_s: float = Field(
+        default=300.0, gt=0, description="Deadline of one logical LLM call in seconds, its retries included. "
+        "TORCHSCOUT_LLM_TIMEOUT_S.")
+    llm_idle_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest silence of a streaming reply (the first token included) before "
+        "the request is abandoned; a slow server that keeps sending is not cut off. TORCHSCOUT_LLM_IDLE_TIMEOUT_S.")
+    llm_max_retries: int = Field(
+        default=2, ge=0, description="Retries of one logical LLM call after a transport error, a silent server, "
+        "HTTP 429 or 5xx, within its deadline (the only retry layer). TORCHSCOUT_LLM_MAX_RETRIES.")
+    llm_max_tokens: dict[str, int] = Field(
+        default_factory=dict, description="Reply token caps per purpose, overriding the defaults (planner, "
+        "assembler-block, custom_optimizer, summary-analysis, tokenizer_advice, agent). "
+        "TORCHSCOUT_LLM_MAX_TOKENS='planner=3000,agent=4096'.")
+    llm_cache: bool = Field(
+        default=True, description="Answer repeated LLM requests from <workspace>/.torchscout/llm_cache.sqlite "
+        "(only answers that were used are kept). TORCHSCOUT_LLM_CACHE=0 neither reads nor writes it.")
+    llm_analysis: bool = Field(
+        default=True, description="Let the LLM write pytorch_model_summary's analysis (one call per model). "
+        "TORCHSCOUT_LLM_ANALYSIS=0 keeps the builtin rules even with an LLM configured.")
+    llm_prompt_price: float | None = Field(
+        default=None, ge=0, description="USD per million prompt tokens; with it the LLM accounting shows costs. "
+        "TORCHSCOUT_LLM_PROMPT_PRICE.")
+    llm_completion_price: float | None = Field(
+        default=None, ge=0, description="USD per million completion tokens. TORCHSCOUT_LLM_COMPLETION_PRICE.")
     agent_max_model_calls: int = Field(
         default=40, ge=1, description="Most model calls of one `torchscout agent` run (--max-calls overrides it)."
     )
@@ -107,6 +136,19 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+    @field_validator("llm_max_tokens", mode="before")
+    @classmethod
+    def _token_caps(cls, value: Any) -> Any:
+        """``"planner=3000,agent=4096"`` (the environment's form) as a mapping."""
+        if not isinstance(value, str):
+            return value
+        caps: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            purpose, separator, number = item.partition("=")
+            if not separator or not purpose.strip():
+                raise ValueError(f"write purpose=tokens pairs separated by commas, e.g. 'planner=3000', got {item!r}")
+            caps[purpose.strip()] = number.strip()
+        return caps
 
     @property
     def state_dir(self) -> Path:
@@ -178,7 +220,7 @@ def _from_environment() -> dict[str, Any]:
         raw = os.environ.get(variable)
         if raw is None or raw == "":
             continue
-        values[field] = _parse_bool(raw) if field == "progress" else raw
+        values[field] = _parse_bool(raw) if field in BOOLEAN_FIELDS else raw
     return values
 
 

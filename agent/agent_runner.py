@@ -9,7 +9,9 @@ answer, the agent's remarks), then its final report. Every step is checkpointed 
 - ``--approve pip_install`` makes the thread stop before any package install (the pending call
   is printed) until ``--thread ID --approve yes|no`` approves or rejects it.
 
-From Python, :func:`run_agent` does the same and returns the final answer.
+From Python, :func:`run_agent` does the same and returns the final answer. A run that ends at a
+limit rather than with an answer -- the model call limit, the same call repeated, the step limit --
+has ``status`` "stopped" and says why in ``stop_reason`` (the CLI then exits non-zero).
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from typing import Any, Literal, TypedDict
 from langchain.agents.middleware.human_in_the_loop import ActionRequest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphRecursionError
 from langgraph.types import Command, StateSnapshot
 
+from torchscout.agent.agent_guards import NOTE_KEY, stop_reason
+from torchscout.agent.agent_tools import select_tools
 from torchscout.agent.approvals import is_answer, parse_actions, parse_answer
 from torchscout.agent.react_agent import (
     build_agent,
@@ -34,6 +39,7 @@ from torchscout.agent.react_agent import (
     thread_config,
 )
 from torchscout.settings import get_settings
+from torchscout.tools.codegen.llm_usage import PurposeUsage, UsageScope, usage_by_purpose, usage_scope
 from torchscout.tools.errors import ToolError
 from torchscout.tools.workspace import atomic_write_text
 
@@ -51,9 +57,11 @@ def _text_of(message: Any) -> str:
 
 
 def describe_message(message: Any) -> list[str]:
-    """One line per thing that happened: a tool call, a tool's answer, or the agent's words."""
+    """One line per thing that happened: a tool call, a tool's answer, the agent's words, a guard's note."""
     lines = []
     if isinstance(message, AIMessage):
+        if message.response_metadata.get(NOTE_KEY):
+            lines.append(f"note: {message.response_metadata[NOTE_KEY]}")
         if _text_of(message).strip():
             lines.append(f"agent: {short_text(_text_of(message))}")
         for call in message.tool_calls:
@@ -84,12 +92,14 @@ class AgentOutcome(TypedDict):
     """What :func:`run_agent` returns."""
 
     thread_id: str
-    status: Literal["finished", "waiting_for_approval"]
+    status: Literal["finished", "waiting_for_approval", "stopped"]
     approval: list[ActionRequest] | None   # the gated tool calls the thread waits on
     answer: str                            # the agent's final message (empty while waiting)
+    stop_reason: str | None                # why a "stopped" run ended at a limit instead of an answer
     model_calls: int
     tool_calls: int
     tool_errors: int
+    llm_usage: dict[str, PurposeUsage]     # this invocation's LLM calls, tokens and seconds, per purpose
 
 
 def _gates_path() -> Path:
@@ -164,29 +174,9 @@ def _plan_inputs(agent: Any, config: RunnableConfig, thread_id: str, goal: str |
     return inputs
 
 
-def run_agent(goal: str | None, *, thread_id: str | None = None, max_model_calls: int | None = None,
-              llm: Any = None, on_line: EventPrinter | None = None, approve: Any = None) -> AgentOutcome:
-    """Run (or continue) agent thread ``thread_id`` on ``goal``; returns the final answer and counts.
-
-    ``llm``: a chat model, an init_chat_model spec, or None for the configured one.
-    ``approve``: actions to gate in this thread (["pip_install"], "pip_install,full_train"), kept for
-    later runs of the thread; or "yes"/"no" to answer a thread waiting for approval. A run that
-    stops at a gate returns ``status`` "waiting_for_approval" with the pending calls in ``approval``.
-    """
-    thread_id = thread_id or time.strftime("agent-%Y%m%d-%H%M%S")
-    new_gates, answer = split_approve(approve)
-    model = resolve_agent_model(llm)  # before opening the checkpoint file: no model, nothing written
-    saver = open_agent_checkpointer()
+def _stream_inputs(agent: Any, config: RunnableConfig, inputs: list[Any], on_line: EventPrinter | None) -> str | None:
+    """Stream each input through the agent, printing its lines; the reason when the step limit ended it."""
     try:
-        gates = thread_gates(thread_id)
-        if [action for action in new_gates if action not in gates]:
-            gates = [*gates, *(action for action in new_gates if action not in gates)]
-            _remember_gates(thread_id, gates)
-        agent = build_agent(model, saver, max_model_calls=max_model_calls, approve=gates)
-        config = thread_config(thread_id, max_model_calls)
-        inputs = _plan_inputs(agent, config, thread_id, goal, answer)
-        if not inputs and not pending_approval(agent.get_state(config)):
-            raise ToolError(f"nothing to do: give a GOAL (thread {thread_id!r} has no interrupted step to finish)")
         for payload in inputs:
             for update in agent.stream(payload, config, stream_mode="updates", durability="sync"):
                 for line in describe_update(update):
@@ -194,20 +184,57 @@ def run_agent(goal: str | None, *, thread_id: str | None = None, max_model_calls
                         on_line(line)
             if pending_approval(agent.get_state(config)):
                 break  # stopped at a gate: the rest waits for the answer
+    except GraphRecursionError:
+        return f"stopped: the run reached its step limit ({config.get('recursion_limit')} graph steps)"
+    return None
+
+
+def run_agent(goal: str | None, *, thread_id: str | None = None, max_model_calls: int | None = None,
+              llm: Any = None, on_line: EventPrinter | None = None, approve: Any = None,
+              tools: str | list[str] | None = None) -> AgentOutcome:
+    """Run (or continue) agent thread ``thread_id`` on ``goal``; returns the final answer and counts.
+
+    ``llm``: a chat model, an init_chat_model spec, or None for the configured one.
+    ``approve``: actions to gate in this thread (["pip_install"], "pip_install,full_train"), kept for
+    later runs of the thread; or "yes"/"no" to answer a thread waiting for approval. A run that
+    stops at a gate returns ``status`` "waiting_for_approval" with the pending calls in ``approval``.
+    ``tools``: ``all`` (default), ``core`` or tool names (see :func:`torchscout.agent.agent_tools.select_tools`).
+    """
+    thread_id = thread_id or time.strftime("agent-%Y%m%d-%H%M%S")
+    new_gates, answer = split_approve(approve)
+    chosen_tools = select_tools(tools)  # bad arguments and a missing model fail before anything is written
+    model = resolve_agent_model(llm)
+    saver = open_agent_checkpointer()
+    try:
+        gates = thread_gates(thread_id)
+        if [action for action in new_gates if action not in gates]:
+            gates = [*gates, *(action for action in new_gates if action not in gates)]
+            _remember_gates(thread_id, gates)
+        agent = build_agent(model, saver, max_model_calls=max_model_calls, approve=gates, tools=chosen_tools)
+        config = thread_config(thread_id, max_model_calls)
+        inputs = _plan_inputs(agent, config, thread_id, goal, answer)
+        if not inputs and not pending_approval(agent.get_state(config)):
+            raise ToolError(f"nothing to do: give a GOAL (thread {thread_id!r} has no interrupted step to finish)")
+        scope = UsageScope()
+        with usage_scope(scope):
+            step_limit = _stream_inputs(agent, config, inputs, on_line)
         snapshot = agent.get_state(config)
         messages = snapshot.values.get("messages", [])
         waiting = pending_approval(snapshot)
     finally:
         saver.conn.close()
     final = next((message for message in reversed(messages) if isinstance(message, AIMessage)), None)
+    stopped = step_limit or (None if waiting else stop_reason(final))
     return AgentOutcome(
         thread_id=thread_id,
-        status=WAITING if waiting else "finished",
+        status=WAITING if waiting else "stopped" if stopped else "finished",
         approval=waiting or None,
         answer=_text_of(final) if final is not None and not waiting else "",
+        stop_reason=stopped,
         model_calls=sum(isinstance(message, AIMessage) for message in messages),
         tool_calls=sum(isinstance(message, ToolMessage) for message in messages),
         tool_errors=sum(isinstance(message, ToolMessage) and (message.status == "error"
                                                               or _text_of(message).startswith("Error:"))
                         for message in messages),
+        llm_usage=usage_by_purpose([record.as_json() for record in scope.records]),
     )

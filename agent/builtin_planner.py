@@ -37,6 +37,7 @@ from torchscout.agent.proposal import (
 )
 from torchscout.agent.search_space import Blueprint, Space
 from torchscout.agent.selection import prefer_smaller_among_ties, tie_tolerance
+from torchscout.agent.task import Task
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 logger = logging.getLogger(__name__)
@@ -55,13 +56,16 @@ def _distributions(axes: Space) -> dict[str, optuna.distributions.BaseDistributi
     return {name: optuna.distributions.CategoricalDistribution(choices) for name, choices in axes.items()}
 
 
-def _training_of(blueprint: Blueprint) -> TrainingSettings:
+def training_of(blueprint: Blueprint, task: Task) -> TrainingSettings:
+    """The training settings of a point in the space: its optimizer, learning rate, weight decay (a
+    searched axis for flat inputs, else 0.01 for AdamW) and augmentation."""
     optimizer = blueprint["optimizer"]
     momentum = 0.9 if optimizer == "SGD" else None
     # SGD needs a larger step than the adaptive methods to move at all in a short budget
     lr = blueprint["lr"] * (10 if optimizer == "SGD" else 1)
-    decay = 0.01 if optimizer == "AdamW" else 0.0
-    return TrainingSettings(optimizer=optimizer, lr=min(lr, 1.0), weight_decay=decay, momentum=momentum)
+    decay = blueprint.get("weight_decay", 0.01 if optimizer == "AdamW" else 0.0)
+    return TrainingSettings(optimizer=optimizer, lr=min(lr, 1.0), weight_decay=decay, momentum=momentum,
+                            augment=search_space.augmentation(blueprint, task))
 
 
 def _ranked(context: PlanningContext) -> list[CandidateOutcome]:
@@ -127,7 +131,7 @@ class BuiltinPlanner:
                 "optimizer": "AdamW", "lr": min(base.lr * 2, 0.05), "weight_decay": 0.01, "momentum": None}),
                 rationale="A larger step tests whether the short budget is under-training the model."),
             OptimizerTrialSpec(name="sgd_nesterov", training=TrainingSettings(
-                optimizer="SGD", lr=min(base.lr * 10, 0.2), momentum=0.9, weight_decay=5e-4),
+                optimizer="SGD", lr=min(base.lr * 10, 0.2), momentum=0.9, weight_decay=5e-4, augment=base.augment),
                 rationale="SGD with Nesterov momentum is the classic strong baseline for conv nets."),
             OptimizerTrialSpec(name="adam_no_bias_decay", training=base.model_copy(update={
                 "optimizer": "Adam", "momentum": None, "weight_decay": 0.0,
@@ -151,8 +155,9 @@ class BuiltinPlanner:
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=context.task.seed))
         while len(picks) < context.num_candidates:
             blueprint = self._draw(study, axes, seen, context)
+            described = self._describe(self._normalized(blueprint, context))
             self._accept(context, blueprint, seen, picks, "A random design from the search space, "
-                         "for diversity in the first round: " + self._describe(blueprint), None)
+                         f"for diversity in the first round: {described}", None)
         return picks
 
     def _improve(self, context: PlanningContext, axes: Space, seen: set[str],
@@ -187,7 +192,7 @@ class BuiltinPlanner:
         while len(picks) < context.num_candidates:
             blueprint = self._draw(study, axes, seen, context)
             self._accept(context, blueprint, seen, picks, "Suggested by TPE from every result so far: "
-                         + self._describe(blueprint), None)
+                         + self._describe(self._normalized(blueprint, context)), None)
         return picks
 
     # -- helpers ------------------------------------------------------------------------------
@@ -220,14 +225,25 @@ class BuiltinPlanner:
         study = optuna.create_study(direction=direction, sampler=sampler)
         distributions = _distributions(axes)
         for item in context.history:
-            params = {name: item.blueprint[name] for name in axes if name in item.blueprint}
-            if len(params) != len(axes):
+            # the axes its design uses (an encoder leaves others unused); TPE models each axis from the
+            # trials that have it, so a conditional space is told exactly what was tried
+            params = {name: item.blueprint[name] for name in axes
+                      if name in item.blueprint and item.blueprint[name] in axes[name]}
+            if not self._in_space(item.blueprint, params, context):
                 continue  # an LLM-proposed design outside the space: nothing to tell the sampler
             failed = item.metric is None
             study.add_trial(optuna.trial.create_trial(
-                params=params, distributions=distributions, value=None if failed else item.metric,
+                params=params, distributions={name: distributions[name] for name in params},
+                value=None if failed else item.metric,
                 state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE))
         return study
+
+    def _in_space(self, blueprint: Blueprint, params: Blueprint, context: PlanningContext) -> bool:
+        """Whether every axis the design uses has a choice of the space (an LLM's design may have none)."""
+        if not params or ("encoder" in search_space.space_for(context.task.modality) and "encoder" not in params):
+            return False
+        used = self._normalized(blueprint, context)
+        return all(name in params for name in used if name in search_space.space_for(context.task.modality))
 
     def _mutate(self, blueprint: Blueprint, axes: Space, rng: random.Random,
                 context: PlanningContext) -> tuple[Blueprint, str]:
@@ -278,5 +294,6 @@ class BuiltinPlanner:
         model_name = f"R{context.round}C{index}"
         vocab = blueprint.get("vocab_size")
         model_config = search_space.compile_blueprint(blueprint, context.task, model_name, vocab_size=vocab)
-        return CandidateSpec(model_config=model_config, training=_training_of(blueprint), rationale=rationale,
+        return CandidateSpec(model_config=model_config, training=training_of(blueprint, context.task),
+                             rationale=rationale,
                              parent=parent, blueprint=blueprint, vocab_size=vocab)

@@ -11,11 +11,14 @@ them, chosen from the history:
 - ``improve``: change the best designs where the leaderboard, curves and analyses say it pays.
 
 The model sees the context as compact text (:mod:`torchscout.agent.planner_context`) and
-answers in a small JSON schema (:mod:`torchscout.agent.planner_answers`), through structured
-output or parse-and-re-ask (:mod:`torchscout.agent.llm_answers`). An answer still unusable
-after ``max_attempts`` -- or a model that cannot be reached -- makes the *builtin* planner
-propose that round; the proposal then says so (``planner == FALLBACK_PLANNER_NAME`` and its
-notes start with the reason), so the run goes on and the report can show it.
+answers in a small JSON format described by example (:mod:`torchscout.agent.planner_answers`),
+through structured output or parse-and-re-ask (:mod:`torchscout.agent.llm_answers`); each
+candidate is checked against the task before it is used. An answer still unusable after
+``max_attempts`` -- or a model that cannot be reached, or a run whose LLM budget or time share is
+spent -- makes the *builtin* planner propose that round. That is never silent: a notice
+("round 2: LLM plan unusable (reason); builtin planner proposes") goes to the console, and the
+proposal says so (``planner == FALLBACK_PLANNER_NAME``, notes starting with the reason), so the
+report can show which rounds the LLM planned.
 
 Every model call goes through the response cache, so replaying a round with unchanged
 inputs costs no call.
@@ -33,7 +36,6 @@ from torchscout.agent.llm_answers import StructuredAsker, UnusableAnswerError
 from torchscout.agent.planner_answers import (
     OptimizerAnswer,
     PlannerAnswer,
-    answer_format,
     candidates_from_answer,
     trials_from_answer,
 )
@@ -48,6 +50,7 @@ from torchscout.agent.planners import register_planner
 from torchscout.agent.proposal import CandidateOutcome, Planner, PlanningContext, Proposal, ProposalMode
 from torchscout.prompts.loader import load_prompt
 from torchscout.tools.codegen.llm import get_chat_model
+from torchscout.tools.codegen.llm_usage import notify
 from torchscout.tools.errors import ToolError
 
 logger = logging.getLogger(__name__)
@@ -136,7 +139,7 @@ class LLMPlanner:
         prompt = load_prompt("planner_optimizers")
         messages = prompt.render(
             context=render_context(context), count=count, best_id=best.id,
-            best_training=training_text(best.training), answer_format=answer_format(OptimizerAnswer))
+            best_training=training_text(best.training))
         try:
             answer = self._asker.ask(messages, OptimizerAnswer, prompt_version=prompt.version,
                                      check=lambda value: trials_from_answer(value, count),
@@ -156,7 +159,6 @@ class LLMPlanner:
             "context": render_context(context),
             "count": context.num_candidates,
             "round": context.round,
-            "answer_format": answer_format(PlannerAnswer),
         }
         best = context.best
         if mode in ("improve", "debug") and best is not None:
@@ -173,8 +175,8 @@ class LLMPlanner:
     def _fall_back(self, context: PlanningContext, mode: str, error: ToolError, propose) -> Proposal:
         reason = str(error)
         attempts = len(error.problems) if isinstance(error, UnusableAnswerError) else 0
-        logger.warning("LLM planner round %d (%s): falling back to the builtin planner: %s",
-                       context.round, mode, reason)
+        what = "optimizer plan" if mode == "optimizer" else "plan"
+        notify(f"round {context.round}: LLM {what} unusable ({reason}); builtin planner proposes")
         self.rounds.append(RoundRecord(context.round, mode, attempts, fell_back=True, reason=reason))
         proposal = propose()
         notes = (f"LLM planner fallback: the model's {mode} answer was unusable ({reason}); "

@@ -2,12 +2,19 @@
 
 The model answers in a small schema (:class:`PlannerAnswer`: candidates as a layer list, training
 settings, a rationale) rather than the full ``Proposal``: the input shape, dtype and class names
-come from the task, not from the model. :func:`candidates_from_answer` checks a reply against
-the task and the history (layer format, optimizer names, tokenizer vocabularies, duplicates)
-and raises :class:`AnswerProblem` with the reasons, which the planner sends back to the model.
+come from the task, not from the model. The prompts describe that schema by example (the
+``<...>`` format at the end of each planner prompt), not as a JSON Schema document, which weak
+models echo back. :func:`candidates_from_answer` checks a reply against the task and the history
+and raises :class:`AnswerProblem` with the reasons, which the planner sends back to the model:
+
+- the layer format, optimizer names, tokenizer vocabularies, duplicates of earlier designs;
+- the task: each candidate is compiled by the assembler's compiler in the sandbox child (a fraction
+  of a second, mostly on meta tensors): it must accept this task's input (an Embedding cannot read
+  float images, a Conv2d cannot read flat vectors), give one output per class, and stay within
+  ``max_params``.
 
 Layer types are *not* checked against a fixed list: the model may invent a layer, and the
-assembler's LLM backend writes the code for it.
+assembler's LLM backend writes the code for it (such a candidate is measured after assembly).
 """
 
 from __future__ import annotations
@@ -20,8 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from torchscout.agent.llm_answers import AnswerProblem
 from torchscout.agent.proposal import CandidateSpec, OptimizerTrialSpec, PlanningContext, TrainingSettings
 from torchscout.agent.training_configs import TrainingRecord
+from torchscout.tools.codegen.llm_json import JSONObject
 from torchscout.tools.errors import ToolError
+from torchscout.tools.modeling.blueprint_compiler import compile_blueprint
 from torchscout.tools.optim.specs import resolve_optimizer_class
+from torchscout.tools.sandbox.runner import run_in_sandbox
+
+# compile_blueprint renders the source for this (never written) path
+_CHECK_PATH = ".torchscout/planner_check.py"
+CHECK_TIMEOUT_S = 60.0
 
 
 class PlannedCandidate(BaseModel):
@@ -56,11 +70,6 @@ class OptimizerAnswer(BaseModel):
 
     notes: str = Field(default="", description="The reasoning, briefly.")
     trials: list[OptimizerTrialSpec] = Field(min_length=1)
-
-
-def answer_format(schema: type[BaseModel]) -> str:
-    """The JSON schema of an answer, compact, for the prompt."""
-    return json.dumps(schema.model_json_schema(), separators=(",", ":"))
 
 
 def _layer_problems(layers: list[Any], where: str) -> list[str]:
@@ -129,6 +138,38 @@ def _vocab_for(candidate: PlannedCandidate, context: PlanningContext, where: str
     return candidate.vocab_size
 
 
+def _task_problem(model_config: JSONObject, context: PlanningContext, where: str) -> str | None:
+    """Why the candidate cannot work on this task (input kind, outputs, max_params), or None.
+
+    The blueprint is compiled in the sandbox child, as the assembler compiles it: a model's answer
+    may ask for a layer too large to build. A blueprint naming a file of the user's (``module_path``)
+    is left to the assembler; one naming a new layer type is measured after the LLM wrote it.
+    """
+    if "module_path" in json.dumps(model_config):
+        return None
+    result = run_in_sandbox(compile_blueprint, {"config": model_config, "output_path": _CHECK_PATH},
+                            timeout_s=CHECK_TIMEOUT_S, threads=1)
+    if not result.ok:
+        if result.error_type in ("BlueprintError", "ToolError", "MemoryError"):
+            return f"{where}: it does not fit this task's input {context.task.input_shape}: " + \
+                str(result.error).replace("model_config.", "")
+        return None  # the check itself could not run (a timeout): the assembler decides
+    compiled = result.value
+    if "missing_block" in compiled:
+        return None
+    outputs = compiled["output_shape"]
+    expected = [context.task.output_size]
+    if outputs != expected:
+        per = "one value per target" if context.task.task_type == "regression" else "one logit per class"
+        return (f"{where}: the model outputs shape {outputs} per sample; this task needs {expected} "
+                f"({per}): end with a reduction and Linear(out_features={expected[0]})")
+    limit = context.task.budget.max_params
+    if limit is not None and compiled["total_params"] > limit:
+        return (f"{where}: {compiled['total_params']:,} parameters, over the task's max_params {limit:,}; "
+                "make it narrower or shallower")
+    return None
+
+
 def candidates_from_answer(answer: PlannerAnswer, context: PlanningContext) -> list[CandidateSpec]:
     """The usable candidates of ``answer`` as specs (raises AnswerProblem when none is usable)."""
     problems: list[str] = []
@@ -155,9 +196,13 @@ def candidates_from_answer(answer: PlannerAnswer, context: PlanningContext) -> l
         if signature in seen:
             problems.append(f"{where}: the same layers and training as an earlier candidate; propose a new design")
             continue
-        seen.add(signature)
         model_config = {"model_name": f"R{context.round}C{len(specs)}", "input_shape": list(context.task.input_shape),
                         "input_dtype": context.task.input_dtype, "layers": layers}
+        task_problem = _task_problem(model_config, context, where)
+        if task_problem:
+            problems.append(task_problem)
+            continue
+        seen.add(signature)
         parent = candidate.parent if candidate.parent in known_ids else None
         specs.append(CandidateSpec(model_config=model_config, training=candidate.training,
                                    rationale=candidate.rationale.strip(), parent=parent, vocab_size=vocab_size))

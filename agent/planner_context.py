@@ -4,6 +4,7 @@ A model reads tables far better than nested JSON, and every token of history cos
 round, so the context is rendered as short sections::
 
     TASK      name, goal, dataset, input, classes, metric and direction, target, limits
+    VOCABULARY   the layer types and searched axes of the builtin space for these inputs
     LEADERBOARD  best first: id | metric | params | FLOPs | time | optimizer | design in one line
     FAILED    id, status and the last lines of the error (traceback tail)
     CURVES    per-epoch validation metric of the leading candidates
@@ -20,6 +21,7 @@ from typing import Any
 
 from torchscout.agent.proposal import CandidateOutcome, PlanningContext
 from torchscout.agent.records import FAILED_STATUSES
+from torchscout.agent.search_space import vocabulary_text
 from torchscout.agent.task import Task
 from torchscout.agent.training_configs import TrainingRecord
 
@@ -94,7 +96,8 @@ def task_text(task: Task, vocab_sizes: list[int]) -> str:
         f"dataset: {task.dataset}" + (f" {json.dumps(task.dataset_params)}" if task.dataset_params else ""),
         f"input: one sample has shape {task.input_shape} ({task.input_dtype}, {task.modality}); "
         f"the batch dimension comes first",
-        f"classes: {task.num_classes}",
+        (f"predicts: {task.num_targets} regression target(s), loss {task.loss}" if task.is_regression
+         else f"classes: {task.num_classes}"),
         f"metric: {task.metric} ({'higher' if task.maximize else 'lower'} is better)"
         + (f", target {task.target}" if task.target is not None else ""),
         f"quick evaluation: {budget.quick_epochs} epoch(s), batch size {budget.batch_size}",
@@ -168,6 +171,7 @@ def render_context(context: PlanningContext) -> str:
     """Every section, ready to go into the planner prompt's ``${context}``."""
     sections = [
         ("TASK", task_text(context.task, context.vocab_sizes)),
+        (f"VOCABULARY FOR {context.task.modality.upper()} INPUTS", vocabulary_text(context.task.modality)),
         (f"LEADERBOARD (best first, {len(context.ranked())} evaluated)", leaderboard_text(context)),
         ("FAILED CANDIDATES (latest first)", failures_text(context)),
         ("PER-EPOCH VALIDATION CURVES", curves_text(context)),

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torchscout.agent.records import Status
 from torchscout.agent.selection import prefer_smaller_among_ties
 from torchscout.agent.task import Task
-from torchscout.agent.training_configs import TrainingRecord
+from torchscout.agent.training_configs import AugmentSpec, TrainingRecord
 
 ProposalMode = Literal["draft", "improve", "debug", "optimizer"]
 
@@ -33,6 +33,9 @@ class TrainingSettings(BaseModel):
     momentum: float | None = Field(default=None, ge=0, lt=1, description="SGD momentum (SGD only).")
     param_groups: list[dict[str, Any]] = Field(
         default_factory=list, description="Optional per-parameter-group overrides: {name_regex, lr, weight_decay}.")
+    augment: AugmentSpec | None = Field(
+        default=None, description="Training-batch augmentation for images or signals: {random_crop: pixels or "
+                                  "time steps, horizontal_flip: images only}; none by default.")
 
     def optimizer_params(self) -> dict[str, float | bool]:
         params: dict[str, float | bool] = {"lr": self.lr, "weight_decay": self.weight_decay}

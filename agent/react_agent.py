@@ -2,9 +2,15 @@
 
 ``build_agent()`` returns the compiled agent (``langchain.agents.create_agent``):
 
-- the configured chat model (``TORCHSCOUT_LLM`` / ``torchscout.configure(llm=...)``) or ``llm``;
-- all 15 tools of :data:`torchscout.tools.ALL_TOOLS` (or ``tools``);
+- the configured chat model (``TORCHSCOUT_LLM`` / ``torchscout.configure(llm=...)``) or ``llm``,
+  wrapped in :class:`~torchscout.tools.codegen.llm_bounded.BoundedChatModel`: every call has the
+  deadline, idle timeout, single retry layer, token cap and accounting of all LLM calls;
+- all 15 tools of :data:`torchscout.tools.ALL_TOOLS` (or ``tools``), with the short descriptions of
+  :mod:`torchscout.agent.agent_tools` (the first prompt is about 3,500 tokens instead of 5,800);
 - the system prompt ``prompts/agent_system.yaml``, which teaches the PRD's research loop;
+- the guards of :mod:`torchscout.agent.agent_guards`: a tool call written as text is parsed (or
+  answered with the tool list), a reply cut at the token cap is asked again shorter, and the same
+  call made 3 times in a row ends the run;
 - ``ToolErrorMiddleware``: an exception escaping a tool becomes an error ``ToolMessage`` the model
   reads, instead of ending the run (torchscout's own tools already answer ``Error: ...``; this
   covers tools added by the caller and bugs);
@@ -48,12 +54,19 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from torchscout.agent.agent_guards import (
+    RepeatedCallMiddleware,
+    TextToolCallMiddleware,
+    TruncatedReplyMiddleware,
+)
+from torchscout.agent.agent_tools import agent_tools
 from torchscout.agent.approvals import parse_actions
 from torchscout.agent.sqlite_checkpoints import open_sqlite_saver
 from torchscout.prompts.loader import load_prompt
 from torchscout.settings import get_settings
 from torchscout.tools import ALL_TOOLS
-from torchscout.tools.codegen.llm import chat_model_from_spec, get_chat_model
+from torchscout.tools.codegen.llm import chat_model_from_spec, get_chat_model, max_tokens_for
+from torchscout.tools.codegen.llm_bounded import BoundedChatModel
 from torchscout.tools.errors import ToolError
 from torchscout.tools.packages.pip_install import build_pip_command
 
@@ -175,8 +188,7 @@ def build_agent(llm: BaseChatModel | str | None = None, checkpointer: Any = None
     except ValueError as exc:
         raise ToolError(f"approve: {exc}") from exc
     model = resolve_agent_model(llm)
-    if tools is None:
-        tools = ALL_TOOLS
+    presented = agent_tools(ALL_TOOLS if tools is None else tools)
     saver = open_agent_checkpointer() if checkpointer is None else (checkpointer or None)
     middleware: list[Any] = [
         ToolErrorMiddleware(on_error=tool_error_message),
@@ -186,8 +198,14 @@ def build_agent(llm: BaseChatModel | str | None = None, checkpointer: Any = None
         if saver is None:
             raise ToolError(f"approve={list(approve)} needs a checkpointer: the agent waits for the answer in it")
         middleware.append(gate)
-    return create_agent(model, tools=list(tools), system_prompt=system_prompt(), middleware=middleware,
-                        checkpointer=saver, name="torchscout_agent")
+    # after a model call these run last to first: a cut reply is asked again, text calls are parsed,
+    # repeats are stopped, then the gate
+    middleware += [RepeatedCallMiddleware(), TextToolCallMiddleware(tool.name for tool in presented),
+                   TruncatedReplyMiddleware(max_tokens_for("agent"))]
+    bounded = model if isinstance(model, BoundedChatModel) else BoundedChatModel(inner=model, purpose="agent")
+    return create_agent(bounded, tools=presented,
+                        system_prompt=system_prompt(), middleware=middleware, checkpointer=saver,
+                        name="torchscout_agent")
 
 
 def model_call_limit(max_model_calls: int | None) -> int:

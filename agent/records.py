@@ -26,6 +26,7 @@ from typing_extensions import TypedDict  # pydantic reads TypedDicts from here o
 
 from torchscout.agent.approvals import Answer, GatedAction
 from torchscout.agent.training_configs import FullTrainConfig, TrainingRecord
+from torchscout.tools.codegen.llm_usage import PurposeUsage
 from torchscout.tools.training.status import TrainingStatus
 
 # -- the status vocabulary ----------------------------------------------------------------------
@@ -45,10 +46,14 @@ FAILED_STATUSES: frozenset[Status] = frozenset({"failed", "diverged", "rejected"
 # said "ok" before evaluations used the training tools' own word).
 LEGACY_EVALUATION_STATUSES: dict[str, EvaluationStatus] = {"ok": "completed"}
 
-EvaluationKind = Literal["screen", "quick", "optimizer", "confirm"]
+# screen (rung 0) and quick (rung 1) start each round's successive halving; "rung" is a longer rung (2, 3, ...)
+EvaluationKind = Literal["screen", "quick", "rung", "optimizer", "confirm"]
 # Where in a run something failed: an evaluation kind, or a step of its own.
 FailureStage = Literal[EvaluationKind, "assemble", "inspect", "optimizer_config", "full_train"]
 Phase = Literal["search", "optimizer", "confirm", "final", "done"]
+# What ended the search: the target metric, max_rounds, patience_rounds without improvement, the time
+# budget (what is left is kept for confirmation and full training), or the hard cap on rounds.
+StopCause = Literal["target", "max_rounds", "patience", "time", "round_cap"]
 
 # One epoch of a training history: numbers by name (train_loss, val_accuracy, samples_per_s, ...).
 EpochRecord = dict[str, float | str | None]
@@ -78,8 +83,11 @@ class CandidateRecord(TypedDict, total=False):
     analysis: str
     screen_metric: float | None          # screen evaluation
     promoted: bool                       # halve: earned a quick evaluation
+    promoted_rung: int                   # halve: the deepest rung it earned (1 quick, 2, 3, ... longer)
     metric: float | None                 # quick evaluation
     duration_s: float | None
+    rung: int                            # the deepest rung it completed, and its metric there
+    rung_metric: float | None
     stage: FailureStage                  # where it failed, and why
     error: str | None
 
@@ -104,6 +112,7 @@ class EvaluationRecord(TypedDict):
     val_loss: NotRequired[float | None]
     history: NotRequired[list[EpochRecord]]
     samples_per_s: NotRequired[float | None]
+    rung: NotRequired[int]               # the fidelity it ran at (missing: screen 0, every other kind 1)
 
 
 class DecisionRecord(TypedDict):
@@ -164,6 +173,7 @@ class OptimizerPlanEntry(TypedDict):
     candidate_id: str
     training: TrainingRecord
     rationale: str
+    rung: NotRequired[int]               # the fidelity the trial runs at (missing: the quick rung)
 
 
 class ConfirmPlanEntry(TypedDict):
@@ -171,6 +181,7 @@ class ConfirmPlanEntry(TypedDict):
     training: TrainingRecord
     label: str
     seed: int
+    rung: NotRequired[int]               # the fidelity the seeds run at (missing: the quick rung)
 
 
 class SeedStats(TypedDict):
@@ -204,6 +215,17 @@ class FinalRecord(TypedDict, total=False):
     full_train: str                      # "run", or "skipped: <why>"
 
 
+class BaselineRecord(TypedDict):
+    """A classical baseline (agent/baselines.py) fitted on the run's training split, and its scores:
+    the loss and the run's metrics by name, on the validation split and (if any) the test split."""
+
+    name: str                            # logistic_regression, ridge, hist_gradient_boosting
+    model: str                           # the scikit-learn class
+    validation: dict[str, float]
+    seconds: float
+    test: NotRequired[dict[str, float]]
+
+
 class BestMetric(TypedDict):
     name: str
     value: float
@@ -225,6 +247,9 @@ class FullTrainingRecord(TypedDict, total=False):
     wandb_run_dir: str | None
     history: list[EpochRecord]
     trainer_config: FullTrainConfig
+    stop_reason: str | None              # early_stopping, time_budget; None: every epoch of the cap ran
+    epochs_completed: int
+    restored_epoch: int | None           # the best epoch, whose weights were restored for the final evaluation
 
 
 # -- reading and merging ------------------------------------------------------------------------
@@ -303,7 +328,7 @@ class ResearchState(TypedDict, total=False):
     project_dir: str                      # the scaffolded project of the run
     phase: Phase
     round: int                            # rounds proposed so far
-    rung: int                             # successive-halving rung of the round (0 screen, 1 quick, 2 done)
+    rung: int                             # successive-halving rung of the round (0 screen, 1 quick, 2, ...)
     stale_rounds: int                     # rounds in a row without a new best
     best_id: str | None                   # best candidate by its quick evaluation
     best_metric: float | None
@@ -313,10 +338,14 @@ class ResearchState(TypedDict, total=False):
     decisions: Annotated[list[DecisionRecord], operator.add]
     failures: Annotated[list[FailureRecord], operator.add]
     elapsed_s: Annotated[float, latest_clock]  # budget seconds used so far (nodes report the clock; max wins)
-    stop_reason: str | None
+    stop_reason: str | None               # what ended the search, in words
+    stopped_by: StopCause | None          # ... and as one word (result.json's stopped_by)
+    halving_done: bool                    # the round's successive halving has no further rung
     optimizer_plan: dict[str, OptimizerPlanEntry]  # evaluation key -> optimizer experiment
     confirm_plan: dict[str, ConfirmPlanEntry]      # evaluation key -> seed re-evaluation
     final: FinalRecord
     full_training: FullTrainingRecord
     approvals: Annotated[dict[str, ApprovalRecord], merge_records]  # gate key -> the person's answer
+    baselines: list[BaselineRecord]       # classical baselines on the same split (flat and signal inputs)
     report_path: str | None
+    llm_usage: dict[str, PurposeUsage]   # purpose -> LLM calls, tokens, seconds of the run (set by analyze)

@@ -12,7 +12,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
+from torchscout.agent.llm_report import llm_section
 from torchscout.agent.records import CandidateRecord, EpochRecord, ResearchState, Status, evaluations_of
+from torchscout.agent.report_baselines import baselines_report_section
+from torchscout.agent.report_budget import budget_line, full_training_line, halving_section, stop_line
+from torchscout.agent.run_result import test_section
 from torchscout.tools.training.status import DIVERGED, FAILED
 from torchscout.tools.workspace import atomic_write_text, atomic_writer, relative_to_workspace, resolve
 
@@ -57,7 +61,7 @@ def leaderboard_rows(state: ResearchState) -> list[LeaderboardRow]:
     rows = []
     for rank, candidate in enumerate(sorted(candidates, key=sort_key), start=1):
         seconds = sum(item.get("duration_s") or 0.0 for item in evaluations
-                      if item["candidate_id"] == candidate["id"] and item["kind"] in {"screen", "quick"})
+                      if item["candidate_id"] == candidate["id"] and item["kind"] in {"screen", "quick", "rung"})
         rows.append(LeaderboardRow(
             rank=rank, candidate=candidate["id"], metric=_metric_of(candidate),
             budget=("quick" if candidate.get("metric") is not None else
@@ -145,6 +149,12 @@ def _plot_curves(history: list[EpochRecord], metric_name: str, path: Path) -> bo
     return True
 
 
+def _fmt_dict(values: dict[str, float] | None) -> str:
+    if not values:
+        return "-"
+    return ", ".join(f"{key}={_fmt(value)}" for key, value in values.items() if isinstance(value, int | float))
+
+
 def _fmt(value: object, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -178,10 +188,10 @@ def _result_section(state: ResearchState) -> list[str]:
     if training.get("status") in {FAILED, DIVERGED}:
         lines.append(f"- **Full training failed:** {training.get('error')}")
     elif training:
-        best = training.get("best_metric") or {}
-        lines.append(f"- **Full training:** best {best.get('name')} = {_fmt(best.get('value'))} at epoch "
-                     f"{best.get('epoch')}; final evaluation {_fmt_dict(training.get('final_eval'))}; "
-                     f"{_fmt(training.get('duration_s'), 1)} s; checkpoint `{training.get('best_checkpoint_path')}`")
+        lines.append(f"- {full_training_line(training)}")
+        test = test_section(state)
+        if test:
+            lines.append(f"- **Test split (evaluated once, after the choice):** {_fmt_dict(test)}")
     else:
         lines.append(f"- **Full training:** {final.get('full_train', 'not run')}")
     lines += _approval_lines(state)
@@ -196,12 +206,6 @@ def _approval_lines(state: ResearchState) -> list[str]:
         verdict = "approved by the user" if answer.get("answer") == "yes" else "skipped by the user"
         lines.append(f"- **Approval gate `{key}`:** {verdict} (asked: {answer.get('summary')})")
     return lines
-
-
-def _fmt_dict(values: dict[str, float] | None) -> str:
-    if not values:
-        return "-"
-    return ", ".join(f"{key}={_fmt(value)}" for key, value in values.items() if isinstance(value, int | float))
 
 
 def _leaderboard_section(rows: list[LeaderboardRow], metric_name: str) -> list[str]:
@@ -256,27 +260,34 @@ def _decisions_and_failures(state: ResearchState) -> list[str]:
     return [*lines, ""]
 
 
+def _predicts(task: dict) -> str:
+    """What the task predicts: classes, or regression targets (older tasks have no task_type)."""
+    if task.get("task_type") == "regression":
+        return f"regression of {task.get('num_targets', 1)} target(s)"
+    return f"{task['num_classes']} classes"
+
+
 def render_report(state: ResearchState, pareto_png: str | None, curves_png: str | None) -> str:
     task = state["task"]
     budget = task["budget"]
     lines = [f"# Research report: {state['run_name']}", "",
              f"**Goal:** {task.get('goal') or task['name']}", "",
              f"Dataset `{task['dataset']}`, input {task['input_shape']} ({task['input_dtype']}), "
-             f"{task['num_classes']} classes; metric **{task['metric']}** ({task['mode']}); planner "
+             f"{_predicts(task)}; metric **{task['metric']}** ({task['mode']}); planner "
              f"`{task['planner']}`; seed {task['seed']}.", "",
-             f"Budget: {budget['max_rounds']} rounds x {budget['candidates_per_round']} candidates, screen "
-             f"{budget['screen_steps']} steps, quick {budget['quick_epochs']} epochs, full {budget['full_epochs']} "
-             f"epochs, {budget['max_minutes']} min. Used {state.get('elapsed_s', 0.0):.0f} s over "
-             f"{state.get('round', 0)} round(s); search ended because: {state.get('stop_reason') or '-'}.", ""]
+             budget_line(state), "", stop_line(state), ""]
     lines += _result_section(state)
+    lines += baselines_report_section(state)
     rows = leaderboard_rows(state)
     lines += _leaderboard_section(rows, task["metric"])
+    lines += halving_section(state, task["metric"], task.get("mode", "max") == "max")
     if pareto_png:
         lines += ["## Accuracy vs parameters", "", f"![Pareto plot]({pareto_png})", "",
                   "Red points are on the Pareto front: no other candidate is both smaller and better.", ""]
     if curves_png:
         lines += ["## Best model: training curves", "", f"![curves]({curves_png})", ""]
     lines += _experiments_section(state)
+    lines += llm_section(state)
     lines += _decisions_and_failures(state)
     lines += ["## Reproducibility", "",
               f"- Task seed {task['seed']}; confirmation seeds {task['seed'] + 1000}..."

@@ -1,23 +1,32 @@
-"""The builtin planner's search spaces: one per input modality, each axis a list of choices.
+"""The builtin planner's search spaces: one per input kind, each axis a list of choices.
 
 A *blueprint* is a point in a space (``{"blocks": 2, "width": 32, ...}``); ``compile_blueprint``
 turns it into the assembler's ``model_config`` using plain ``torch.nn`` layer names plus the
-assembler's ``Residual`` / ``Parallel`` streams and ``Mean`` / ``Max`` / ``Last`` reductions.
+assembler's ``Residual`` / ``Parallel`` streams and helper ops (``Mean`` / ``Max`` / ``Last``,
+``Transpose``, ``PositionalEmbedding``). The designs a strong practitioner tries first:
 
-- images: conv nets (blocks of conv-norm-activation, optional residual or Inception-style
-  parallel branches, pooling, dropout, a linear head);
-- flat features: MLPs (depth, width, normalisation, dropout, optional residual blocks);
-- token ids: an embedding followed by a bag-of-embeddings, TextCNN, GRU or Transformer encoder.
+- images ``[C, H, W]``: conv nets of plain, depthwise-separable or inverted-residual blocks, with
+  residual or Inception-style parallel streams and squeeze-excitation (:mod:`conv_designs`);
+  random crops and flips as a searched training axis;
+- signals ``[C, L]``: 1D conv stacks (kernel, dilation, width, residual, pooling, normalisation),
+  GRU / LSTM (bidirectional), a Transformer encoder over the steps or over patches; a global-pool
+  or flatten head; an MLP on the flattened signal for contrast; random shifts as a searched
+  training axis (:mod:`sequence_designs`);
+- flat features ``[F]``: a linear model or an MLP (depth, width, normalisation, residual blocks,
+  dropout), with weight decay searched;
+- token ids ``[L]``: an embedding followed by a bag-of-embeddings, TextCNN, GRU or Transformer encoder.
 
 Every axis is categorical with its choices in a meaningful order, so a mutation can step to
 a neighbouring choice (wider, deeper, larger kernel) instead of jumping anywhere.
+:func:`vocabulary_text` describes a space and its layer types for the LLM planner's prompt.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from torchscout.agent.conv_designs import image_layers, signal_conv_layers
+from torchscout.agent.sequence_designs import flat_layers, signal_sequence_layers, token_layers
 from torchscout.agent.task import Modality, Task
+from torchscout.agent.training_configs import AugmentSpec
 from torchscout.tools.modeling.types import BlueprintSpec, LayerSpec
 
 # One choice on an axis: a size, a rate, a name or a switch.
@@ -40,20 +49,42 @@ SPACES: dict[Modality, Space] = {
         "blocks": [1, 2, 3],
         "width": [16, 32, 64],
         "kernel": [3, 5],
+        "block": ["conv", "separable", "inverted"],
         "norm": ["none", "batch"],
         "activation": ["relu", "gelu"],
         "stream": ["plain", "residual", "parallel"],
+        "se": [False, True],
         "dropout": [0.0, 0.1, 0.3],
         "head": ["avgpool", "flatten"],
+        "augment": ["none", "crop", "crop_flip"],
+        **TRAINING_AXES,
+    },
+    "signal": {
+        "encoder": ["conv", "gru", "lstm", "transformer", "mlp"],
+        "blocks": [1, 2, 3, 4],
+        "width": [16, 32, 64],
+        "kernel": [3, 5, 7, 9],
+        "dilation": [1, 2],
+        "residual": [False, True],
+        "pooling": ["max", "none"],
+        "norm": ["none", "batch"],
+        "layers": [1, 2],
+        "bidirectional": [False, True],
+        "patch": [1, 4, 8],
+        "activation": ["relu", "gelu"],
+        "head": ["mean", "max", "flatten"],
+        "dropout": [0.0, 0.1, 0.3],
+        "augment": ["none", "shift"],
         **TRAINING_AXES,
     },
     "flat": {
-        "depth": [1, 2, 3],
+        "depth": [0, 1, 2, 3],
         "width": [64, 128, 256, 512],
         "norm": ["none", "layer", "batch"],
         "activation": ["relu", "gelu"],
         "residual": [False, True],
         "dropout": [0.0, 0.1, 0.3],
+        "weight_decay": [0.0, 1e-4, 1e-3, 1e-2, 1e-1],
         **TRAINING_AXES,
     },
     "tokens": {
@@ -69,19 +100,37 @@ SPACES: dict[Modality, Space] = {
 }
 
 # Axes that mean nothing for some choices of another axis: dropped so duplicates are recognised.
-_TOKEN_AXES_USED = {
-    "bag": {"embed_dim", "hidden", "dropout"},
-    "textcnn": {"embed_dim", "hidden", "kernel", "dropout"},
-    "gru": {"embed_dim", "hidden", "layers", "pooling", "dropout"},
-    "transformer": {"embed_dim", "layers", "pooling", "dropout"},
+_ENCODER_AXES_USED: dict[Modality, dict[str, set[str]]] = {
+    "tokens": {
+        "bag": {"embed_dim", "hidden", "dropout"},
+        "textcnn": {"embed_dim", "hidden", "kernel", "dropout"},
+        "gru": {"embed_dim", "hidden", "layers", "pooling", "dropout"},
+        "transformer": {"embed_dim", "layers", "pooling", "dropout"},
+    },
+    "signal": {
+        "conv": {"blocks", "width", "kernel", "dilation", "residual", "pooling", "norm", "activation", "head",
+                 "dropout", "augment"},
+        "gru": {"width", "layers", "bidirectional", "head", "dropout", "augment"},
+        "lstm": {"width", "layers", "bidirectional", "head", "dropout", "augment"},
+        "transformer": {"width", "layers", "patch", "activation", "head", "dropout", "augment"},
+        "mlp": {"blocks", "width", "norm", "activation", "dropout", "augment"},
+    },
 }
+# flat: a linear model (depth 0) has no hidden layers; one hidden layer has nothing to be residual to
+_FLAT_AXES_UNUSED = {0: {"width", "norm", "activation", "residual", "dropout"}, 1: {"residual"}}
+# images: depthwise blocks are always batch-normalised (conv_designs), so norm means nothing for them
+_IMAGE_AXES_UNUSED = {"separable": {"norm"}, "inverted": {"norm"}}
 
-# A sound first candidate per modality, so round 1 always contains one well-known design.
+# A sound first candidate per input kind, so round 1 always contains one well-known design.
 BASELINES: dict[Modality, Blueprint] = {
-    "image": {"blocks": 2, "width": 32, "kernel": 3, "norm": "batch", "activation": "relu", "stream": "plain",
-              "dropout": 0.1, "head": "avgpool", "optimizer": "AdamW", "lr": 3e-3},
+    "image": {"blocks": 2, "width": 32, "kernel": 3, "block": "conv", "norm": "batch", "activation": "relu",
+              "stream": "plain", "se": False, "dropout": 0.1, "head": "avgpool", "augment": "none",
+              "optimizer": "AdamW", "lr": 3e-3},
+    "signal": {"encoder": "conv", "blocks": 3, "width": 32, "kernel": 5, "dilation": 1, "residual": False,
+               "pooling": "max", "norm": "batch", "activation": "relu", "head": "mean", "dropout": 0.1,
+               "augment": "none", "optimizer": "AdamW", "lr": 3e-3},
     "flat": {"depth": 2, "width": 128, "norm": "layer", "activation": "relu", "residual": False,
-             "dropout": 0.1, "optimizer": "AdamW", "lr": 1e-3},
+             "dropout": 0.1, "weight_decay": 1e-2, "optimizer": "AdamW", "lr": 1e-3},
     "tokens": {"encoder": "bag", "embed_dim": 64, "hidden": 64, "dropout": 0.1, "optimizer": "AdamW",
                "lr": 3e-3},
 }
@@ -94,8 +143,10 @@ BASELINES: dict[Modality, Blueprint] = {
 SHRINKS: dict[str, list[Choice] | None] = {
     "width": None, "blocks": None, "depth": None, "embed_dim": None, "hidden": None, "layers": None,
     "vocab_size": None,
-    "head": ["flatten", "avgpool"],
+    "head": ["flatten", "avgpool", "mean"],
     "stream": ["residual", "parallel", "plain"],
+    "se": [True, False],
+    "bidirectional": [True, False],
 }
 
 
@@ -117,12 +168,16 @@ def space_for(modality: Modality) -> Space:
 
 def normalize(blueprint: Blueprint, modality: Modality) -> Blueprint:
     """Keep only the axes the blueprint's design uses (so two equal designs compare equal)."""
-    if modality != "tokens":
-        return {key: blueprint[key] for key in SPACES[modality] if key in blueprint}
-    used = _TOKEN_AXES_USED[blueprint["encoder"]] | {"encoder", *TRAINING_AXES}
-    if "vocab_size" in blueprint:
-        used = used | {"vocab_size"}
-    return {key: value for key, value in blueprint.items() if key in used}
+    if modality in _ENCODER_AXES_USED:
+        used = _ENCODER_AXES_USED[modality][str(blueprint["encoder"])] | {"encoder", *TRAINING_AXES}
+        if "vocab_size" in blueprint:
+            used = used | {"vocab_size"}
+        return {key: value for key, value in blueprint.items() if key in used}
+    if modality == "flat":
+        unused = _FLAT_AXES_UNUSED.get(int(blueprint.get("depth", 2)), set())
+    else:
+        unused = _IMAGE_AXES_UNUSED.get(str(blueprint.get("block", "conv")), set())
+    return {key: blueprint[key] for key in SPACES[modality] if key in blueprint and key not in unused}
 
 
 def signature(blueprint: Blueprint) -> str:
@@ -130,130 +185,58 @@ def signature(blueprint: Blueprint) -> str:
     return ",".join(f"{key}={blueprint[key]}" for key in sorted(blueprint))
 
 
-def _activation(name: Choice) -> LayerSpec:
-    return LayerSpec(type="GELU") if name == "gelu" else LayerSpec(type="ReLU")
-
-
-@dataclass
-class _Spatial:
-    """Tracks the spatial size while a conv net is laid out, so pooling stops at 1x1."""
-
-    height: int
-    width: int
-
-    def pool(self) -> bool:
-        if min(self.height, self.width) < 2:
-            return False
-        self.height //= 2
-        self.width //= 2
-        return True
-
-
-def _conv_block(bp: Blueprint, channels: int, pad: int) -> list[LayerSpec]:
-    layers: list[LayerSpec] = [{"type": "Conv2d", "params": {
-        "out_channels": channels, "kernel_size": bp["kernel"], "padding": pad,
-        "bias": bp["norm"] == "none"}}]
-    if bp["norm"] == "batch":
-        layers.append({"type": "BatchNorm2d"})
-    layers.append(_activation(bp["activation"]))
-    return layers
-
-
-def _compile_image(bp: Blueprint, task: Task) -> list[LayerSpec]:
-    spatial = _Spatial(task.input_shape[1], task.input_shape[2])
-    pad = bp["kernel"] // 2
-    layers: list[LayerSpec] = []
-    for index in range(bp["blocks"]):
-        channels = bp["width"] * 2**index
-        layers += _conv_block(bp, channels, pad)
-        if bp["stream"] == "residual":
-            # a second conv wrapped in a skip connection: same shape in and out
-            layers.append({"type": "Residual", "layers": _conv_block(bp, channels, pad)})
-        elif bp["stream"] == "parallel":
-            # Inception-style: a 1x1 and a kxk view of the same features, concatenated on channels
-            branch_1x1: list[LayerSpec] = [{"type": "Conv2d", "params": {"out_channels": channels // 2, "kernel_size": 1}},
-                          _activation(bp["activation"])]
-            branch_kxk: list[LayerSpec] = [{"type": "Conv2d", "params": {"out_channels": channels // 2,
-                                                        "kernel_size": bp["kernel"], "padding": pad}},
-                          _activation(bp["activation"])]
-            layers.append({"type": "Parallel", "branches": [branch_1x1, branch_kxk], "merge": "concat", "dim": 1})
-        if spatial.pool():
-            layers.append({"type": "MaxPool2d", "params": {"kernel_size": 2}})
-    if bp["head"] == "avgpool":
-        layers.append({"type": "AdaptiveAvgPool2d", "params": {"output_size": 1}})
-    layers.append({"type": "Flatten"})
-    if bp["dropout"] > 0:
-        layers.append({"type": "Dropout", "params": {"p": bp["dropout"]}})
-    layers.append({"type": "Linear", "params": {"out_features": task.num_classes}})
-    return layers
-
-
-def _compile_flat(bp: Blueprint, task: Task) -> list[LayerSpec]:
-    def dense() -> list[LayerSpec]:
-        block: list[LayerSpec] = [{"type": "Linear", "params": {"out_features": bp["width"]}}]
-        if bp["norm"] == "layer":
-            block.append({"type": "LayerNorm"})
-        elif bp["norm"] == "batch":
-            block.append({"type": "BatchNorm1d"})
-        block.append(_activation(bp["activation"]))
-        if bp["dropout"] > 0:
-            block.append({"type": "Dropout", "params": {"p": bp["dropout"]}})
-        return block
-
-    layers = dense()  # the first block changes the width, so it cannot be residual
-    for _ in range(bp["depth"] - 1):
-        layers += [{"type": "Residual", "layers": dense()}] if bp["residual"] else dense()
-    layers.append({"type": "Linear", "params": {"out_features": task.num_classes}})
-    return layers
-
-
-def _compile_tokens(bp: Blueprint, task: Task, vocab_size: int) -> list[LayerSpec]:
-    seq_len = task.input_shape[0]
-    embed = bp["embed_dim"]
-    layers: list[LayerSpec] = [{"type": "Embedding", "params": {"num_embeddings": vocab_size,
-                                                                     "embedding_dim": embed}}]
-    encoder = bp["encoder"]
-    if encoder == "bag":
-        layers += [{"type": "Mean", "params": {"dim": 1}},
-                   {"type": "Linear", "params": {"out_features": bp["hidden"]}}, {"type": "ReLU"}]
-    elif encoder == "textcnn":
-        # Kim (2014): convolve windows of k token embeddings, max-pool over time
-        kernel = min(bp["kernel"], seq_len)
-        layers += [{"type": "Unflatten", "params": {"dim": 1, "unflattened_size": [1, seq_len]}},
-                   {"type": "Conv2d", "params": {"out_channels": bp["hidden"], "kernel_size": [kernel, embed]}},
-                   {"type": "ReLU"},
-                   {"type": "Flatten", "params": {"start_dim": 2}},
-                   {"type": "Max", "params": {"dim": 2}}]
-    elif encoder == "gru":
-        layers.append({"type": "GRU", "params": {"input_size": embed, "hidden_size": bp["hidden"], "num_layers": bp["layers"],
-                                                 "batch_first": True}, "output_index": 0})
-        layers.append({"type": bp["pooling"].capitalize(), "params": {"dim": 1}})
-    else:
-        heads = 4 if embed % 4 == 0 else 1
-        for _ in range(bp["layers"]):
-            layers.append({"type": "TransformerEncoderLayer", "params": {
-                "d_model": embed, "nhead": heads, "dim_feedforward": 2 * embed,
-                "dropout": bp["dropout"], "batch_first": True}})
-        pooling = "Mean" if bp["pooling"] == "last" else bp["pooling"].capitalize()
-        layers.append({"type": pooling, "params": {"dim": 1}})
-    if bp["dropout"] > 0:
-        layers.append({"type": "Dropout", "params": {"p": bp["dropout"]}})
-    layers.append({"type": "Linear", "params": {"out_features": task.num_classes}})
-    return layers
+def augmentation(blueprint: Blueprint, task: Task) -> AugmentSpec | None:
+    """The training tools' ``augment`` for the blueprint's ``augment`` axis: a random crop of about an
+    eighth of an image side (a tenth of a signal's length), plus flips for ``crop_flip``."""
+    kind = blueprint.get("augment", "none")
+    if kind == "none" or task.modality not in ("image", "signal"):
+        return None
+    if task.modality == "image":
+        spec = AugmentSpec(random_crop=max(1, round(min(task.input_shape[1:]) / 8)))
+        if kind == "crop_flip":
+            spec["horizontal_flip"] = True
+        return spec
+    return AugmentSpec(random_crop=max(1, round(task.input_shape[1] / 10)))
 
 
 def compile_blueprint(blueprint: Blueprint, task: Task, model_name: str,
                       vocab_size: int | None = None) -> BlueprintSpec:
     """The assembler ``model_config`` for ``blueprint`` on ``task``'s inputs."""
-    modality = task.modality
+    modality, shape, outputs = task.modality, list(task.input_shape), task.output_size
+    layers: list[LayerSpec]
     if modality == "image":
-        layers = _compile_image(blueprint, task)
+        layers = image_layers(blueprint, shape, outputs)
+    elif modality == "signal":
+        layers = (signal_conv_layers(blueprint, shape, outputs) if blueprint["encoder"] == "conv"
+                  else signal_sequence_layers(blueprint, shape, outputs))
     elif modality == "flat":
-        layers = _compile_flat(blueprint, task)
+        layers = flat_layers(blueprint, outputs)
     else:
         if vocab_size is None:
             raise ValueError("a token-id model needs the tokenizer's vocab_size")
-        layers = _compile_tokens(blueprint, task, vocab_size)
-    return BlueprintSpec(model_name=model_name, input_shape=list(task.input_shape), input_dtype=task.input_dtype,
-                       layers=layers)
+        layers = token_layers(blueprint, shape[0], vocab_size, outputs)
+    return BlueprintSpec(model_name=model_name, input_shape=shape, input_dtype=task.input_dtype, layers=layers)
 
+
+# What each input kind's designs are built from, for a planner that writes blueprints itself.
+LAYER_VOCABULARY: dict[Modality, str] = {
+    "image": "Conv2d (groups=in_channels for depthwise), BatchNorm2d, ReLU/GELU, MaxPool2d, AdaptiveAvgPool2d, "
+             "Flatten, Dropout, Linear; streams Residual (inverted residual: 1x1 expand, depthwise kxk, 1x1 "
+             "project) and Parallel (merge concat for Inception branches, mul for squeeze-excitation: "
+             "[[], [AdaptiveAvgPool2d(1), Conv2d 1x1, ReLU, Conv2d 1x1, Sigmoid]])",
+    "signal": "input (N, C, L): Conv1d (dilation, groups), BatchNorm1d, ReLU/GELU, MaxPool1d, AdaptiveAvgPool1d, "
+              "AdaptiveMaxPool1d, Residual, Parallel; Transpose(dim0=1, dim1=2) to (N, L, C) before GRU/LSTM "
+              "(output_index 0, bidirectional) or TransformerEncoderLayer (embed patches with a strided Conv1d "
+              "first, add PositionalEmbedding); Mean/Max/Last(dim=1) or Flatten, Dropout, Linear; an MLP: "
+              "Flatten, then Linear blocks",
+    "flat": "Linear (depth 0 is a linear model), LayerNorm, BatchNorm1d, ReLU/GELU, Dropout, Residual blocks",
+    "tokens": "Embedding, then Mean (bag of embeddings), TextCNN (Unflatten, Conv2d over [k, embed_dim], Max), "
+              "GRU (output_index 0) or TransformerEncoderLayer; Mean/Max/Last(dim=1), Dropout, Linear",
+}
+
+
+def vocabulary_text(modality: Modality) -> str:
+    """The layer types and searched axes of one input kind's space, for the LLM planner's prompt."""
+    axes = "; ".join(f"{name}: {', '.join(str(choice) for choice in choices)}"
+                     for name, choices in SPACES[modality].items())
+    return f"layers: {LAYER_VOCABULARY[modality]}\nsearched axes: {axes}"

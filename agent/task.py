@@ -12,13 +12,20 @@ names the field it is about::
     metric: accuracy
     mode: max
     target: 0.97
-    budget: {max_rounds: 3, candidates_per_round: 4, quick_epochs: 5, full_epochs: 20, max_minutes: 15}
+    budget: {candidates_per_round: 4, quick_epochs: 5, full_epochs: 20, max_minutes: 15}  # max_rounds: optional
     seed: 0
     approve: [full_train]   # optional: pause before full training until `torchscout resume NAME --approve yes|no`
+
+A regression task says ``task_type: regression`` and predicts ``num_targets`` values (default 1)
+instead of ``num_classes`` classes; its metric defaults to ``r2`` and its loss to ``MSELoss``
+(``HuberLoss`` and ``L1Loss`` are the robust alternatives). The inputs decide the search space:
+images ``[C, H, W]``, signals ``[C, L]`` (a float input of two dimensions: time series, audio
+features, sensor channels), flat features ``[F]``, token ids ``[L]`` (``input_dtype: int64``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -29,9 +36,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torchscout.agent.approvals import parse_actions
 from torchscout.agent.planners import PLANNERS
 from torchscout.tools.errors import ToolError
-from torchscout.tools.training.metrics import metric_mode
+from torchscout.tools.limits import batch_problem, parameters_problem
+from torchscout.tools.training.components import LOSSES
+from torchscout.tools.training.metrics import metric_mode, needs_labels
 
-Modality = Literal["image", "flat", "tokens"]
+Modality = Literal["image", "signal", "flat", "tokens"]
+TaskType = Literal["classification", "regression"]
+
+# The loss each kind of task trains with unless the task names another.
+DEFAULT_LOSSES: dict[TaskType, str] = {"classification": "CrossEntropyLoss", "regression": "MSELoss"}
+DEFAULT_METRICS: dict[TaskType, str] = {"classification": "accuracy", "regression": "r2"}
+# Losses that compare a prediction with a float target of the same shape.
+REGRESSION_LOSSES = ("MSELoss", "HuberLoss", "SmoothL1Loss", "L1Loss")
+
+# Rounds at most when no max_rounds is given (the time budget or patience normally ends a run first).
+ROUND_CAP = 100
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -45,26 +64,69 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_rounds: int = Field(default=3, ge=1, le=100, description="Propose/evaluate rounds at most.")
+    max_rounds: int | None = Field(
+        default=None, ge=1, le=ROUND_CAP,
+        description="Propose/evaluate rounds at most. Omit it and the search runs until the time budget "
+                    "(less what confirmation and full training are estimated to need) is used or "
+                    "patience_rounds pass without improvement.")
     candidates_per_round: int = Field(default=4, ge=1, le=64, description="Architectures proposed per round.")
     quick_epochs: int = Field(default=3, ge=1, le=1000,
-                              description="Epochs of the quick evaluation given to the top half of a round.")
+                              description="Epochs of the quick evaluation (rung 1) given to the best screened "
+                                          "candidates of a round.")
+    halving_rate: int = Field(default=2, ge=2, le=4,
+                              description="Successive halving: each rung keeps the best 1/halving_rate of the "
+                                          "previous one and trains them halving_rate times longer.")
+    max_rungs: int = Field(default=4, ge=2, le=8,
+                           description="Rungs of a round at most: the screen (0), the quick evaluation (1) and "
+                                       "longer ones (quick_epochs x halving_rate^(rung-1), at most full_epochs).")
     screen_steps: int = Field(default=60, ge=1,
                               description="Optimizer steps of the short screening evaluation every candidate gets.")
     quick_max_steps: int | None = Field(default=None, ge=1,
                                         description="Optional cap on the steps of one quick evaluation.")
     full_epochs: int = Field(default=10, ge=0, le=10000,
-                             description="Epochs of the final full training of the winner (0 skips it).")
+                             description="Most epochs of the final full training of the winner (0 skips it); "
+                                         "early stopping usually ends it sooner.")
+    full_patience: int | None = Field(
+        default=None, ge=1,
+        description="The final training stops after this many epochs without a better task metric and keeps "
+                    "the best epoch's weights (default: a fifth of full_epochs, at least 3).")
     max_params: int | None = Field(default=None, ge=1, description="Reject candidates with more parameters.")
     max_flops: int | None = Field(default=None, ge=1, description="Reject candidates with more FLOPs per sample.")
-    max_minutes: float = Field(default=30.0, gt=0, description="Wall-clock budget of the whole run in minutes.")
+    max_minutes: float = Field(default=30.0, gt=0, allow_inf_nan=False,
+                               description="Wall-clock budget of the whole run in minutes.")
     optimizer_trials: int = Field(default=3, ge=0, le=20,
                                   description="Optimizer settings tried on the best architecture (0 skips).")
     confirm_seeds: int = Field(default=3, ge=1, le=10,
                                description="Seeds each of the top two is re-evaluated with before the choice.")
     batch_size: int = Field(default=64, ge=1, description="Batch size of quick evaluations and full training.")
-    patience_rounds: int = Field(default=1, ge=1,
-                                 description="Stop searching after this many rounds without improvement.")
+    max_llm_calls: int | None = Field(default=None, ge=0,
+                                      description="Most LLM calls of the run (planner, code, analyses); "
+                                                  "after it, the builtin ways take over.")
+    max_llm_tokens: int | None = Field(default=None, ge=0,
+                                       description="Most LLM tokens (prompt + completion) of the run.")
+    patience_rounds: int | None = Field(
+        default=None, ge=1,
+        description="Stop searching after this many rounds without improvement (default: 1 with max_rounds, "
+                    "2 without).")
+
+    @property
+    def patience(self) -> int:
+        """Rounds without improvement that end the search (patience_rounds, else its default)."""
+        if self.patience_rounds is not None:
+            return self.patience_rounds
+        return 1 if self.max_rounds is not None else 2
+
+    @property
+    def rounds_cap(self) -> int:
+        """Rounds at most: max_rounds, or the hard cap of a run that the time budget ends."""
+        return self.max_rounds if self.max_rounds is not None else ROUND_CAP
+
+    @property
+    def early_stopping_patience(self) -> int:
+        """Epochs without improvement that end the final training (full_patience, else its default)."""
+        if self.full_patience is not None:
+            return self.full_patience
+        return max(3, self.full_epochs // 5)
 
 
 class Task(BaseModel):
@@ -81,14 +143,23 @@ class Task(BaseModel):
     input_shape: list[int] = Field(description="Shape of one sample without the batch dimension, e.g. [1, 8, 8].")
     input_dtype: Literal["float32", "int64"] = Field(default="float32",
                                                      description="int64 for token ids, float32 otherwise.")
-    num_classes: int = Field(ge=2, description="Number of target classes.")
-    metric: str = Field(default="accuracy", description="The metric that ranks candidates: accuracy, f1, "
-                                                        "val_loss, perplexity, ... (a name of the metric registry).")
+    task_type: TaskType = Field(default="classification",
+                                description="classification (integer labels) or regression (float targets).")
+    num_classes: int | None = Field(default=None, ge=2, description="Classification: number of target classes.")
+    num_targets: int = Field(default=1, ge=1, description="Regression: values predicted per sample.")
+    loss_function: str | None = Field(
+        default=None, description="A torch.nn loss name; default CrossEntropyLoss (classification) or MSELoss "
+                                  "(regression; HuberLoss and L1Loss are robust to outliers).")
+    metric: str = Field(default="accuracy", description="The metric that ranks candidates: accuracy, f1, r2, "
+                                                        "rmse, val_loss, perplexity, ... (a name of the metric "
+                                                        "registry); default accuracy, or r2 for regression.")
     mode: Literal["max", "min"] | None = Field(default=None, description="max or min (default from the metric).")
-    target: float | None = Field(default=None, description="Stop searching once a candidate reaches this.")
+    target: float | None = Field(default=None, allow_inf_nan=False,
+                                 description="Stop searching once a candidate reaches this.")
     budget: Budget = Field(default_factory=Budget)
     planner: str = Field(default="builtin", description="Who proposes the candidates: builtin or llm.")
-    seed: int = Field(default=0, ge=0, description="Makes the builtin planner and the evaluations repeatable.")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1,
+                      description="Makes the builtin planner and the evaluations repeatable.")
     tokenizer: dict[str, Any] = Field(
         default_factory=dict,
         description="Text tasks: {type: BPE|WordPiece|CharLevel, vocab_sizes: [..], text_column, min_frequency}.",
@@ -122,6 +193,18 @@ class Task(BaseModel):
     def _known_actions(cls, value: Any) -> list[str]:
         return parse_actions(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric_by_task_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("metric") is None and data.get("task_type") in DEFAULT_METRICS:
+            data = {**data, "metric": DEFAULT_METRICS[data["task_type"]]}
+        return data
+
+    @field_validator("loss_function")
+    @classmethod
+    def _known_loss(cls, value: str | None) -> str | None:
+        return None if value is None else LOSSES.check(value)
+
     @field_validator("input_shape")
     @classmethod
     def _shape_is_positive(cls, value: list[int]) -> list[int]:
@@ -131,23 +214,68 @@ class Task(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _sizes_fit_this_machine(self) -> Task:
+        problem = batch_problem(math.prod(self.input_shape), self.budget.batch_size)
+        if problem:
+            raise ValueError(f"input_shape {self.input_shape} x budget.batch_size: {problem}")
+        # the output layer alone has one weight per feature and output value
+        problem = parameters_problem(self.output_size)
+        if problem:
+            name = "num_targets" if self.is_regression else "num_classes"
+            raise ValueError(f"{name} {self.output_size}: even a one-feature output layer is too large: "
+                             f"{problem}")
+        return self
+
+    @model_validator(mode="after")
     def _resolve_mode_and_modality(self) -> Task:
         if self.mode is None:
             self.mode = metric_mode(self.metric)
         if self.input_dtype == "int64" and len(self.input_shape) != 1:
             raise ValueError("input_shape: token-id inputs (input_dtype int64) take one dimension, "
                              "the sequence length, e.g. [64]")
-        if self.input_dtype == "float32" and len(self.input_shape) not in (1, 3):
-            raise ValueError("input_shape: give [features] for flat inputs or [channels, height, width] "
-                             "for images")
+        if self.input_dtype == "float32" and len(self.input_shape) not in (1, 2, 3):
+            raise ValueError("input_shape: give [features] for flat inputs, [channels, length] for signals "
+                             "or [channels, height, width] for images")
+        self._check_targets()
         return self
+
+    def _check_targets(self) -> None:
+        """The fields that must agree with the task type: classes or targets, the loss and the metric."""
+        if self.task_type == "classification":
+            if self.num_classes is None:
+                raise ValueError("num_classes: a classification task needs the number of classes (>= 2); "
+                                 "for float targets write task_type: regression")
+            return
+        if self.num_classes is not None:
+            raise ValueError("num_classes: a regression task predicts num_targets values, not classes; "
+                             "remove num_classes")
+        if needs_labels(self.metric):
+            raise ValueError(f"metric: {self.metric} compares class labels; a regression task is ranked by "
+                             "r2, rmse, mse, mae or val_loss")
+        if self.loss_function is not None and self.loss_function not in REGRESSION_LOSSES:
+            raise ValueError(f"loss_function: a regression task trains with one of {', '.join(REGRESSION_LOSSES)}, "
+                             f"not {self.loss_function}")
 
     @property
     def modality(self) -> Modality:
-        """Which search space fits the inputs: token ids, images or flat feature vectors."""
+        """Which search space fits the inputs: token ids, images, signals or flat feature vectors."""
         if self.input_dtype == "int64":
             return "tokens"
-        return "image" if len(self.input_shape) == 3 else "flat"
+        return {3: "image", 2: "signal"}.get(len(self.input_shape), "flat")
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task_type == "regression"
+
+    @property
+    def output_size(self) -> int:
+        """Values the model predicts per sample: one logit per class, or one value per regression target."""
+        return self.num_targets if self.is_regression else int(self.num_classes or 0)
+
+    @property
+    def loss(self) -> str:
+        """The loss the task trains with: its own, or the task type's default."""
+        return self.loss_function or DEFAULT_LOSSES[self.task_type]
 
     @property
     def maximize(self) -> bool:
@@ -174,6 +302,26 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
+MAX_TASK_FILE_BYTES = 1 << 20  # a task is a short YAML file; anything larger is the wrong file
+
+
+def _read_yaml(path: Path) -> object:
+    """The parsed task file; an unreadable, binary, huge or malformed file is a one-line TaskError."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_TASK_FILE_BYTES:
+            raise TaskError(f"task file {path} is {size:,} bytes; a task file is a short YAML file "
+                            "(see examples/digits.yaml)")
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"task file {path} is not UTF-8 text (byte {exc.start} cannot be decoded); "
+                        "give a YAML task file such as examples/digits.yaml") from exc
+    except OSError as exc:
+        raise TaskError(f"cannot read task file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise TaskError(f"task file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+
+
 def load_task(source: str | Path | dict[str, Any] | Task, **overrides: Any) -> Task:
     """Load and validate a task from a YAML file path, a dict or a Task; ``overrides`` replace top-level keys.
 
@@ -189,10 +337,7 @@ def load_task(source: str | Path | dict[str, Any] | Task, **overrides: Any) -> T
         if not path.is_file():
             raise TaskError(f"task file {str(path)!r} does not exist; pass the path of a task YAML file "
                             "such as examples/digits.yaml")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise TaskError(f"task file {path} is not valid YAML: {exc}") from exc
+        loaded = _read_yaml(path)
         if not isinstance(loaded, dict):
             raise TaskError(f"task file {path} must hold a mapping of fields (name, dataset, input_shape, ...)")
         data, origin = loaded, f"task file {path}"

@@ -13,6 +13,14 @@ from typing import Any, NotRequired
 from typing_extensions import TypedDict  # pydantic reads TypedDicts from here on Python 3.11
 
 
+class AugmentSpec(TypedDict, total=False):
+    """The training tools' ``augment``: a random crop (translation) of up to ``random_crop`` pixels or
+    time steps, and left-right flips (images only)."""
+
+    random_crop: int
+    horizontal_flip: bool
+
+
 class TrainingRecord(TypedDict):
     """How a candidate is trained: ``TrainingSettings.model_dump()``, plus, for an optimizer
     experiment, the registered optimizer config and the trial's name. Only the optimizer and the
@@ -23,6 +31,7 @@ class TrainingRecord(TypedDict):
     weight_decay: NotRequired[float]
     momentum: NotRequired[float | None]
     param_groups: NotRequired[list[dict[str, Any]]]   # {name_regex, ...optimizer keyword overrides}
+    augment: NotRequired[AugmentSpec | None]          # training-batch augmentation (images, signals)
     config_name: NotRequired[str]
     trial: NotRequired[str]
 
@@ -35,24 +44,31 @@ class OptimizerSpec(TypedDict):
     param_groups: NotRequired[list[dict[str, Any]]]
 
 
-class QuickEvalConfig(TypedDict):
+class Objective(TypedDict):
+    """What a task trains for, in the training tools' keys: the loss, the metrics recorded, and the
+    number of classes (classification only)."""
+
+    loss_function: str
+    metrics: list[str]
+    num_classes: NotRequired[int]
+
+
+class QuickEvalConfig(Objective):
     """The ``eval_config`` the graph gives ``pytorch_quick_evaluator`` for one evaluation."""
 
     dataset: str
     dataset_params: dict[str, Any]       # the dataset loader's own options
     input_shape: list[int]
-    num_classes: int
     batch_size: int
     epochs: int
     optimizer: OptimizerSpec | str
     learning_rate: float
-    loss_function: str
-    metrics: list[str]
     device: str
     seed: int
     time_budget_s: float
     max_steps: NotRequired[int]
     data_root: NotRequired[str]
+    augment: NotRequired[AugmentSpec]
 
 
 class SchedulerSpec(TypedDict):
@@ -66,6 +82,14 @@ class WandbSettings(TypedDict):
     tags: list[str]
 
 
+class EarlyStoppingSpec(TypedDict):
+    """The trainer's ``early_stopping``: stop after ``patience`` epochs without a better ``metric``."""
+
+    metric: str
+    patience: int
+    mode: str
+
+
 class FullTrainConfig(QuickEvalConfig):
     """The ``trainer_config`` of the winner's full training (kept in the state and the project)."""
 
@@ -76,3 +100,4 @@ class FullTrainConfig(QuickEvalConfig):
     monitor_mode: str
     wandb: WandbSettings
     resume: NotRequired[bool]
+    early_stopping: NotRequired[EarlyStoppingSpec]  # configs kept by older versions have none

@@ -1,27 +1,30 @@
 """LLM evals (``--suite llm``): what a configured chat model adds, measured.
 
+    python evals/run.py --suite llm --llm openai:NAME     # any OpenAI-compatible server via OPENAI_BASE_URL
+
 - **novel_blocks**: blueprints naming layer types torch.nn lacks; the assembler's LLM backend
   writes each block. Pass = the model file is written and validated.
 - **custom_optimizers**: ``register_custom_optimizer`` from a description. Pass = registered.
-- **planner**: the LLM planner against the builtin planner on the quick digits task.
+- **tokenizer_advice**: the ``auto`` tokenizer choice on two corpora. Pass = the LLM's advice was
+  usable (sane for the corpus) and used.
+- **planner**: the LLM planner against the builtin planner on the quick digits task; its summary
+  analyses count for ``summary-analysis``.
 
-For every model call: latency and tokens (from the reply's usage metadata, when the server
-reports it), through a callback on the chat model. *Repair rounds* are the calls beyond one
-per generated file. Skipped when no LLM is configured.
+Every model call is recorded by torchscout's own call layer (an active
+:class:`~torchscout.tools.codegen.llm_usage.UsageScope`): calls, requests, prompt/completion
+tokens and seconds per purpose, and whether the purpose's answers were used (``success``).
+*Repair rounds* are the calls beyond one per generated file. Skipped when no LLM is configured.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.outputs import LLMResult
-
-from evals.research_evals import SUITES, planner_run
-from torchscout.settings import configure
+from evals.eval_tasks import EVAL_TASKS
+from evals.research_evals import planner_run
+from torchscout.settings import get_settings
 from torchscout.tools.codegen.llm import get_chat_model, model_identity
+from torchscout.tools.codegen.llm_usage import UsageScope, usage_by_purpose, usage_scope
 from torchscout.tools.errors import ToolError, UserCodeError
 
 NOVEL_BLUEPRINTS: list[dict[str, Any]] = [
@@ -52,45 +55,22 @@ OPTIMIZER_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-class CallRecorder(BaseCallbackHandler):
-    """Latency and token counts of every chat-model call."""
-
-    def __init__(self) -> None:
-        self.started: dict[uuid.UUID, float] = {}
-        self.calls: list[dict[str, Any]] = []
-
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: Any, *, run_id: uuid.UUID,
-                            **kwargs: Any) -> None:
-        self.started[run_id] = time.perf_counter()
-
-    def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        latency = time.perf_counter() - self.started.pop(run_id, time.perf_counter())
-        tokens = None
-        for generations in response.generations:
-            for generation in generations:
-                usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
-                if usage:
-                    tokens = (tokens or 0) + int(usage.get("total_tokens", 0))
-        self.calls.append({"latency_s": latency, "tokens": tokens})
-
-
-def _rates(outcomes: list[dict[str, Any]], recorder: CallRecorder, calls_before: int) -> dict[str, Any]:
-    calls = recorder.calls[calls_before:]
-    tokens = [call["tokens"] for call in calls if call["tokens"] is not None]
+def _rates(outcomes: list[dict[str, Any]], scope: UsageScope, purpose: str) -> dict[str, Any]:
+    calls = [record for record in scope.records if record.purpose == purpose and record.outcome != "cached"]
     passed = sum(outcome["passed"] for outcome in outcomes)
     files = sum(outcome.get("files", 1) for outcome in outcomes)
+    tokens = [record.tokens for record in calls]
     return {"cases": len(outcomes), "pass_rate": passed / len(outcomes) if outcomes else None,
             "calls": len(calls), "calls_per_case": len(calls) / len(outcomes) if outcomes else None,
             "repair_rounds": max(len(calls) - files, 0),
             "tokens_per_call": sum(tokens) / len(tokens) if tokens else None,
-            "latency_s_per_call": sum(call["latency_s"] for call in calls) / len(calls) if calls else None,
+            "latency_s_per_call": sum(record.seconds for record in calls) / len(calls) if calls else None,
             "outcomes": outcomes}
 
 
-def novel_blocks_eval(recorder: CallRecorder) -> dict[str, Any]:
+def novel_blocks_eval(scope: UsageScope) -> dict[str, Any]:
     from torchscout.tools.modeling.assembler import pytorch_model_assembler
 
-    before = len(recorder.calls)
     outcomes = []
     for blueprint in NOVEL_BLUEPRINTS:
         try:
@@ -99,13 +79,12 @@ def novel_blocks_eval(recorder: CallRecorder) -> dict[str, Any]:
                              "files": len(result.get("generated_blocks") or [])})
         except (ToolError, UserCodeError) as exc:
             outcomes.append({"name": blueprint["model_name"], "passed": False, "error": str(exc)[:300]})
-    return _rates(outcomes, recorder, before)
+    return _rates(outcomes, scope, "assembler-block")
 
 
-def custom_optimizer_eval(recorder: CallRecorder) -> dict[str, Any]:
+def custom_optimizer_eval(scope: UsageScope) -> dict[str, Any]:
     from torchscout.tools.optim.configurator import pytorch_optimizer_configurator
 
-    before = len(recorder.calls)
     outcomes = []
     for name, description in OPTIMIZER_DESCRIPTIONS.items():
         try:
@@ -115,22 +94,90 @@ def custom_optimizer_eval(recorder: CallRecorder) -> dict[str, Any]:
             outcomes.append({"name": name, "passed": True})
         except (ToolError, UserCodeError) as exc:
             outcomes.append({"name": name, "passed": False, "error": str(exc)[:300]})
-    return _rates(outcomes, recorder, before)
+    return _rates(outcomes, scope, "custom_optimizer")
+
+
+def tokenizer_advice_eval(scope: UsageScope) -> dict[str, Any]:
+    from torchscout.settings import get_settings
+    from torchscout.tools.text.corpus_stats import choose_tokenizer_settings
+
+    folder = get_settings().workspace / "evals_llm" / "corpora"
+    folder.mkdir(parents=True, exist_ok=True)
+    corpora = {"tiny_words": " ".join(f"word{index % 84}" for index in range(2000)),
+               "dna": "".join("ACGT"[(index * 7 + index // 3) % 4] for index in range(40_000))}
+    outcomes = []
+    for name, text in corpora.items():
+        path = folder / f"{name}.txt"
+        path.write_text(text, encoding="utf-8")
+        choice = choose_tokenizer_settings([path])
+        outcomes.append({"name": name, "passed": choice["chooser"] == "llm", "type": choice["type"],
+                         "vocab_size": choice["vocab_size"], "chooser": choice["chooser"][:200]})
+    return _rates(outcomes, scope, "tokenizer_advice")
+
+
+def _planner_success(run_names: list[str]) -> dict[str, float | None]:
+    """Share of rounds the LLM planned, and of summary analyses the LLM wrote, in the LLM planner's runs."""
+    import json
+
+    from torchscout.graphs.driver import run_state
+    from torchscout.graphs.llm_budget import rounds_planned
+    from torchscout.tools.workspace import resolve
+
+    rounds: list[str] = []
+    backends: list[str] = []
+    for name in run_names:
+        state = run_state(name)
+        rounds += list(rounds_planned(state).values())
+        for summary in sorted(resolve(state["run_dir"]).glob("candidates/*/summary.json")):
+            backends.append(str(json.loads(summary.read_text(encoding="utf-8")).get("analysis_backend", "")))
+    written = [backend for backend in backends if backend.startswith("llm:")]
+    return {"planner": sum(planner == "llm" for planner in rounds) / len(rounds) if rounds else None,
+            "summary-analysis": len(written) / len(backends) if backends else None}
+
+
+def success_by_purpose(results: dict[str, Any]) -> dict[str, float | None]:
+    """Each purpose's share of answers that were used (its eval's pass rate)."""
+    return {"assembler-block": results["novel_blocks"]["pass_rate"],
+            "custom_optimizer": results["custom_optimizers"]["pass_rate"],
+            "tokenizer_advice": results["tokenizer_advice"]["pass_rate"],
+            **results["planner"].get("success", {})}
+
+
+def render_purpose_table(llm: dict[str, Any]) -> list[str]:
+    """Markdown lines: per purpose, success, calls, whole replies, requests, tokens and seconds."""
+    usage = llm.get("by_purpose") or {}
+    if not usage:
+        return []
+    success = llm.get("success") or {}
+    lines = ["", "| purpose | success | calls | whole replies | requests | prompt tokens | completion tokens "
+                 "| seconds |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for purpose, entry in sorted(usage.items()):
+        rate = success.get(purpose)
+        shown = "-" if rate is None else f"{100 * rate:.0f}%"
+        lines.append(f"| {purpose} | {shown} | {entry['calls']} | {entry['ok']} | {entry['requests']} | "
+                     f"{entry['prompt_tokens']:,} | {entry['completion_tokens']:,} | {entry['seconds']:.1f} |")
+    return [*lines, ""]
 
 
 def run_llm_evals(seed: int = 0) -> dict[str, Any]:
     model = get_chat_model()
     if model is None:
         return {"skipped": "no LLM configured (TORCHSCOUT_LLM is 'builtin'); set it to an init_chat_model "
-                           "spec such as openai:gpt-4.1-mini to run this suite"}
-    recorder = CallRecorder()
-    model.callbacks = [*(model.callbacks or []), recorder]
-    configure(llm=model)
-    task = {**SUITES["quick"]["digits"], "seed": seed}
-    planner = {"task": "digits (quick budget)", "methods": {
-        "llm": planner_run(task, "llm", f"eval-llm-planner-s{seed}"),
-        "builtin": planner_run(task, "builtin", f"eval-builtin-planner-s{seed}"),
-    }}
-    return {"model": model_identity(model), "novel_blocks": novel_blocks_eval(recorder),
-            "custom_optimizers": custom_optimizer_eval(recorder), "planner": planner,
-            "model_calls": len(recorder.calls)}
+                           "spec such as openai:gpt-4.1-mini (or pass --llm) to run this suite"}
+    settings = get_settings()
+    scope = UsageScope()
+    task = {**EVAL_TASKS["digits"].task_data("quick"), "seed": seed}
+    with usage_scope(scope):
+        results: dict[str, Any] = {"model": model_identity(model), "novel_blocks": novel_blocks_eval(scope),
+                                   "custom_optimizers": custom_optimizer_eval(scope),
+                                   "tokenizer_advice": tokenizer_advice_eval(scope)}
+        llm_run = f"eval-llm-planner-s{seed}"
+        results["planner"] = {"task": "digits (quick budget)", "methods": {
+            "llm": planner_run(task, "llm", llm_run),
+            "builtin": planner_run(task, "builtin", f"eval-builtin-planner-s{seed}"),
+        }, "success": _planner_success([llm_run])}
+    results["by_purpose"] = usage_by_purpose([record.as_json() for record in scope.records],
+                                             settings.llm_prompt_price, settings.llm_completion_price)
+    results["success"] = success_by_purpose(results)
+    results["model_calls"] = sum(1 for record in scope.records if record.outcome != "cached")
+    return results

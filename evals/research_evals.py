@@ -1,18 +1,14 @@
-"""Research evals: the builtin planner against two baselines with the same total training budget.
+"""Research evals: the builtin planner against the baselines, with the same wall-clock budget, per task.
 
-For each task the builtin planner's research run goes first; its wall-clock time is the budget
-``B`` the baselines get:
-
-- **fixed**: one reasonable model (the modality's baseline design of the search space, trained
-  with its default settings): one timed epoch to learn its speed, then
-  ``pytorch_full_trainer`` for as many epochs as fit in what is left of ``B`` (cosine schedule,
-  best checkpoint kept), like the research run's own final training;
-- **random**: random search over the same space: random designs quick-evaluated with the task's
-  ``quick_epochs`` until 60% of ``B`` is used, then the best one trained like ``fixed`` in the rest.
+For each task of the suite (:data:`evals.eval_tasks.EVAL_TASKS`: one entry per task) the builtin
+planner's research run goes first; its wall-clock time is the budget ``B`` the search baselines
+get (:mod:`evals.search_baselines`: the fixed model and random search). The classical baselines
+(scikit-learn models a research run fits on flat and signal inputs in seconds) are read from the
+run's ``result.json`` when it has them, so the neural search is compared with a one-liner too.
 
 Reported per method: the best validation metric of its final model, its parameters, wall time
 and the evaluations (training runs) used. A small validation set (digits: 180 images) cannot
-separate good models by one run, so each method's final training is then repeated with
+separate good models by one run, so each trained method's final training is then repeated with
 ``REPLICA_SEEDS`` more seeds (other splits and initialisations; outside the budget) and methods
 are ranked on the mean: methods within two standard errors of the best are tied, fewer
 parameters break a tie, and a remaining tie is reported as one.
@@ -21,173 +17,21 @@ Seeds are fixed, so a rerun measures the same thing.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import random
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from torchscout.agent import search_space
-from torchscout.agent.task import Task, load_task
-from torchscout.graphs.evaluate import dataset_params, metric_value, metrics_requested, optimizer_spec
+from evals.eval_tasks import EvalTask, suite_tasks
+from evals.search_baselines import CANDIDATE_ERRORS, fixed_baseline, random_search
+from torchscout.agent.task import load_task
 from torchscout.settings import get_settings
-from torchscout.tools.errors import ToolError, UserCodeError
-from torchscout.tools.modeling.assembler import pytorch_model_assembler
-from torchscout.tools.training.evaluation import pytorch_full_trainer, pytorch_quick_evaluator
+from torchscout.tools.training.evaluation import pytorch_full_trainer
 
 logger = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RANDOM_SEARCH_SHARE = 0.6
-MAX_FINAL_EPOCHS = 200
-MIN_FINAL_SECONDS = 5.0
-SPEED_PROBE_EPOCHS = 2  # the fixed model's timing run
 REPLICA_SEEDS = 2  # each method's final training is repeated with this many more seeds (outside the budget)
-VALIDATION_MARGIN = 1.25  # an epoch's validation pass and bookkeeping on top of its training time
-CANDIDATE_ERRORS = (ToolError, UserCodeError, RuntimeError, ValueError)
-
-_DIGITS = {
-    "name": "digits", "goal": "A small, accurate classifier for 8x8 handwritten digits.", "dataset": "digits",
-    "input_shape": [1, 8, 8], "num_classes": 10, "metric": "accuracy", "mode": "max",
-}
-_TEXT = {
-    "name": "text_synthetic", "goal": "Classify generated sentences by topic.", "dataset": "text_classification",
-    "dataset_params": {"data_path": "data/text_synthetic.csv", "text_column": "text", "label_column": "label",
-                       "max_length": 32},
-    "input_shape": [32], "input_dtype": "int64", "num_classes": 4, "metric": "accuracy", "mode": "max",
-    "tokenizer": {"type": "BPE", "vocab_sizes": [300, 1000]},
-}
-_CIFAR = {
-    "name": "cifar10", "goal": "A conv net for CIFAR-10.", "dataset": "cifar10", "data_root": "data",
-    "input_shape": [3, 32, 32], "num_classes": 10, "metric": "accuracy", "mode": "max",
-}
-
-# budgets per suite: `quick` must finish on 2 CPU cores well inside 15 minutes, three methods per task.
-# digits/quick: 5 quick epochs (at 3, a 5k-parameter conv net is still ~2 points behind the 20k baseline it
-# ties after training, so the search could not see small models) and 40 final epochs (the baselines get
-# the same wall time, which the fixed model spends on ~200 epochs).
-SUITES: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "digits": {**_DIGITS, "budget": {"max_rounds": 4, "candidates_per_round": 6, "screen_steps": 40,
-                                         "quick_epochs": 5, "full_epochs": 40, "max_minutes": 3,
-                                         "optimizer_trials": 3, "confirm_seeds": 3, "batch_size": 64}},
-        "text_synthetic": {**_TEXT, "budget": {"max_rounds": 2, "candidates_per_round": 3, "screen_steps": 40,
-                                               "quick_epochs": 2, "full_epochs": 8, "max_minutes": 2,
-                                               "optimizer_trials": 1, "confirm_seeds": 2, "batch_size": 64}},
-    },
-    "full": {
-        "digits": {**_DIGITS, "budget": {"max_rounds": 3, "candidates_per_round": 4, "screen_steps": 60,
-                                         "quick_epochs": 4, "full_epochs": 20, "max_minutes": 10,
-                                         "optimizer_trials": 3, "confirm_seeds": 3, "batch_size": 64}},
-        "text_synthetic": {**_TEXT, "budget": {"max_rounds": 2, "candidates_per_round": 4, "screen_steps": 60,
-                                               "quick_epochs": 4, "full_epochs": 10, "max_minutes": 8,
-                                               "optimizer_trials": 2, "confirm_seeds": 3, "batch_size": 64}},
-        "cifar10": {**_CIFAR, "budget": {"max_rounds": 3, "candidates_per_round": 4, "screen_steps": 200,
-                                         "quick_epochs": 2, "quick_max_steps": 1500, "full_epochs": 15,
-                                         "max_minutes": 45, "max_params": 2_000_000, "optimizer_trials": 2,
-                                         "confirm_seeds": 2, "batch_size": 128}},
-    },
-}
-
-
-def prepare_data(key: str) -> str | None:
-    """Make the task's data available; returns why it is skipped, or None."""
-    workspace = get_settings().workspace
-    if key == "text_synthetic":
-        target = workspace / "data" / "text_synthetic.csv"
-        if not target.exists():
-            subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "make_text_synthetic.py"),
-                            "--out", str(target)], check=True, capture_output=True, text=True)
-    if key == "cifar10":
-        folders = [workspace / "data", get_settings().data_dir]
-        if not any((folder / "cifar-10-batches-py").is_dir() for folder in folders):
-            return ("no CIFAR-10 data (put the extracted cifar-10-batches-py folder in the data dir, "
-                    "TORCHSCOUT_DATA_DIR, or run online once)")
-    return None
-
-
-# -- the two baselines -------------------------------------------------------------------------
-
-
-def _tokenizers(task: Task, run_name: str) -> dict[str, dict[str, Any]]:
-    if task.modality != "tokens":
-        return {}
-    from torchscout.graphs.text_data import train_tokenizers
-
-    return train_tokenizers(task, run_name, f"evals_runs/{run_name}")
-
-
-def _build(task: Task, blueprint: dict[str, Any], name: str, vocab_size: int | None) -> tuple[str, str, int]:
-    """Assemble ``blueprint``; returns (script path, class name, parameters)."""
-    class_name = "".join(part.title() for part in name.replace("-", "_").split("_"))
-    config = search_space.compile_blueprint(blueprint, task, class_name, vocab_size=vocab_size)
-    script = f"evals_runs/{name}/model.py"
-    result = pytorch_model_assembler(config, script)
-    return script, class_name, int(result["total_params"])
-
-
-def _training_of(blueprint: dict[str, Any]) -> dict[str, Any]:
-    optimizer = blueprint["optimizer"]
-    lr = min(blueprint["lr"] * (10 if optimizer == "SGD" else 1), 1.0)  # as the builtin planner does
-    return {"optimizer": optimizer, "lr": lr, "weight_decay": 0.01 if optimizer == "AdamW" else 0.0,
-            "momentum": 0.9 if optimizer == "SGD" else None}
-
-
-def _eval_config(task: Task, training: dict[str, Any], tokenizers: dict[str, Any], vocab: int | None,
-                 epochs: int, time_budget_s: float) -> dict[str, Any]:
-    data = task.model_dump()
-    config = {"dataset": task.dataset, "dataset_params": dataset_params(data, tokenizers, vocab),
-              "input_shape": [1, *task.input_shape], "num_classes": task.num_classes,
-              "batch_size": task.budget.batch_size, "epochs": epochs, "optimizer": optimizer_spec(training),
-              "learning_rate": training["lr"], "loss_function": "CrossEntropyLoss",
-              "metrics": metrics_requested(data), "device": "auto", "seed": task.seed,
-              "time_budget_s": max(time_budget_s, 1.0)}
-    if task.data_root:
-        config["data_root"] = task.data_root
-    return config
-
-
-@dataclass
-class QuickResult:
-    """A quick evaluation's metric and what it says about the model's training speed."""
-
-    metric: float | None
-    seconds_per_epoch: float  # training + validation of one epoch
-    overhead_s: float         # loading, checks and set-up, paid once per training run
-
-
-def _quick(task: Task, script: str, class_name: str, training: dict[str, Any], tokenizers: dict[str, Any],
-           vocab: int | None, epochs: int, time_budget_s: float) -> QuickResult:
-    config = _eval_config(task, training, tokenizers, vocab, epochs, time_budget_s)
-    if task.budget.quick_max_steps:
-        config["max_steps"] = task.budget.quick_max_steps
-    result = pytorch_quick_evaluator(script, class_name, config)
-    history = result.get("history") or []
-    if result.get("status") != "completed" or not history:
-        return QuickResult(None, math.inf, 0.0)
-    # the fastest epoch: the first one also pays one-time warm-up costs
-    train_s = [float(entry.get("epoch_time_s") or 0.0) for entry in history]
-    per_epoch = VALIDATION_MARGIN * min(train_s)
-    overhead = max(result["duration_s"] - VALIDATION_MARGIN * sum(train_s), 0.0)
-    return QuickResult(metric_value(result, task.model_dump()), per_epoch, overhead)
-
-
-def _final_training(task: Task, script: str, class_name: str, training: dict[str, Any],
-                    tokenizers: dict[str, Any], vocab: int | None, seconds_left: float,
-                    speed: QuickResult, name: str) -> dict[str, Any]:
-    """Train for as many epochs as fit in ``seconds_left`` (cosine schedule over them, best epoch kept)."""
-    training_s = max(seconds_left - speed.overhead_s, MIN_FINAL_SECONDS)
-    epochs = int(max(1, min(MAX_FINAL_EPOCHS, training_s // max(speed.seconds_per_epoch, 1e-3))))
-    config = _eval_config(task, training, tokenizers, vocab, epochs, training_s)
-    config.update(scheduler={"type": "CosineAnnealingLR", "params": {"T_max": epochs}}, checkpoint_interval=0,
-                  save_best_model=True, monitor=task.metric, monitor_mode=task.mode, wandb={"mode": "disabled"})
-    result = pytorch_full_trainer(script, class_name, config, experiment_name=name, log_base_dir="evals_runs/final")
-    best = result.get("best_metric") or {}
-    return {"metric": best.get("value"), "epochs": len(result.get("history") or []), "status": result.get("status"),
-            "final_run": {"script": script, "class_name": class_name, "config": config}}
+CLASSICAL = "classical"  # the method-name prefix of a classical baseline: "classical:ridge"
 
 
 def replicate(final_run: dict[str, Any], seeds: list[int], name: str) -> list[float | None]:
@@ -199,74 +43,6 @@ def replicate(final_run: dict[str, Any], seeds: list[int], name: str) -> list[fl
                                       experiment_name=f"{name}-s{seed}", log_base_dir="evals_runs/replicas")
         values.append((result.get("best_metric") or {}).get("value"))
     return values
-
-
-def fixed_baseline(task: Task, budget_s: float) -> dict[str, Any]:
-    """The modality's baseline design, trained for the whole budget."""
-    started = time.monotonic()
-    tokenizers = _tokenizers(task, f"fixed-{task.name}")
-    blueprint = dict(search_space.BASELINES[task.modality])
-    vocab = None
-    if tokenizers:
-        sizes = sorted(int(size) for size in tokenizers)
-        vocab = sizes[len(sizes) // 2]
-        blueprint["vocab_size"] = vocab
-    script, class_name, params = _build(task, blueprint, f"fixed_{task.name}", vocab)
-    training = _training_of(blueprint)
-    speed = _quick(task, script, class_name, training, tokenizers, vocab, SPEED_PROBE_EPOCHS, budget_s)
-    left = budget_s - (time.monotonic() - started)
-    final = _final_training(task, script, class_name, training, tokenizers, vocab, left, speed,
-                            f"fixed-{task.name}")
-    return {"best_metric": final["metric"], "params": params, "wall_s": round(time.monotonic() - started, 1),
-            "evaluations": 2, "final_epochs": final["epochs"], "design": search_space.signature(blueprint),
-            "final_run": final["final_run"]}
-
-
-def _random_blueprint(task: Task, rng: random.Random, vocab_sizes: list[int]) -> dict[str, Any]:
-    blueprint = {axis: rng.choice(choices) for axis, choices in search_space.space_for(task.modality).items()}
-    if vocab_sizes:
-        blueprint["vocab_size"] = rng.choice(vocab_sizes)
-    return search_space.normalize(blueprint, task.modality)
-
-
-def random_search(task: Task, budget_s: float) -> dict[str, Any]:
-    """Random designs from the same space for 60% of the budget, then the best trained in the rest."""
-    started = time.monotonic()
-    rng = random.Random(task.seed)
-    tokenizers = _tokenizers(task, f"random-{task.name}")
-    vocab_sizes = sorted(int(size) for size in tokenizers)
-    tried: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    while time.monotonic() - started < RANDOM_SEARCH_SHARE * budget_s or not any(t["metric"] for t in tried):
-        if len(tried) >= 64 or time.monotonic() - started > 0.9 * budget_s:
-            break
-        blueprint = _random_blueprint(task, rng, vocab_sizes)
-        if search_space.signature(blueprint) in seen:
-            continue
-        seen.add(search_space.signature(blueprint))
-        vocab = blueprint.get("vocab_size")
-        entry: dict[str, Any] = {"blueprint": blueprint, "metric": None}
-        try:
-            script, class_name, params = _build(task, blueprint, f"random_{task.name}_{len(tried)}", vocab)
-            left = RANDOM_SEARCH_SHARE * budget_s - (time.monotonic() - started)
-            speed = _quick(task, script, class_name, _training_of(blueprint), tokenizers, vocab,
-                           task.budget.quick_epochs, max(left, MIN_FINAL_SECONDS))
-            entry.update(script=script, class_name=class_name, params=params, metric=speed.metric, speed=speed)
-        except CANDIDATE_ERRORS as exc:
-            entry["error"] = str(exc).splitlines()[0][:200]
-        tried.append(entry)
-    scored = [entry for entry in tried if entry["metric"] is not None]
-    if not scored:
-        return {"best_metric": None, "params": None, "wall_s": round(time.monotonic() - started, 1),
-                "evaluations": len(tried), "error": "no random design trained successfully"}
-    best = max(scored, key=lambda entry: entry["metric"]) if task.maximize else min(scored, key=lambda e: e["metric"])
-    left = budget_s - (time.monotonic() - started)
-    final = _final_training(task, best["script"], best["class_name"], _training_of(best["blueprint"]), tokenizers,
-                            best["blueprint"].get("vocab_size"), left, best["speed"], f"random-{task.name}")
-    return {"best_metric": final["metric"], "params": best["params"],
-            "wall_s": round(time.monotonic() - started, 1), "evaluations": len(tried) + 1,
-            "final_epochs": final["epochs"], "design": search_space.signature(best["blueprint"]),
-            "final_run": final["final_run"]}
 
 
 # -- the planner under test --------------------------------------------------------------------
@@ -286,15 +62,40 @@ def planner_run(task_data: dict[str, Any], planner: str, run_name: str) -> dict[
         metric = (winner.get("stats") or {}).get("mean", winner.get("search_metric"))
     rows = {row["candidate"]: row for row in outcome.get("leaderboard") or []}
     params = rows.get(winner.get("candidate_id"), {}).get("params") if winner else None
+    state = run_state(run_name)
     result = {"best_metric": metric, "params": params, "wall_s": round(wall, 1),
               "evaluations": outcome.get("evaluations"), "status": outcome.get("status"),
               "final_epochs": len(full.get("history") or []), "design": winner.get("label"),
-              "report": outcome.get("report_path")}
+              "report": outcome.get("report_path"), "run_dir": outcome.get("run_dir"),
+              "stopped_by": state.get("stopped_by"),
+              "rounds": state.get("round"), "budget_s": 60.0 * float(task_data["budget"]["max_minutes"])}
     if full.get("trainer_config") and winner:
-        candidate = run_state(run_name)["candidates"][winner["candidate_id"]]
+        candidate = state["candidates"][winner["candidate_id"]]
         result["final_run"] = {"script": candidate["script"], "class_name": candidate["class_name"],
                                "config": full["trainer_config"]}
     return result
+
+
+def classical_baselines(run_dir: str | None, metric: str) -> dict[str, dict[str, Any]]:
+    """The classical baselines the research run fitted (``result.json``'s ``baselines``), as methods.
+
+    Each is ``{name: {metric: value}}`` there (or ``{name: {"validation": {metric: value}}}``); a
+    run without them (token and image inputs, or a version that does not fit them) gives none.
+    """
+    if not run_dir:
+        return {}
+    path = get_settings().workspace / run_dir / "result.json"
+    if not path.is_file():
+        return {}
+    baselines = json.loads(path.read_text(encoding="utf-8")).get("baselines") or {}
+    methods = {}
+    for name, values in baselines.items():
+        scores = values.get("validation", values) if isinstance(values, dict) else {}
+        value = scores.get(metric) if isinstance(scores, dict) else None
+        if isinstance(value, int | float):
+            methods[f"{CLASSICAL}:{name}"] = {"best_metric": float(value), "params": None, "design": name,
+                                              "evaluations": 1}
+    return methods
 
 
 def add_seed_statistics(name: str, method: dict[str, Any], seeds: list[int]) -> None:
@@ -309,22 +110,25 @@ def add_seed_statistics(name: str, method: dict[str, Any], seeds: list[int]) -> 
     method.update(seed_metrics=values, mean=mean, std=spread)
 
 
-def compare_on(key: str, task_data: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Builtin planner vs the fixed model vs random search on one task, with the same budget."""
-    skipped = prepare_data(key)
+def compare_on(key: str, entry: EvalTask, suite: str, seed: int) -> dict[str, Any]:
+    """Builtin planner vs the fixed model vs random search (same budget) vs the classical baselines on one task."""
+    skipped = entry.skipped()
     if skipped:
         return {"skipped": skipped}
-    task_data = {**task_data, "seed": seed}
+    task_data = {**entry.task_data(suite), "seed": seed}
     task = load_task(task_data)
     methods: dict[str, dict[str, Any]] = {}
     methods["builtin"] = planner_run(task_data, "builtin", f"eval-{key}-builtin-s{seed}")
     budget_s = methods["builtin"]["wall_s"]
-    logger.info("%s: builtin planner used %.0fs; baselines get the same", key, budget_s)
+    logger.info("%s: builtin planner used %.0fs; the search baselines get the same", key, budget_s)
     for name, method in (("fixed", fixed_baseline), ("random", random_search)):
+        started = time.monotonic()
         try:
             methods[name] = method(task, budget_s)
         except CANDIDATE_ERRORS as exc:
-            methods[name] = {"best_metric": None, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            methods[name] = {"best_metric": None, "wall_s": round(time.monotonic() - started, 1),
+                             "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    methods.update(classical_baselines(methods["builtin"].get("run_dir"), task.metric))
     replica_seeds = [seed + 1 + index for index in range(REPLICA_SEEDS)]
     for name, method in methods.items():
         add_seed_statistics(f"{key}-{name}", method, replica_seeds)
@@ -396,4 +200,4 @@ def versus(methods: dict[str, dict[str, Any]], maximize: bool, subject: str = "b
 
 
 def run_research_evals(suite: str, seed: int = 0) -> dict[str, Any]:
-    return {key: compare_on(key, task_data, seed) for key, task_data in SUITES[suite].items()}
+    return {key: compare_on(key, entry, suite, seed) for key, entry in suite_tasks(suite).items()}

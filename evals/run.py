@@ -1,13 +1,16 @@
 """Run torchscout's evals and write the results and a scoreboard.
 
     python evals/run.py --suite quick   # tool evals + research evals on digits and the synthetic text task
-    python evals/run.py --suite full    # larger budgets, plus cifar10 when its data is present
-    python evals/run.py --suite llm     # the LLM side (needs TORCHSCOUT_LLM; skipped otherwise)
+    python evals/run.py --suite full    # every example task (evals/eval_tasks.py) with a wall-clock budget
+                                        # and no round limit, plus cifar10 when its data is present
+    python evals/run.py --suite llm     # the LLM side (needs TORCHSCOUT_LLM or --llm; skipped otherwise)
+    OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python evals/run.py --suite llm --llm openai:NAME
 
 Everything runs in a fresh temporary workspace (``--workspace`` to keep it) with fixed seeds,
 W&B disabled. Writes ``evals/results/<timestamp>.json`` (every number) and
 ``evals/results/scoreboard.md`` (the latest scoreboard; also ``<timestamp>.md``).
-``quick`` finishes within 15 minutes on 2 CPU cores.
+``quick`` finishes within 15 minutes on 2 CPU cores; ``full`` takes a few hours (each task: the
+planner's budget three times, for the planner and the two search baselines, plus seed replicas).
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", type=Path, default=None,
                         help="Workspace to run in (default: a fresh temporary folder, removed afterwards).")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Where results and the scoreboard go.")
+    parser.add_argument("--llm", default=None, help="The chat model (an init_chat_model spec such as openai:NAME; "
+                                                    "with OPENAI_BASE_URL any OpenAI-compatible server).")
     args = parser.parse_args(argv)
 
     from torchscout.settings import configure
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         workspace = (args.workspace or Path(scratch)).resolve()
         workspace.mkdir(parents=True, exist_ok=True)
         os.chdir(workspace)
-        configure(workspace=workspace, wandb_mode="disabled", progress=False)
+        configure(workspace=workspace, wandb_mode="disabled", progress=False, llm=args.llm)
         started = time.monotonic()
         results = {"suite": args.suite, "seed": args.seed, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "machine": machine(), **run_suite(args.suite, args.seed)}
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 def configure_logging() -> None:
     """Progress of the evals on stderr; the libraries' own chatter only from warnings up."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("torchscout", "httpx"):
+    for noisy in ("torchscout", "httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

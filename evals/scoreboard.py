@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from evals.research_evals import AHEAD_RULE
+from evals.llm_evals import render_purpose_table
+from evals.research_evals import AHEAD_RULE, CLASSICAL
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -57,17 +58,61 @@ def _tool_section(tools: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _score(method: dict[str, Any] | None) -> Any:
+    return None if not method else method.get("mean", method.get("best_metric"))
+
+
+def _best_classical(methods: dict[str, Any], maximize: bool) -> tuple[str | None, dict[str, Any] | None]:
+    scored = {name: method for name, method in methods.items()
+              if name.startswith(f"{CLASSICAL}:") and _score(method) is not None}
+    if not scored:
+        return None, None
+    name = (max if maximize else min)(scored, key=lambda item: _score(scored[item]))
+    return name, scored[name]
+
+
+def _verdict_word(verdicts: dict[str, Any], name: str | None) -> str:
+    verdict = (verdicts.get(name) or {}).get("verdict", "-") if name else "-"
+    return verdict.split(" (")[0]
+
+
+def _leaders_table(research: dict[str, Any]) -> list[str]:
+    """One row per task: who leads, each method's score, and the builtin planner's verdicts."""
+    rows = []
+    for key, result in research.items():
+        if "skipped" in result:
+            rows.append([key, "-", "-", "skipped", "-", "-", "-", "-", "-", "-"])
+            continue
+        methods, maximize = result["methods"], result["mode"] == "max"
+        classical_name, classical = _best_classical(methods, maximize)
+        versus_all = result.get("versus") or {}
+        rows.append([key, result["metric"], f"{result['budget_s']:.0f}", f"**{result.get('leader') or 'none'}**",
+                     _number(_score(methods.get("builtin"))), _number(_score(methods.get("fixed"))),
+                     _number(_score(methods.get("random"))),
+                     f"{_number(_score(classical))} ({classical_name.split(':', 1)[1]})" if classical_name else "-",
+                     _verdict_word(versus_all, "random"), _verdict_word(versus_all, classical_name)])
+    return ["### Who leads, per task", "",
+            *_table(["task", "metric", "budget s", "leader", "builtin", "fixed", "random", "best classical",
+                     "builtin vs random", "builtin vs classical"], rows), ""]
+
+
 def _research_section(research: dict[str, Any]) -> list[str]:
     lines = ["## Research evals (same total budget per method)", "",
              "*best metric*: the final model's best validation value within the budget; *mean ± std*: its final "
-             "training repeated with more seeds (ranks the methods). " + AHEAD_RULE, ""]
+             "training repeated with more seeds (ranks the methods). The search baselines get the wall-clock time "
+             "the builtin planner used; the classical baselines (`classical:*`) are the scikit-learn models the "
+             "research run fitted in seconds, read from its result.json. " + AHEAD_RULE, ""]
+    lines += _leaders_table(research)
     for key, result in research.items():
         if "skipped" in result:
             lines += [f"### {key}", "", f"Skipped: {result['skipped']}", ""]
             continue
         seeds = len(result.get("replica_seeds") or []) + 1
+        builtin = result["methods"].get("builtin") or {}
+        stopped = (f" (builtin search stopped by {builtin['stopped_by']} after {builtin.get('rounds')} round(s))"
+                   if builtin.get("stopped_by") else "")
         lines += [f"### {key}: {result['metric']} ({result['mode']}), budget {result['budget_s']:.0f}s, "
-                  f"leader: **{result.get('leader') or 'none'}**", ""]
+                  f"leader: **{result.get('leader') or 'none'}**{stopped}", ""]
         rows = []
         for name, method in result["methods"].items():
             spread = (f"{method['mean']:.4f} ± {method['std']:.4f}" if method.get("mean") is not None else "-")
@@ -113,6 +158,7 @@ def _llm_section(llm: dict[str, Any]) -> list[str]:
                  _number(method.get("wall_s"), 1), _number(method.get("evaluations"))]
                 for name, method in planner["methods"].items()]
         lines += _table(["planner", "best metric", "params", "wall s", "evaluations"], rows)
+    lines += render_purpose_table(llm)  # per purpose: success, calls, tokens, seconds
     return lines + [""]
 
 

@@ -29,9 +29,9 @@ from evals.blueprint_corpus import BATCH, TOKEN_VOCAB, corpus
 from torchscout.tools.errors import ToolError, UserCodeError
 from torchscout.tools.loading import load_class
 from torchscout.tools.modeling.assembler import pytorch_model_assembler
+from torchscout.tools.modeling.blueprint import HELPER_TYPES
 from torchscout.tools.workspace import atomic_write_text, resolve
 
-HELPER_TYPES = {"Mean", "Max", "Last"}
 STREAM_TYPES = {"Sequential", "Residual", "Parallel"}
 FAILURES_KEPT = 5
 

@@ -5,6 +5,13 @@ the budget survives a crash and a resume), and a :class:`RunContext` passed to e
 ``graph.stream`` call measures time since that call started on top of what the state had
 already used. Model and optimizer code written by an agent runs inside the nodes and cannot
 touch either.
+
+While it searches, the graph keeps back a reserve for what comes after the search (optimizer
+trials, seed confirmation, full training, the report), estimated from the throughput the run's
+evaluations measured (:func:`torchscout.graphs.training_cost.final_phase_s`). Before anything was
+measured the reserve is a prior share of the budget; it never takes more than
+:data:`MAX_RESERVE_SHARE`, so a slow model still gets a search (its final training is then cut
+short by the time left, and early stopping usually ends it before).
 """
 
 from __future__ import annotations
@@ -14,9 +21,13 @@ from dataclasses import dataclass, field
 
 from torchscout.agent.task import Task
 from torchscout.graphs.state import ResearchState, task_of
+from torchscout.graphs.training_cost import Stage, final_phase_s
 
-# Share of the budget kept for the final full training (and the report) while searching.
-FINAL_RESERVE_SHARE = 0.25
+PRIOR_RESERVE_SHARE = 0.25   # the reserve before any evaluation measured a throughput
+MAX_RESERVE_SHARE = 0.5      # the reserve never takes more of the budget than this
+NO_FULL_TRAIN_SHARE = 0.05   # ... and before a measurement, when there is no full training
+# Share of the time left that the LLM calls of one step may use: the rest is for the work they plan.
+LLM_SHARE_OF_TIME_LEFT = 0.5
 
 
 @dataclass
@@ -34,21 +45,35 @@ def budget_s(task: Task) -> float:
     return float(task.budget.max_minutes) * 60.0
 
 
-def reserve_s(task: Task) -> float:
-    """Seconds kept back for full training and the report while the search runs."""
-    share = FINAL_RESERVE_SHARE if task.budget.full_epochs > 0 else 0.05
-    return budget_s(task) * share
+def reserve_s(state: ResearchState, stage: Stage = "search") -> float:
+    """Seconds kept back, while ``stage`` runs, for what follows it (see the module docstring)."""
+    task = task_of(state)
+    estimate = final_phase_s(state, stage)
+    if estimate is None:
+        return prior_reserve_s(task)
+    return min(estimate, MAX_RESERVE_SHARE * budget_s(task))
+
+
+def prior_reserve_s(task: Task) -> float:
+    """The reserve before any evaluation has measured a throughput."""
+    return budget_s(task) * (PRIOR_RESERVE_SHARE if task.budget.full_epochs > 0 else NO_FULL_TRAIN_SHARE)
 
 
 def used_s(state: ResearchState, context: RunContext | None) -> float:
     return context.used_s() if context is not None else float(state.get("elapsed_s", 0.0))
 
 
-def search_time_left_s(state: ResearchState, context: RunContext | None) -> float:
-    """Seconds the search may still spend (negative when it is over)."""
-    task = task_of(state)
-    return budget_s(task) - reserve_s(task) - used_s(state, context)
+def search_time_left_s(state: ResearchState, context: RunContext | None, stage: Stage = "search") -> float:
+    """Seconds ``stage`` (the search, the optimizer trials, the seed confirmation) may still spend
+    (negative when it is over)."""
+    return budget_s(task_of(state)) - reserve_s(state, stage) - used_s(state, context)
 
 
 def total_time_left_s(state: ResearchState, context: RunContext | None) -> float:
     return budget_s(task_of(state)) - used_s(state, context)
+
+
+def llm_time_left_s(task: Task, used: float, reserve: float) -> float:
+    """Seconds the LLM calls of one step may take: half of the time left after ``reserve`` (the search's
+    reserve for the final phase while searching, 0 after it); the work they plan needs the other half."""
+    return max(0.0, LLM_SHARE_OF_TIME_LEFT * (budget_s(task) - used - reserve))

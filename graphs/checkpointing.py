@@ -6,6 +6,7 @@ One SQLite file per workspace, ``<workspace>/.torchscout/graph.sqlite``, one thr
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import TypedDict
@@ -19,8 +20,11 @@ from langgraph.types import StateSnapshot
 from torchscout.agent.records import ResearchState
 from torchscout.agent.sqlite_checkpoints import open_sqlite_saver
 from torchscout.settings import get_settings
+from torchscout.tools.errors import ToolError
+from torchscout.tools.workspace import relative_to_workspace, workspace_root
 
 CHECKPOINT_FILE = "graph.sqlite"
+RUNS_FOLDER = "runs"
 
 
 class HistoryRow(TypedDict):
@@ -50,8 +54,49 @@ def checkpoint_path() -> Path:
 
 
 def open_checkpointer(path: Path | None = None) -> SqliteSaver:
-    """A SqliteSaver on the workspace's checkpoint database (or ``path``)."""
-    return open_sqlite_saver(path or checkpoint_path())
+    """A SqliteSaver on the workspace's checkpoint database (or ``path``).
+
+    A damaged database raises :class:`DamagedDatabaseError` saying what to do; so does an empty
+    (zero-byte) one while run folders exist, which would otherwise read as "no runs" and let a
+    new run silently start over.
+    """
+    path = path or checkpoint_path()
+    if path.is_file() and path.stat().st_size == 0 and run_folders():
+        raise DamagedDatabaseError(path, f"it is empty (0 bytes) but {len(run_folders())} run folder(s) exist, "
+                                         "so it was truncated")
+    try:
+        return open_sqlite_saver(path)
+    except sqlite3.DatabaseError as exc:
+        if is_damage(exc):
+            raise DamagedDatabaseError(path, str(exc)) from exc
+        raise
+
+
+# What SQLite says about a file that is not (or no longer) a sound database; "database is locked"
+# and other operational errors are not damage.
+_DAMAGE_WORDS = ("malformed", "not a database", "disk i/o error", "file is encrypted")
+
+
+def is_damage(error: sqlite3.DatabaseError) -> bool:
+    return any(word in str(error).lower() for word in _DAMAGE_WORDS)
+
+
+class DamagedDatabaseError(ToolError):
+    """The run database cannot be read; the message says how to recover and where the reports are."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        folders = run_folders()
+        reports = [f"runs/{folder.name}/report.md" for folder in folders if (folder / "report.md").is_file()]
+        shown = ", ".join(reports[:5]) + (", ..." if len(reports) > 5 else "")
+        super().__init__(
+            f"the run database {relative_to_workspace(path)} is damaged ({detail}). To keep it for recovery and "
+            f"start a new one: mv {path} {path}.damaged (its runs can then not be resumed). The run folders "
+            f"under runs/ are untouched and readable" + (f"; reports: {shown}" if reports else ""))
+
+
+def run_folders() -> list[Path]:
+    """The workspace's run folders (``runs/<name>/`` with a task.yaml), by name."""
+    return sorted(path.parent for path in (workspace_root() / RUNS_FOLDER).glob("*/task.yaml"))
 
 
 def close_checkpointer(saver: SqliteSaver) -> None:

@@ -20,6 +20,7 @@ from torchscout.agent.records import (
     evaluations_of,
 )
 from torchscout.graphs.budget import RunContext
+from torchscout.graphs.llm_budget import llm_step
 from torchscout.graphs.state import AssembleJob, EvaluationJob, task_of
 from torchscout.tools.training.status import COMPLETED
 
@@ -39,7 +40,8 @@ def timed(node: Node[NodeInput]) -> Node[NodeInput]:
     @functools.wraps(node)
     def wrapper(state: NodeInput, runtime: Runtime[RunContext]) -> ResearchState:
         started = time.monotonic()
-        update = ResearchState(**(node(state, runtime) or {}))
+        with llm_step(state, runtime, node.__name__):  # the step's LLM limits, ledger and notices
+            update = ResearchState(**(node(state, runtime) or {}))
         context = context_of(runtime)
         if context is not None:
             update["elapsed_s"] = context.used_s()

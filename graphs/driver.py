@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -37,23 +38,28 @@ from torchscout.agent.task import Task, TaskError, load_task
 from torchscout.graphs.approval import pending_requests, resume_command
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.checkpointing import (
+    DamagedDatabaseError,
     HistoryRow,
     TraceRow,
+    checkpoint_path,
     close_checkpointer,
     history_rows,
+    is_damage,
     list_threads,
     open_checkpointer,
     thread_config,
     trace_rows,
 )
 from torchscout.graphs.graph import build_graph, run_config
+from torchscout.graphs.preflight import check_task_data
+from torchscout.graphs.run_lock import lock_holder, run_lock
 from torchscout.graphs.state import ResearchState, initial_state, task_of
 from torchscout.tools.errors import ToolError
-from torchscout.tools.workspace import atomic_write_text, resolve
+from torchscout.tools.training.status import COMPLETED
+from torchscout.tools.workspace import resolve
 
 logger = logging.getLogger(__name__)
 EventCallback = Callable[[dict[str, Any]], None]  # gets each progress event (see graphs.events)
-PID_FILE = "run.pid"
 RunStatus = Literal["finished", "incomplete", "waiting_for_approval"]
 WAITING: RunStatus = "waiting_for_approval"
 
@@ -72,6 +78,7 @@ class Outcome(TypedDict):
     report_path: str | None
     run_dir: str | None
     evaluations: int
+    problem: str | None                   # set when the run produced no usable result (see run_problem)
 
 
 class RunRow(TypedDict):
@@ -91,24 +98,22 @@ def _graph() -> Iterator[tuple[CompiledStateGraph, SqliteSaver]]:
     saver = open_checkpointer()
     try:
         yield build_graph(checkpointer=saver), saver
+    except sqlite3.DatabaseError as exc:
+        if is_damage(exc):  # found while reading or writing a checkpoint, not when opening the file
+            raise DamagedDatabaseError(checkpoint_path(), str(exc)) from exc
+        raise
     finally:
         close_checkpointer(saver)
 
 
 def _stream(graph: CompiledStateGraph, graph_input: ResearchState | Command | None, config: RunnableConfig,
-            run_dir: str, on_event: EventCallback | None) -> None:
+            on_event: EventCallback | None) -> None:
     snapshot = graph.get_state(config)
     used_before = float((snapshot.values or {}).get("elapsed_s", 0.0)) if snapshot else 0.0
-    pid_path = resolve(f"{run_dir}/{PID_FILE}")
-    atomic_write_text(pid_path, str(os.getpid()))
-    try:
-        for mode, payload in graph.stream(graph_input, config, context=RunContext(used_before_s=used_before),
-                                          stream_mode=["custom", "updates"], durability="sync"):
-            if mode == "custom" and on_event is not None:
-                on_event(payload)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            pid_path.unlink()
+    for mode, payload in graph.stream(graph_input, config, context=RunContext(used_before_s=used_before),
+                                      stream_mode=["custom", "updates"], durability="sync"):
+        if mode == "custom" and on_event is not None:
+            on_event(payload)
 
 
 def _outcome(graph: CompiledStateGraph, run_name: str) -> Outcome:
@@ -133,6 +138,7 @@ def _outcome(graph: CompiledStateGraph, run_name: str) -> Outcome:
         report_path=state.get("report_path"),
         run_dir=state.get("run_dir"),
         evaluations=len(state.get("evaluations") or {}),
+        problem=run_problem(state) if status == "finished" else None,
     )
 
 
@@ -154,12 +160,13 @@ def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, 
         load_task(validated, name=run_name)  # the run name becomes a folder name: same rules as task names
     except TaskError as exc:
         raise TaskError(f"invalid run name {run_name!r}: use letters, digits, '_', '-' or '.' (max 64)") from exc
-    with _graph() as (graph, saver):
+    check_task_data(validated)  # an unknown dataset or a wrong input_shape/num_classes fails here, not per candidate
+    with run_lock(run_name), _graph() as (graph, saver):
         if run_name in list_threads(saver):
             raise ToolError(f"a run named {run_name!r} already exists in this workspace; choose another --name, "
                             f"or `torchscout resume {run_name}` to finish it")
         state = initial_state(validated.model_dump(), run_name)
-        _stream(graph, state, run_config(run_name, validated), state["run_dir"], on_event)
+        _stream(graph, state, run_config(run_name, validated), on_event)
         return _outcome(graph, run_name)
 
 
@@ -170,7 +177,7 @@ def resume(name: str, *, approve: str | bool | None = None, on_event: EventCallb
     Without it, the outcome says again what the run is waiting for and nothing runs.
     """
     answer = parse_answer(approve, "--approve") if approve is not None else None
-    with _graph() as (graph, saver):
+    with run_lock(name), _graph() as (graph, saver):
         snapshot = _existing(graph, saver, name)
         waiting = list(snapshot.interrupts or ())
         if answer is not None and not pending_requests(snapshot):
@@ -181,8 +188,7 @@ def resume(name: str, *, approve: str | bool | None = None, on_event: EventCallb
         # a run killed before its first step has no values yet: only its input is checkpointed
         values: ResearchState = snapshot.values or {}
         graph_input = Command(resume={item.id: answer for item in waiting}) if waiting else None
-        _stream(graph, graph_input, run_config(name, _task_or_none(values)), values.get("run_dir", f"runs/{name}"),
-                on_event)
+        _stream(graph, graph_input, run_config(name, _task_or_none(values)), on_event)
         return _outcome(graph, name)
 
 
@@ -192,7 +198,7 @@ def replay(name: str, checkpoint_id: str, *, on_event: EventCallback | None = No
 
     The fork is a new branch of the same thread: history keeps the original checkpoints.
     """
-    with _graph() as (graph, saver):
+    with run_lock(name), _graph() as (graph, saver):
         _existing(graph, saver, name)
         source = thread_config(name, checkpoint_id)
         snapshot = graph.get_state(source)
@@ -203,7 +209,7 @@ def replay(name: str, checkpoint_id: str, *, on_event: EventCallback | None = No
         values: ResearchState = snapshot.values
         config = run_config(name, _task_or_none(values))
         config["configurable"] = fork_config["configurable"]
-        _stream(graph, None, config, values.get("run_dir", f"runs/{name}"), on_event)
+        _stream(graph, None, config, on_event)
         return _outcome(graph, name)
 
 
@@ -240,8 +246,14 @@ def checkpoint_trace(name: str) -> list[TraceRow]:
 
 
 def report_text(name: str) -> str:
-    """The text of run ``name``'s report.md."""
-    state = run_state(name)
+    """The text of run ``name``'s report.md (read from its run folder when the run database is damaged)."""
+    try:
+        state = run_state(name)
+    except DamagedDatabaseError:
+        fallback = resolve(f"runs/{name}/report.md", kind="report")
+        if fallback.is_file():
+            return fallback.read_text(encoding="utf-8")
+        raise
     if not state.get("report_path"):
         raise ToolError(f"run {name!r} has no report yet; finish it with `torchscout resume {name}`")
     return resolve(state["report_path"], must_exist=True, kind="report").read_text(encoding="utf-8")
@@ -254,14 +266,14 @@ def list_runs() -> list[RunRow]:
         for name in list_threads(saver):
             snapshot = graph.get_state(thread_config(name))
             state: ResearchState = snapshot.values or {}
-            pid_file = resolve(f"{state.get('run_dir', 'runs/' + name)}/{PID_FILE}")
             requests = pending_requests(snapshot)
+            holder = lock_holder(name)
             if not snapshot.next and state.get("phase") == "done":
                 status = "finished"
+            elif holder is not None:  # a process holds the run: also one answering its approval request
+                status = f"running (pid {holder})"
             elif requests:
                 status = f"waiting for approval ({requests[0]['action']}): {resume_command(name)}"
-            elif pid_file.exists() and _alive(pid_file.read_text().strip()):
-                status = f"running (pid {pid_file.read_text().strip()})"
             else:
                 status = f"stopped before {','.join(snapshot.next) or '?'}"
             winner = (state.get("final") or {}).get("winner") or {}
@@ -272,11 +284,15 @@ def list_runs() -> list[RunRow]:
     return rows
 
 
-def _alive(pid_text: str) -> bool:
-    try:
-        os.kill(int(pid_text), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
+def run_problem(state: ResearchState) -> str | None:
+    """Why a finished run has no usable result (nothing evaluated, or every evaluation failed), else None."""
+    evaluations = list((state.get("evaluations") or {}).values())
+    if any(item.get("status") == COMPLETED for item in evaluations):
+        return None
+    if not evaluations:
+        failed = len(state.get("failures") or [])
+        return ("no candidate was evaluated" + (f" ({failed} failed before their evaluation; see the report's "
+                                                "Failures)" if failed else " (the time budget ran out first)"))
+    counts = Counter(str(item.get("status")) for item in evaluations)
+    shown = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    return f"every evaluation failed ({shown}); see the report's Failures section"

@@ -22,13 +22,20 @@ import torch
 
 from torchscout.agent.records import EpochRecord, EvaluationRecord, TokenizerRecord
 from torchscout.agent.task import Task
-from torchscout.agent.training_configs import FullTrainConfig, OptimizerSpec, QuickEvalConfig, TrainingRecord
+from torchscout.agent.training_configs import (
+    FullTrainConfig,
+    Objective,
+    OptimizerSpec,
+    QuickEvalConfig,
+    TrainingRecord,
+)
 from torchscout.graphs.events import emit
 from torchscout.graphs.state import EvaluationJob, task_of
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.training.evaluation import WARM_TRAINING, pytorch_full_trainer, pytorch_quick_evaluator
 from torchscout.tools.training.status import COMPLETED, DIVERGED, FAILED
+from torchscout.tools.training.types import FullTrainAnswer
 from torchscout.tools.workspace import atomic_write_text, resolve
 
 # Errors worth retrying: the machine, not the candidate, was the problem.
@@ -83,11 +90,23 @@ def optimizer_spec(training: TrainingRecord) -> OptimizerSpec | str:
     return spec
 
 
+# Besides the task's own metric, every evaluation records these (a regression run reports all four
+# errors, so the report and result.json can show them side by side).
+COMPANION_METRICS = {"classification": ["accuracy"], "regression": ["r2", "rmse", "mae"]}
+
+
 def metrics_requested(task: Task) -> list[str]:
-    metrics = [task.metric]
-    if task.metric not in {"accuracy", "loss", "val_loss"}:
-        metrics.append("accuracy")
-    return [name for name in metrics if name not in {"loss", "val_loss"}] or ["accuracy"]
+    """The task's metric (unless it is the loss, which every run records) and its companions."""
+    metrics = [task.metric, *COMPANION_METRICS[task.task_type]]
+    return list(dict.fromkeys(name for name in metrics if name not in {"loss", "val_loss"}))
+
+
+def objective(task: Task) -> Objective:
+    """The loss, metrics and classes a task's evaluations and full training use."""
+    fields = Objective(loss_function=task.loss, metrics=metrics_requested(task))
+    if not task.is_regression:
+        fields["num_classes"] = task.output_size
+    return fields
 
 
 def eval_config(job: EvaluationJob, time_budget_s: float) -> QuickEvalConfig:
@@ -95,23 +114,23 @@ def eval_config(job: EvaluationJob, time_budget_s: float) -> QuickEvalConfig:
     config = QuickEvalConfig(
         dataset=task.dataset,
         dataset_params=dataset_params(task, job["tokenizers"], job["candidate"].get("vocab_size")),
-        input_shape=[1, *task.input_shape],
-        num_classes=task.num_classes,
+        input_shape=list(task.input_shape),  # one sample, as the full training gets it
         batch_size=task.budget.batch_size,
         epochs=job["epochs"],
         optimizer=optimizer_spec(job["training"]),
         learning_rate=job["training"]["lr"],
-        loss_function="CrossEntropyLoss",
-        metrics=metrics_requested(task),
         device="auto",
         seed=job["seed"],
         time_budget_s=max(time_budget_s, MIN_EVAL_SECONDS),
+        **objective(task),
     )
     max_steps = job.get("max_steps")
     if max_steps:
         config["max_steps"] = max_steps
     if task.data_root:
         config["data_root"] = task.data_root
+    if job["training"].get("augment"):
+        config["augment"] = job["training"]["augment"]
     return config
 
 
@@ -215,7 +234,7 @@ def _raise_transient(error_type: str | None, message: str | None) -> None:
 
 
 def train_confined(script: str, class_name: str, config: FullTrainConfig, *, experiment_name: str,
-                   log_base_dir: str) -> dict[str, Any]:
+                   log_base_dir: str) -> FullTrainAnswer:
     """pytorch_full_trainer in a confined child (the ``training`` profile); its result, or a ToolError.
 
     The network is on only for W&B's online mode (it uploads as it goes).

@@ -82,5 +82,7 @@ def format_event(record: dict[str, Any]) -> str:
                 f"after {record.get('epochs')} epochs")
     if event == "report":
         return f"report     {record.get('path')}"
+    if event == "llm":  # an LLM answer replaced by the builtin way, or dropped: never silent
+        return f"llm        {record.get('text', '')}"
     details = ", ".join(f"{key}={value}" for key, value in record.items() if key not in {"time", "pid", "event"})
     return f"{event:<10} {details}"

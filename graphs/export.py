@@ -95,7 +95,7 @@ def _export_weights(state: ResearchState, project: Path) -> str | None:
     return "weights/best.pt"
 
 
-def _test_source(class_name: str, input_shape: list[int], dtype: str, num_classes: int, vocab: int | None,
+def _test_source(class_name: str, input_shape: list[int], dtype: str, outputs: int, vocab: int | None,
                  has_weights: bool, trainable_offline: bool) -> str:
     make_input = (f"torch.randint(0, {vocab}, (2, {', '.join(map(str, input_shape))}))" if dtype == "int64"
                   else f"torch.randn(2, {', '.join(map(str, input_shape))})")
@@ -113,11 +113,11 @@ from src.models import MODELS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_best_model_outputs_one_logit_per_class():
+def test_best_model_outputs_one_value_per_class_or_target():
     model = MODELS["{class_name}"]().eval()
     with torch.no_grad():
         logits = model({make_input})
-    assert logits.shape == (2, {num_classes})
+    assert logits.shape == (2, {outputs})
     assert torch.isfinite(logits).all()
 '''
     if has_weights:
@@ -141,7 +141,7 @@ def test_training_runs_on_the_research_data(tmp_path, monkeypatch):
     else:
         text += '''
 
-@pytest.mark.skip(reason="the dataset is downloaded by torchvision; run train.py once data/ holds it")
+@pytest.mark.skip(reason="the dataset needs a download or a loader of your own; run train.py once data/ holds it")
 def test_training_runs_on_the_research_data():
     pass
 '''
@@ -184,7 +184,7 @@ def export_run(name: str, destination: str) -> dict[str, Any]:
     atomic_write_text(target / "requirements.txt", _pinned_requirements(task))
     offline = task.dataset in {"digits", "dummy"} or task.modality == "tokens"
     atomic_write_text(target / "tests" / "test_best_model.py", _test_source(
-        class_name, list(task.input_shape), task.input_dtype, task.num_classes, candidate.get("vocab_size"),
+        class_name, list(task.input_shape), task.input_dtype, task.output_size, candidate.get("vocab_size"),
         weights is not None, offline))
     return {"status": "success", "project_dir": relative_to_workspace(target), "model_class": class_name,
             "weights": weights, "config": "configs/best.yaml",

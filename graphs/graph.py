@@ -1,7 +1,8 @@
 """The research StateGraph (PRD section 8) and the settings every run streams it with.
 
-    setup -> [tokenizer] -> propose -> assemble* -> inspect -> quick_eval* (screen) -> halve
-          -> quick_eval* (top half) -> halve -> refine -> (propose | optimizers)
+    setup -> baselines -> [tokenizer] -> propose -> assemble* -> inspect -> quick_eval* (screen) -> halve
+          -> quick_eval* (rung 1, the best of the screen) -> halve -> [quick_eval* (rung 2, longer) -> halve ...]
+          -> refine -> (propose | optimizers)
     optimizers -> optimizer_eval* -> confirm -> confirm_eval* -> select -> [approve_full_train]
           -> [full_train] -> analyze -> END
 
@@ -20,7 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 
 from torchscout.agent.task import Task
-from torchscout.graphs import nodes_final, nodes_search, routing
+from torchscout.graphs import nodes_baselines, nodes_final, nodes_rounds, nodes_search, routing
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS
 from torchscout.graphs.state import ResearchState
@@ -30,8 +31,11 @@ TRANSIENT_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=TRA
 
 
 def recursion_limit(task: Task) -> int:
-    """Supersteps a run can need: about 8 per round plus the final phase, with room to spare."""
-    return 40 + 10 * task.budget.max_rounds
+    """Supersteps a run can need, with room to spare: per round propose, assemble, inspect, a screen,
+    two per further rung (evaluations, halve), refine; rounds at most max_rounds, or without it the
+    hard cap on rounds (the time budget or patience ends such a run long before)."""
+    per_round = 2 * task.budget.max_rungs + 6
+    return 40 + per_round * task.budget.rounds_cap
 
 
 def run_config(run_name: str, task: Task | None = None, checkpoint_id: str | None = None) -> RunnableConfig:
@@ -48,13 +52,14 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder = StateGraph(ResearchState, context_schema=RunContext)
     search, final = nodes_search, nodes_final
     builder.add_node("setup", search.setup, retry_policy=TRANSIENT_RETRY)
+    builder.add_node("baselines", nodes_baselines.baselines, retry_policy=TRANSIENT_RETRY)
     builder.add_node("tokenizer", search.tokenizer, retry_policy=TRANSIENT_RETRY)
     builder.add_node("propose", search.propose, retry_policy=TRANSIENT_RETRY)
     builder.add_node("assemble", search.assemble, retry_policy=TRANSIENT_RETRY)
     builder.add_node("inspect", search.inspect, retry_policy=TRANSIENT_RETRY)
     builder.add_node("quick_eval", search.evaluate, retry_policy=TRANSIENT_RETRY)
-    builder.add_node("halve", search.halve)
-    builder.add_node("refine", search.refine)
+    builder.add_node("halve", nodes_rounds.halve)
+    builder.add_node("refine", nodes_rounds.refine)
     builder.add_node("optimizers", final.optimizers, retry_policy=TRANSIENT_RETRY)
     builder.add_node("optimizer_eval", search.evaluate, retry_policy=TRANSIENT_RETRY)
     builder.add_node("confirm", final.confirm)
@@ -65,13 +70,14 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("analyze", final.analyze, retry_policy=TRANSIENT_RETRY)
 
     builder.add_edge(START, "setup")
-    builder.add_conditional_edges("setup", routing.after_setup, ["tokenizer", "propose"])
+    builder.add_edge("setup", "baselines")
+    builder.add_conditional_edges("baselines", routing.after_setup, ["tokenizer", "propose"])
     builder.add_edge("tokenizer", "propose")
     builder.add_conditional_edges("propose", routing.after_propose, ["assemble", "inspect", "optimizers"])
     builder.add_edge("assemble", "inspect")
     builder.add_conditional_edges("inspect", routing.after_inspect, ["quick_eval", "halve"])
     builder.add_edge("quick_eval", "halve")
-    builder.add_conditional_edges("halve", routing.after_halve, ["quick_eval", "refine"])
+    builder.add_conditional_edges("halve", routing.after_halve, ["quick_eval", "halve", "refine"])
     builder.add_conditional_edges("refine", routing.after_refine, ["propose", "optimizers"])
     builder.add_conditional_edges("optimizers", routing.after_optimizers, ["optimizer_eval", "confirm"])
     builder.add_edge("optimizer_eval", "confirm")

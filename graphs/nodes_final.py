@@ -1,4 +1,11 @@
-"""Final-phase nodes: optimizer experiments, seed confirmation, selection, full training, analysis."""
+"""Final-phase nodes: optimizer experiments, seed confirmation, selection, full training, analysis.
+
+The optimizer trials and the seed confirmation run at the fidelity the search trusted most: the
+deepest rung the best candidate completed (:func:`torchscout.graphs.training_cost.final_rung`),
+or a shallower one when the time left does not fit them there. Full training trains the winner
+for at most ``full_epochs`` with early stopping on the task metric, and evaluates the best epoch's
+weights (restored from its checkpoint) at the end.
+"""
 
 from __future__ import annotations
 
@@ -19,30 +26,40 @@ from torchscout.agent.records import (
     FinalRecord,
     FullTrainingRecord,
     OptimizerPlanEntry,
+    TokenizerRecord,
     evaluations_of,
 )
 from torchscout.agent.report import write_report
-from torchscout.agent.training_configs import FullTrainConfig, SchedulerSpec, TrainingRecord, WandbSettings
-from torchscout.graphs import approval, budget
+from torchscout.agent.run_result import write_result
+from torchscout.agent.task import Task
+from torchscout.agent.training_configs import (
+    EarlyStoppingSpec,
+    FullTrainConfig,
+    SchedulerSpec,
+    TrainingRecord,
+    WandbSettings,
+)
+from torchscout.graphs import approval, budget, fidelity
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import (
     context_of,
     decision,
     planning_context,
-    ranked_evaluations,
     timed,
 )
 from torchscout.graphs.evaluate import (
     TRANSIENT_ERRORS,
     dataset_params,
-    metrics_requested,
+    objective,
     optimizer_spec,
     train_confined,
 )
 from torchscout.graphs.events import emit
+from torchscout.graphs.fidelity import rung_epochs
+from torchscout.graphs.llm_budget import llm_result, llm_usage
 from torchscout.graphs.state import ResearchState, task_of
 from torchscout.graphs.tracking import log_research_run
-from torchscout.graphs.training_cost import full_train_estimate
+from torchscout.graphs.training_cost import Stage, final_rung, full_train_estimate, throughput
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.optim.configurator import pytorch_optimizer_configurator
@@ -65,11 +82,13 @@ def optimizers(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchSt
     task = task_of(state)
     best_id = state.get("best_id")
     count = task.budget.optimizer_trials
-    if best_id is None or count == 0 or budget.search_time_left_s(state, context_of(runtime)) <= 0:
+    context = context_of(runtime)
+    if best_id is None or count == 0 or budget.search_time_left_s(state, context, "optimizer") <= 0:
         why = ("no architecture was evaluated" if best_id is None else
                "optimizer_trials is 0" if count == 0 else "the search time budget is used up")
         return {"phase": "confirm", "decisions": [_note(state, "optimizers", f"Optimizer experiments skipped: {why}.")]}
     proposal = get_planner(task.planner).propose_optimizers(planning_context(state, state["round"]), count)
+    rung = _affordable_rung(state, final_rung(state), len(proposal.optimizer_trials), "optimizer", context)
     plan: dict[str, OptimizerPlanEntry] = {}
     failures: list[FailureRecord] = []
     for trial in proposal.optimizer_trials:
@@ -87,11 +106,23 @@ def optimizers(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchSt
             continue
         training = TrainingRecord(**trial.training.model_dump(), config_name=config_name, trial=trial.name)
         plan[f"{best_id}/opt/{trial.name}"] = OptimizerPlanEntry(candidate_id=best_id, training=training,
-                                                                 rationale=trial.rationale)
-    text = (f"Optimizer experiments on {best_id}: " + "; ".join(
+                                                                 rationale=trial.rationale, rung=rung)
+    text = (f"Optimizer experiments on {best_id} at rung {rung} ({rung_epochs(task, rung)} epochs): " + "; ".join(
         f"{item['training']['trial']} ({item['rationale']})" for item in plan.values()))
     return {"phase": "optimizer", "optimizer_plan": plan, "failures": failures,
             "decisions": [_note(state, "optimizers", text)]}
+
+
+def _affordable_rung(state: ResearchState, deepest: int, runs: int, stage: Stage, context: RunContext | None) -> int:
+    """The deepest rung, from ``deepest`` down to the quick one, at which ``runs`` evaluations of the best
+    candidate fit in the time ``stage`` has left (the quick rung when none does: each evaluation then
+    gets what is left, or is skipped)."""
+    task, model = task_of(state), throughput(state, state.get("best_id"))
+    left = budget.search_time_left_s(state, context, stage)
+    for rung in range(deepest, fidelity.QUICK, -1):
+        if model is not None and runs * model.run_s(rung_epochs(task, rung)) <= left:
+            return rung
+    return fidelity.QUICK
 
 
 def _params_by_candidate(state: ResearchState) -> dict[str, int]:
@@ -102,25 +133,30 @@ def _params_by_candidate(state: ResearchState) -> dict[str, int]:
 @timed
 def confirm(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Plan the re-evaluation of the top two configurations with several seeds each."""
-    task = task_of(state)
-    top = selection.top_configurations(ranked_evaluations(state, {"quick", "optimizer"}), count=2,
-                                       params=_params_by_candidate(state), maximize=task.maximize)
+    task, context = task_of(state), context_of(runtime)
+    params = _params_by_candidate(state)
+    # deepest rung first, the smaller model first among results tied at the top (as the search ranks)
+    ranked = fidelity.ranked(fidelity.completed(evaluations_of(state).values(), {"quick", "rung", "optimizer"}),
+                             task.maximize, params.get)
+    top = selection.top_configurations(ranked, count=2)
     if not top:
         return {"phase": "final", "confirm_plan": {},
                 "decisions": [_note(state, "confirm", "Nothing to confirm: no configuration evaluated successfully.")]}
-    if budget.search_time_left_s(state, context_of(runtime)) <= 0:
+    if budget.search_time_left_s(state, context, "confirm") <= 0:
         text = "Seed confirmation skipped: the search time budget is used up; the single-seed best is chosen."
         return {"phase": "final", "confirm_plan": {}, "final": {"candidates": top},
                 "decisions": [_note(state, "confirm", text)]}
+    evidence = fidelity.rung_of(evaluations_of(state)[top[0]["search_key"]])
+    rung = _affordable_rung(state, evidence, len(top) * task.budget.confirm_seeds, "confirm", context)
     plan: dict[str, ConfirmPlanEntry] = {}
     for entry in top:
         for offset in range(task.budget.confirm_seeds):
             seed = task.seed + 1000 + offset
             key = f"{entry['candidate_id']}/confirm/{selection.training_label(entry['training'])}/s{seed}"
             plan[key] = ConfirmPlanEntry(candidate_id=entry["candidate_id"], training=entry["training"],
-                                         label=entry["label"], seed=seed)
+                                         label=entry["label"], seed=seed, rung=rung)
     text = (f"Confirming {' vs '.join(entry['label'] for entry in top)} with "
-            f"{task.budget.confirm_seeds} seeds each.")
+            f"{task.budget.confirm_seeds} seeds each at rung {rung} ({rung_epochs(task, rung)} epochs).")
     return {"phase": "confirm", "confirm_plan": plan, "final": {"candidates": top},
             "decisions": [_note(state, "confirm", text)]}
 
@@ -172,7 +208,7 @@ def approve_full_train(state: ResearchState, runtime: Runtime[RunContext]) -> Re
     Shows what will run and its estimated cost. On resume this node runs again and gets the
     answer: yes goes on to ``full_train``, no skips it (the report says the user skipped it).
     """
-    summary, details = full_train_estimate(state)
+    summary, details = full_train_estimate(state, budget.total_time_left_s(state, None))
     approved, update = approval.ask(state, "full_train", summary, details)
     emit(state["run_dir"], "decision", text=("full training approved by the user" if approved else
                                              "full training skipped: the user answered no"))
@@ -181,26 +217,30 @@ def approve_full_train(state: ResearchState, runtime: Runtime[RunContext]) -> Re
     return update
 
 
-def _trainer_config(state: ResearchState, winner: Configuration, time_left_s: float) -> FullTrainConfig:
-    task = task_of(state)
-    candidate = state["candidates"][winner["candidate_id"]]
-    epochs = task.budget.full_epochs
+def trainer_config(task: Task, candidate: CandidateRecord, training: TrainingRecord,
+                   tokenizers: dict[str, TokenizerRecord], group: str, time_left_s: float,
+                   epochs: int | None = None) -> FullTrainConfig:
+    """The full trainer's config for ``candidate`` trained with ``training``: at most ``epochs`` (default
+    full_epochs), early stopping on the task metric after the budget's patience, the best epoch kept."""
+    epochs = task.budget.full_epochs if epochs is None else epochs
+    monitor = task.metric if task.metric not in {"loss"} else "val_loss"
     config = FullTrainConfig(
         dataset=task.dataset,
-        dataset_params=dataset_params(task, state.get("tokenizers") or {}, candidate.get("vocab_size")),
-        input_shape=list(task.input_shape), num_classes=task.num_classes,
+        dataset_params=dataset_params(task, tokenizers, candidate.get("vocab_size")),
+        input_shape=list(task.input_shape), **objective(task),
         batch_size=task.budget.batch_size, epochs=epochs,
-        optimizer=optimizer_spec(winner["training"]), learning_rate=winner["training"]["lr"],
-        scheduler=SchedulerSpec(type="CosineAnnealingLR", params={"T_max": epochs}),
-        loss_function="CrossEntropyLoss", metrics=metrics_requested(task), device="auto",
+        optimizer=optimizer_spec(training), learning_rate=training["lr"],
+        scheduler=SchedulerSpec(type="CosineAnnealingLR", params={"T_max": epochs}), device="auto",
         seed=task.seed, checkpoint_interval=0, save_best_model=True,
-        monitor=task.metric if task.metric not in {"loss"} else "val_loss",
-        monitor_mode=task.mode or "max", time_budget_s=max(time_left_s, 1.0),
-        wandb=WandbSettings(mode=get_settings().wandb_mode, group=state["run_name"],
-                            tags=["torchscout", "full_train"]),
+        monitor=monitor, monitor_mode=task.mode or "max", time_budget_s=max(time_left_s, 1.0),
+        early_stopping=EarlyStoppingSpec(metric=monitor, patience=task.budget.early_stopping_patience,
+                                         mode=task.mode or "max"),
+        wandb=WandbSettings(mode=get_settings().wandb_mode, group=group, tags=["torchscout", "full_train"]),
     )
     if task.data_root:
         config["data_root"] = task.data_root
+    if training.get("augment"):
+        config["augment"] = training["augment"]
     return config
 
 
@@ -208,13 +248,17 @@ def _resumes_earlier_training(run_dir: str) -> bool:
     """This node re-runs after a crash or a resume: continue the earlier training, don't refuse it.
 
     With a ``last.pt`` the trainer resumes from it. A folder without one holds no finished epoch
-    (only the config and the model copy), so it is cleared for a fresh start.
+    (only the config, the model copy and the logs of the interrupted start): it is moved aside,
+    not deleted, to ``<folder>.incomplete-N`` for a fresh start.
     """
     folder = resolve(f"{run_dir}/full_training/{FULL_TRAIN_EXPERIMENT}")
     if (folder / "checkpoints" / "last.pt").exists():
         return True
     if folder.exists():
-        shutil.rmtree(folder)
+        attempt = 1
+        while folder.with_name(f"{folder.name}.incomplete-{attempt}").exists():
+            attempt += 1
+        folder.rename(folder.with_name(f"{folder.name}.incomplete-{attempt}"))
     return False
 
 
@@ -229,7 +273,8 @@ def full_train(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchSt
     candidate = state["candidates"][winner["candidate_id"]]
     # keep a little time for the report
     left = budget.total_time_left_s(state, context_of(runtime)) - 2.0
-    config = _trainer_config(state, winner, left)
+    config = trainer_config(task_of(state), candidate, winner["training"], state.get("tokenizers") or {},
+                            state["run_name"], left)
     if _resumes_earlier_training(run_dir):
         config["resume"] = True
     emit(run_dir, "started", kind="full_train", candidate_id=winner["candidate_id"])
@@ -248,15 +293,22 @@ def full_train(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchSt
     _install_in_project(state, candidate, config)
     best = kept.get("best_metric") or {}
     emit(run_dir, "trained", candidate_id=winner["candidate_id"], metric=best.get("name"), value=best.get("value"),
-         epochs=len(kept["history"]))
+         epochs=len(kept["history"]), best_epoch=best.get("epoch"), stop_reason=kept.get("stop_reason"),
+         restored_epoch=kept.get("restored_epoch"))
     return {"full_training": kept}
 
 
 def _kept_result(result: dict[str, Any], config: FullTrainConfig) -> FullTrainingRecord:
-    """What the state keeps of the trainer's result: the outcome, where it is, and the numbers per epoch."""
+    """What the state keeps of the trainer's result: the outcome, where it is, and the numbers per epoch,
+    with how it ended (early stopping, the time budget, the epoch cap) and which epoch's weights the
+    final evaluation used (the best one, restored from its checkpoint)."""
     history = [{key: value for key, value in entry.items() if isinstance(value, int | float | str)}
                for entry in result.get("history") or []]
+    best = result.get("best_metric") or {}
+    restored = (result.get("final_eval") or {}).get("checkpoint") == "best"
     return FullTrainingRecord(
+        stop_reason=result.get("stop_reason"), epochs_completed=int(result.get("epochs_completed") or len(history)),
+        restored_epoch=best.get("epoch") if restored else None,
         status=result["status"], experiment_dir=result.get("experiment_dir"),
         best_checkpoint_path=result.get("best_checkpoint_path"), best_metric=result.get("best_metric"),
         final_eval=result.get("final_eval"), stopped_early=result.get("stopped_early"),
@@ -278,8 +330,11 @@ def _install_in_project(state: ResearchState, candidate: CandidateRecord, config
 
 @timed
 def analyze(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
-    """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and log to W&B."""
+    """Write runs/<name>/report.md (leaderboard, Pareto plot, curves, decisions, failures) and result.json,
+    and log to W&B."""
+    state = ResearchState(**{**state, "llm_usage": llm_usage(state["run_dir"])})  # the report's LLM section
     report_path = write_report(state)
+    write_result(state, extra={"llm": llm_result(state)})
     log_research_run(state)
     emit(state["run_dir"], "report", path=report_path)
-    return {"phase": "done", "report_path": report_path}
+    return {"phase": "done", "report_path": report_path, "llm_usage": state["llm_usage"]}

@@ -1,4 +1,5 @@
-"""Search-phase nodes: setup, tokenizer, propose, assemble, inspect, evaluate, halve, refine.
+"""Search-phase nodes: setup, tokenizer, propose, assemble, inspect, evaluate (``halve`` and ``refine``,
+which end a round, are in :mod:`torchscout.graphs.nodes_rounds`).
 
 Each node does one step of PRD section 8 through the same tool functions an outside agent
 calls, and returns a partial state update. Nodes that run once per candidate (``assemble``,
@@ -8,13 +9,11 @@ the evaluations) receive a job payload through ``Send`` and touch only that cand
 from __future__ import annotations
 
 import json
-import math
 import threading
 
 import yaml
 from langgraph.runtime import Runtime
 
-from torchscout.agent import selection
 from torchscout.agent.planners import get_planner
 from torchscout.agent.records import (
     CandidateRecord,
@@ -24,23 +23,23 @@ from torchscout.agent.records import (
     FailureStage,
 )
 from torchscout.agent.training_configs import TrainingRecord
-from torchscout.graphs import budget
+from torchscout.graphs import budget, fidelity
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import (
     context_of,
     decision,
     planning_context,
-    ranked_evaluations,
     round_candidates,
     timed,
 )
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
 from torchscout.graphs.events import emit
+from torchscout.graphs.preflight import check_task_data
 from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, task_of
 from torchscout.graphs.text_data import train_tokenizers
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.modeling.assembler import pytorch_model_assembler
-from torchscout.tools.modeling.summary import pytorch_model_summary
+from torchscout.tools.modeling.summary import pytorch_model_summary, with_llm_analysis
 from torchscout.tools.scaffold.project import create_pytorch_project_scaffold
 from torchscout.tools.training.status import COMPLETED
 from torchscout.tools.workspace import atomic_write_text, resolve
@@ -60,6 +59,7 @@ def _failure(candidate_id: str, stage: FailureStage, exc: BaseException, run_dir
 def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     """Create runs/<name>/ with the task and a scaffolded project for the run's best model."""
     task = task_of(state)
+    check_task_data(task)  # also when the run was started without the driver (e.g. the LangGraph server)
     run_dir = state["run_dir"]
     folder = resolve(run_dir, kind="run folder")
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,9 +68,11 @@ def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     if not resolve(project_dir).exists():  # a re-run of this node after a crash keeps the project
         create_pytorch_project_scaffold("project", base_dir=run_dir)
     emit(run_dir, "setup", run=state["run_name"], project=project_dir, planner=task.planner)
+    rounds = (f"{task.budget.max_rounds} rounds" if task.budget.max_rounds is not None else
+              f"rounds until the time or patience ({task.budget.patience} without improvement) ends the search")
     text = (f"Run {state['run_name']}: {task.goal or task.name} ({task.dataset}, {task.modality} inputs, "
-            f"{task.metric} {task.mode}); budget {task.budget.max_rounds} rounds x "
-            f"{task.budget.candidates_per_round} candidates, {task.budget.max_minutes} min.")
+            f"{task.metric} {task.mode}); budget {rounds} x {task.budget.candidates_per_round} candidates, "
+            f"{task.budget.max_minutes} min.")
     return {"project_dir": project_dir, "phase": "search", "decisions": [decision("setup", text)]}
 
 
@@ -94,7 +96,8 @@ def propose(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState
     if budget.search_time_left_s(state, context_of(runtime)) <= 0:
         text = "Search stopped before proposing: the search share of the time budget is used up."
         emit(state["run_dir"], "decision", text=text)
-        return {"phase": "optimizer", "stop_reason": "time budget", "decisions": [decision("propose", text)]}
+        return {"phase": "optimizer", "stop_reason": "time budget", "stopped_by": "time",
+                "decisions": [decision("propose", text)]}
     planner = get_planner(task.planner)
     proposal = planner.propose(planning_context(state, round_index))
     run_dir = state["run_dir"]
@@ -114,7 +117,7 @@ def propose(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState
         )
         emit(run_dir, "proposed", candidate_id=candidate_id, rationale=spec.rationale[:160])
     text = f"Round {round_index} ({proposal.mode}, {proposal.planner} planner): {proposal.notes}"
-    return {"round": round_index, "rung": 0, "phase": "search", "candidates": candidates,
+    return {"round": round_index, "rung": 0, "halving_done": False, "phase": "search", "candidates": candidates,
             "decisions": [decision("propose", text, round_index)]}
 
 
@@ -148,21 +151,23 @@ def inspect(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState
         if candidate.get("status") != "assembled":
             continue
         candidate_id = candidate["id"]
-        try:
+        try:  # measured first; the LLM's analysis only for a model that will be evaluated
             summary = pytorch_model_summary(candidate["script"], candidate["class_name"],
-                                            [1, *task.input_shape], input_dtype=task.input_dtype)
+                                            [1, *task.input_shape], input_dtype=task.input_dtype, analysis="builtin")
         except TRANSIENT_ERRORS:
             raise
         except CANDIDATE_ERRORS as exc:
             failures.append(_failure(candidate_id, "inspect", exc, run_dir))
             updates[candidate_id] = {"status": "failed", "stage": "inspect", "error": failures[-1]["error"]}
             continue
+        params, flops = int(summary["total_params"]), int(summary.get("flops") or 0)
+        reason = _over_budget(task.budget.max_params, task.budget.max_flops, params, flops)
+        if not reason:
+            summary = with_llm_analysis(summary)
         atomic_write_text(resolve(f"{run_dir}/candidates/{candidate_id}/summary.json"),
                           json.dumps(summary, indent=2, default=str))
-        params, flops = int(summary["total_params"]), int(summary.get("flops") or 0)
         update = CandidateRecord(status="inspected", params=params, flops=flops,
                                  analysis=str(summary.get("analysis") or "")[:600])
-        reason = _over_budget(task.budget.max_params, task.budget.max_flops, params, flops)
         if reason:
             update.update(status="rejected", error=reason)
             emit(run_dir, "rejected", candidate_id=candidate_id, reason=reason)
@@ -195,12 +200,12 @@ def evaluate(job: EvaluationJob, runtime: Runtime[RunContext]) -> ResearchState:
             left = budget.budget_s(task_of(job)) - job["reserve_s"] - context.used_s()
         else:
             left = job["time_left_s"]
-        record = run_evaluation(job, left)
+        record = EvaluationRecord(**run_evaluation(job, left), rung=fidelity.rung_of(job))
     return _evaluation_update(job, record)
 
 
 def _evaluation_update(job: EvaluationJob, record: EvaluationRecord) -> ResearchState:
-    """The evaluation, what it tells about the candidate (screen and quick only), and any failure."""
+    """The evaluation, what it tells about the candidate (the search's rungs only), and any failure."""
     update = ResearchState(evaluations={job["key"]: record})
     candidate_id, ok = job["candidate_id"], record["status"] == COMPLETED
     if job["kind"] == "screen":
@@ -211,81 +216,11 @@ def _evaluation_update(job: EvaluationJob, record: EvaluationRecord) -> Research
         update["candidates"] = {candidate_id: CandidateRecord(
             metric=record["metric"], duration_s=record.get("duration_s"),
             status="evaluated" if ok else record["status"], error=None if ok else record.get("error"))}
+        if ok:
+            update["candidates"][candidate_id].update(rung=fidelity.QUICK, rung_metric=record["metric"])
+    elif job["kind"] == "rung" and ok:  # a longer rung: the quick result and the status stay as they were
+        update["candidates"] = {candidate_id: CandidateRecord(rung=record["rung"], rung_metric=record["metric"])}
     if not ok and record["status"] != "skipped":
         update["failures"] = [FailureRecord(candidate_id=candidate_id, stage=job["kind"], key=job["key"],
                                             error=record.get("error"), traceback=record.get("traceback", ""))]
     return update
-
-
-@timed
-def halve(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
-    """Successive halving: after the screen, the top half of the round earns a quick evaluation, plus
-    the best-screening model smaller than all of them when it is within reach (a short screen
-    favours large models)."""
-    if state.get("rung", 0) != 0:
-        return {"rung": 2}
-    task = task_of(state)
-    # ties on the short screen promote the smaller model first (it also trains faster)
-    screened = selection.prefer_smaller_among_ties(round_candidates(state), lambda item: item.get("screen_metric"),
-                                                   lambda item: item.get("params"), task.maximize)
-    keep = math.ceil(len(screened) / 2)
-    if budget.search_time_left_s(state, context_of(runtime)) <= 0:
-        keep = 0
-    promoted = screened[:keep]
-    contender = selection.smaller_contender(screened, promoted, lambda item: item.get("screen_metric"),
-                                            lambda item: item.get("params"), task.maximize) if keep else None
-    text = (f"Round {state['round']} screen: {len(screened)} candidates scored; promoted "
-            f"{', '.join(item['id'] for item in promoted) or 'none'} to {task.budget.quick_epochs} epochs")
-    if contender is not None:
-        promoted.append(contender)
-        text += (f", and {contender['id']} ({contender['params']:,} params, screen {contender['screen_metric']:.4f}): "
-                 "smaller than every promoted model and within reach of the best screen")
-    text += "."
-    emit(state["run_dir"], "decision", text=text)
-    return {"rung": 1, "candidates": {item["id"]: {"promoted": True} for item in promoted},
-            "decisions": [decision("halve", text, state["round"])]}
-
-
-@timed
-def refine(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
-    """Update the best so far and decide whether another round is worth it."""
-    task = task_of(state)
-    candidates = state.get("candidates", {})
-    raw = ranked_evaluations(state, {"quick"})
-    # the best is the smallest model among those tied with the top result (ties: within search noise)
-    ranked = selection.prefer_smaller_among_ties(raw, lambda item: item["metric"],
-                                                 lambda item: candidates.get(item["candidate_id"], {}).get("params"),
-                                                 task.maximize)
-    best = ranked[0] if ranked else None
-    # progress: did this round's results beat the top result of the earlier rounds? (judged on the top
-    # result itself, so preferring a smaller tied model never reads as a regression)
-    earlier = [item["metric"] for item in raw
-               if candidates.get(item["candidate_id"], {}).get("round", 0) < state["round"]]
-    improved = bool(raw) and (not earlier or task.better(raw[0]["metric"], earlier[0]))
-    stale = 0 if improved else state.get("stale_rounds", 0) + 1
-    stop = None
-    if raw and task.reached_target(raw[0]["metric"]):
-        stop = f"target {task.target} reached by {raw[0]['candidate_id']}"
-    elif state["round"] >= task.budget.max_rounds:
-        stop = f"max_rounds {task.budget.max_rounds} done"
-    elif best is not None and stale >= task.budget.patience_rounds:
-        stop = f"no improvement for {stale} round(s)"
-    elif budget.search_time_left_s(state, context_of(runtime)) <= 0:
-        stop = "the search share of the time budget is used up"
-    best_text = (f"best {best['candidate_id']} {task.metric}={best['metric']:.4f}" if best
-                 else "no candidate evaluated successfully yet")
-    if best is not None and best is not raw[0]:
-        best_text += (f" ({_params_text(candidates, best)}, within the search noise of "
-                      f"{raw[0]['candidate_id']}'s {raw[0]['metric']:.4f} with {_params_text(candidates, raw[0])})")
-    text = f"After round {state['round']}: {best_text}; " + (f"search stops ({stop})." if stop else "next round.")
-    emit(state["run_dir"], "decision", text=text)
-    update = ResearchState(stale_rounds=stale, phase="optimizer" if stop else "search", stop_reason=stop,
-                           decisions=[decision("refine", text, state["round"])])
-    if best is not None:
-        update.update(best_id=best["candidate_id"], best_metric=best["metric"])
-    return update
-
-
-def _params_text(candidates: dict[str, CandidateRecord], evaluation: EvaluationRecord) -> str:
-    params = candidates.get(evaluation["candidate_id"], {}).get("params")
-    return "? params" if params is None else f"{params:,} params"

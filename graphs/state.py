@@ -24,7 +24,7 @@ Their keys are what older versions sent too (a checkpoint may hold a job sent be
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from torchscout.agent.records import (
     CandidateRecord,
@@ -59,6 +59,7 @@ class EvaluationJob(TypedDict):
     candidate: CandidateRecord
     reserve_s: float       # budget seconds kept back for the final phase
     time_left_s: float     # search seconds left when the job was sent (used without a RunContext)
+    rung: NotRequired[int]  # its fidelity (jobs sent by older versions: screen 0, else 1)
 
 
 class AssembleJob(TypedDict):
@@ -72,10 +73,10 @@ def initial_state(task: dict[str, Any], run_name: str) -> ResearchState:
     """The state a new run starts from (``task`` is ``Task.model_dump()``)."""
     return ResearchState(
         task=task, run_name=run_name, run_dir=f"runs/{run_name}", project_dir="", phase="search",
-        round=0, rung=0, stale_rounds=0, best_id=None, best_metric=None, tokenizers={}, candidates={},
-        evaluations={}, decisions=[], failures=[], elapsed_s=0.0, stop_reason=None, optimizer_plan={},
+        round=0, rung=0, halving_done=False, stale_rounds=0, best_id=None, best_metric=None, tokenizers={}, candidates={},
+        evaluations={}, decisions=[], failures=[], elapsed_s=0.0, stop_reason=None, stopped_by=None, optimizer_plan={},
         confirm_plan={}, final={},
-        full_training={}, approvals={}, report_path=None,
+        full_training={}, approvals={}, baselines=[], report_path=None,
     )
 
 

@@ -9,9 +9,13 @@ A prompt is a YAML file ``prompts/<name>.yaml`` with these keys::
       Write ${class_name} ...
     repair: |                        # optional: sent after a failed attempt; ${stage} and ${error}
       Stage ${stage} failed: ${error}. Return the whole corrected file in one ```python block.
+    repeat: |                        # optional: sent when the model repeated an earlier wrong answer
+      You sent the same failing file again ...; ${stage} and ${error}
     examples:                        # optional few-shot pairs, sent before the request
       - user: "..."
         assistant: "..."
+    texts:                           # optional named texts a caller uses verbatim (e.g. tool descriptions)
+      read_file: "Read a text file."
 
 ``${...}`` placeholders (not ``{...}``) so that code in the prompt needs no escaping.
 """
@@ -33,6 +37,12 @@ DEFAULT_REPAIR = (
     "Fix it and return the whole corrected file in a single ```python code block."
 )
 
+DEFAULT_REPEAT = (
+    "Your answer is the same as an earlier one that failed at the ${stage} stage with this error:\n\n${error}\n\n"
+    "Repeating it cannot pass. Start again from the request: re-read it, find the cause of the error, and write "
+    "a different, complete file in a single ```python code block."
+)
+
 
 class PromptError(ValueError):
     """A prompt file is missing, malformed, or a template variable was not supplied."""
@@ -47,7 +57,9 @@ class Prompt:
     system: str
     user: str
     repair: str = DEFAULT_REPAIR
+    repeat: str = DEFAULT_REPEAT
     examples: list[dict[str, str]] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def _fill(self, template: str, variables: dict[str, Any], part: str) -> str:
         try:
@@ -66,9 +78,10 @@ class Prompt:
         messages.append(("user", self._fill(self.user, variables, "user")))
         return messages
 
-    def repair_message(self, *, stage: str, error: str) -> tuple[str, str]:
-        """The follow-up message after a failed attempt."""
-        return ("user", self._fill(self.repair, {"stage": stage, "error": error}, "repair"))
+    def repair_message(self, *, stage: str, error: str, repeated: bool = False) -> tuple[str, str]:
+        """The follow-up message after a failed attempt (``repeated``: the answer repeated an earlier one)."""
+        template, part = (self.repeat, "repeat") if repeated else (self.repair, "repair")
+        return ("user", self._fill(template, {"stage": stage, "error": error}, part))
 
 
 def available_prompts() -> list[str]:
@@ -89,13 +102,18 @@ def _load_cached(path: Path, modified_ns: int) -> Prompt:
     examples = data.get("examples") or []
     if not all(isinstance(item, dict) and {"user", "assistant"} <= set(item) for item in examples):
         raise PromptError(f"prompt file {path.name}: every example needs 'user' and 'assistant'")
+    texts = data.get("texts") or {}
+    if not isinstance(texts, dict):
+        raise PromptError(f"prompt file {path.name}: 'texts' must map names to texts")
     return Prompt(
         name=path.stem,
         version=str(data["version"]),
         system=str(data["system"]),
         user=str(data["user"]),
         repair=str(data.get("repair") or DEFAULT_REPAIR),
+        repeat=str(data.get("repeat") or DEFAULT_REPEAT),
         examples=[{"user": str(item["user"]), "assistant": str(item["assistant"])} for item in examples],
+        texts={str(name): " ".join(str(text).split()) for name, text in texts.items()},
     )
 
 

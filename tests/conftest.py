@@ -39,3 +39,31 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     reset_configuration()
     yield root
     reset_configuration()
+
+
+@pytest.fixture
+def llm_server(monkeypatch: pytest.MonkeyPatch):
+    """Start a scripted OpenAI-compatible HTTP server on 127.0.0.1 and point torchscout at it.
+
+    ``llm_server(*behaviours, default=..., idle_s=..., timeout_s=..., retries=...)`` returns the
+    running :class:`tests.openai_server.OpenAIServer`; the real ``langchain-openai`` client talks
+    to it (``TORCHSCOUT_LLM=openai:tiny``, ``OPENAI_BASE_URL``) with short test deadlines.
+    """
+    from tests.openai_server import OpenAIServer
+
+    servers: list[OpenAIServer] = []
+
+    def start(*script, default=None, respond=None, idle_s: float = 0.5, timeout_s: float = 5.0,
+              retries: int = 2) -> OpenAIServer:
+        server = OpenAIServer(*script, default=default, respond=respond).__enter__()
+        servers.append(server)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("TORCHSCOUT_LLM", "openai:tiny")
+        monkeypatch.setenv("TORCHSCOUT_LLM_IDLE_TIMEOUT_S", str(idle_s))
+        monkeypatch.setenv("TORCHSCOUT_LLM_TIMEOUT_S", str(timeout_s))
+        monkeypatch.setenv("TORCHSCOUT_LLM_MAX_RETRIES", str(retries))
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__(None, None, None)

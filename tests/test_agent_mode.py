@@ -115,14 +115,29 @@ def test_a_tool_error_reaches_the_model_as_a_message():
     assert any(isinstance(message, ToolMessage) and message.status == "error" for message in third_turn)
 
 
-def test_the_call_limit_ends_a_run_that_would_go_on_forever():
-    model = scripted(*[call("list_directory", str(index), path=".") for index in range(10)], tool_calling=True)
+def test_the_call_limit_ends_a_run_that_would_go_on_forever(workspace):
+    for index in range(10):
+        (workspace / f"folder{index}").mkdir()
+    model = scripted(*[call("list_directory", str(index), path=f"folder{index}") for index in range(10)],
+                     tool_calling=True)
     agent = build_agent(model, checkpointer=False, max_model_calls=3)
 
     result = agent.invoke({"messages": [("user", "Look around.")]}, {"recursion_limit": 50})
 
     assert model.calls == 3
     assert "limit" in result["messages"][-1].content.lower()
+
+
+def test_the_same_call_three_times_in_a_row_ends_the_run_and_the_command_exits_non_zero():
+    configure(llm=scripted(*[call("list_directory", str(index), path=".") for index in range(10)],
+                           tool_calling=True))
+    from torchscout.app import app
+
+    result = CliRunner().invoke(app, ["agent", "Look around.", "--thread", "loop"])
+
+    assert result.exit_code == 1, result.output
+    assert result.output.count("<- list_directory") == 2  # the third identical call is not run
+    assert 'stopped: the agent made the same call list_directory {"path": "."} 3 times in a row' in result.output
 
 
 def test_a_thread_continues_with_its_history_from_the_checkpoint():
@@ -162,3 +177,17 @@ def test_the_agent_command_streams_its_steps_and_prints_the_answer():
     assert "The workspace is empty." in result.output
     assert "continue with --thread look" in result.output
     assert json.loads(json.dumps(result.output))  # plain text, no control characters that break JSON
+
+
+def test_the_first_prompt_is_measured_and_far_smaller_than_the_tool_docstrings():
+    from torchscout.agent.agent_tools import agent_tools, first_prompt_size, select_tools
+    from torchscout.agent.react_agent import system_prompt
+    from torchscout.tools import ALL_TOOLS
+
+    original = first_prompt_size(ALL_TOOLS, system_prompt())
+    short = first_prompt_size(agent_tools(select_tools("all")), system_prompt())
+    core = first_prompt_size(agent_tools(select_tools("core")), system_prompt())
+
+    assert original["estimated_tokens"] > 5_000  # what the issue measured: ~5,900 tokens
+    assert short["estimated_tokens"] < 3_700 and core["estimated_tokens"] < 2_300
+    assert set(short["tool_characters"]) == set(original["tool_characters"])  # the PRD's names, all 15

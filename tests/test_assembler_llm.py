@@ -69,7 +69,9 @@ def test_a_model_that_never_gets_it_right_leaves_no_files(workspace):
     with pytest.raises(CodeGenerationError) as caught:
         pytorch_model_assembler(CONFIG, "src/models/gated_mlp.py")
     assert caught.value.stage == "validate"
-    assert "after 4 attempt(s)" in str(caught.value)
+    # the same wrong file twice raises the temperature; a third time stops the loop early
+    assert "after 3 attempt(s)" in str(caught.value)
+    assert "repeated the same failing answer 3 times; stopped early" in str(caught.value)
     assert "RuntimeError" in str(caught.value)
     assert not (workspace / "src").exists()
 

@@ -127,3 +127,24 @@ def test_the_output_path_must_be_a_python_file_in_the_workspace():
 def test_extract_code_takes_the_fenced_block_or_bare_code():
     assert extract_code("text\n```python\nx = 1\n```\nmore") == "x = 1\n"
     assert extract_code("x = 1\n") == "x = 1\n"
+
+
+def test_the_few_shot_examples_are_valid_answers_to_their_own_requests(workspace):
+    """The examples teach the format with deliberately unusual blocks; their code must pass the real checks."""
+    from torchscout.prompts.loader import load_prompt
+    from torchscout.tools.modeling.model_validation import validate_block
+    from torchscout.tools.optim.validation import probe_optimizer
+
+    block = extract_code(load_prompt("model_block").examples[0]["assistant"])
+    result = generate_code(prompt="model_block", variables={}, output_path="examples/polynomial.py",
+                           validate=validate_block, builtin=lambda: block, backend="builtin",
+                           required_class="PolynomialActivation",
+                           validate_kwargs={"class_name": "PolynomialActivation", "params": {"degree": 3},
+                                            "input_shape": [2, 7]})
+    assert result.attempts[-1].stage == "passed"
+    optimizer = extract_code(load_prompt("custom_optimizer").examples[0]["assistant"])
+    result = generate_code(prompt="custom_optimizer", variables={}, output_path="examples/clipped.py",
+                           validate=probe_optimizer, builtin=lambda: optimizer, backend="builtin",
+                           required_class="ClippedStepSGD",
+                           validate_kwargs={"class_name": "ClippedStepSGD", "additional_params": {"max_step": 0.05}})
+    assert result.attempts[-1].stage == "passed"

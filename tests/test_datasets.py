@@ -90,6 +90,12 @@ def case_config(name: str, workspace: Path) -> tuple[str, str, dict]:
     if name == "text_classification":
         return models, "TokenClassifier", {**base, "dataset_params": write_text_dataset(workspace),
                                            "model_params": {"vocab_size": 64}}
+    if name == "diabetes":  # regression: float targets, errors and R^2 instead of accuracy
+        return models, "TabularMLP", {**base, "metrics": ["r2", "rmse"], "loss_function": "MSELoss"}
+    if name == "breast_cancer":
+        return models, "TabularMLP", {**base, "model_params": {"in_features": 30, "outputs": 2}}
+    if name == "signals_synthetic":
+        return models, "SignalCNN", {**base, "dataset_params": {"num_samples": 200}}
     raise AssertionError(f"no test case for the registered dataset {name!r}: add one to case_config")
 
 
@@ -100,7 +106,10 @@ def test_every_registered_dataset_trains_through_the_quick_evaluator(name, works
     assert result["status"] == "completed", result.get("error")
     assert result["dataset"]["name"] == name
     assert len(result["history"]) == 1 and result["history"][0]["steps"] == 3
-    assert 0.0 <= result["metrics"]["accuracy"] <= 1.0 and 0.0 <= result["metrics"]["f1"] <= 1.0
+    if name == "diabetes":
+        assert result["metrics"]["r2"] <= 1.0 and result["metrics"]["rmse"] > 0.0
+    else:
+        assert 0.0 <= result["metrics"]["accuracy"] <= 1.0 and 0.0 <= result["metrics"]["f1"] <= 1.0
     expected_path = "dataloader" if name == "custom_dataset_script" else "preloaded"
     assert result["data_path"] == expected_path
 

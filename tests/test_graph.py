@@ -6,10 +6,11 @@ import importlib
 import json
 from pathlib import Path
 
+import pytest
 from langgraph.types import Send
 
-from torchscout.agent.task import load_task
-from torchscout.graphs import budget, routing
+from torchscout.agent.task import ROUND_CAP, load_task
+from torchscout.graphs import budget, routing, training_cost
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.graph import build_graph, recursion_limit
 from torchscout.graphs.state import initial_state, merge_records, task_of
@@ -89,16 +90,53 @@ def test_records_merge_field_by_field():
     assert merged == {"a": {"status": "evaluated", "params": 3}, "b": {"status": "proposed"}}
 
 
+def _measured(key: str, candidate_id: str, epochs: int, duration_s: float) -> dict:
+    """A completed evaluation whose epochs each trained 1,000 samples in 1 s."""
+    history = [{"epoch": index + 1, "samples": 1000, "samples_per_s": 1000.0, "epoch_time_s": 1.0}
+               for index in range(epochs)]
+    return {"key": key, "kind": "quick", "candidate_id": candidate_id, "status": "completed", "metric": 0.9,
+            "epochs": epochs, "history": history, "duration_s": duration_s, "training": {}}
+
+
 def test_budget_counts_state_time_plus_this_invocation():
     state = _state()
     assert budget.budget_s(task_of(state)) == 600
-    assert budget.reserve_s(task_of(state)) == 150
+    assert budget.reserve_s(state) == 150  # nothing measured yet: a prior share of the budget
     state["elapsed_s"] = 100.0
     assert budget.search_time_left_s(state, None) == 350
     context = RunContext(used_before_s=500.0)
     assert budget.search_time_left_s(state, context) < -49
     assert budget.total_time_left_s(state, context) <= 100
     assert recursion_limit(task_of(state)) >= 40
+
+
+def test_the_reserve_is_what_the_final_phase_costs_at_the_measured_throughput():
+    state = _state()
+    state["elapsed_s"] = 100.0
+    # 1 epoch in 3 s and 3 epochs in 6 s: 1.5 s of setup, 1 s of training and 0.5 s around each epoch
+    state["evaluations"] = {"a/screen": _measured("a/screen", "a", 1, 3.0), "a/quick": _measured("a/quick", "a", 3, 6.0)}
+    evaluation_s = 1.5 + 3 * 1.5  # the final phase compares at the quick rung (3 epochs): 6 s per evaluation
+    # full_epochs 5 is a cap; early stopping (patience 3) is expected to end it after min(5, 2 x 3) epochs
+    full_s = 1.5 + 5 * 1.5 + training_cost.FULL_TRAIN_EXTRA_S
+    after_trials = full_s + training_cost.REPORT_S
+    assert budget.reserve_s(state, "confirm") == pytest.approx(after_trials)
+    assert budget.reserve_s(state, "optimizer") == pytest.approx(2 * 3 * evaluation_s + after_trials)  # 2 x 3 seeds
+    search = (3 + 2 * 3) * evaluation_s + after_trials  # 3 optimizer trials too
+    assert budget.reserve_s(state) == pytest.approx(search)
+    assert budget.search_time_left_s(state, None) == pytest.approx(600 - 100 - search)
+    state["task"]["budget"]["max_minutes"] = 1  # never more than half the budget
+    assert budget.reserve_s(state) == pytest.approx(30)
+    # a long final training is expected to stop early: time is kept for half its cap (two patience windows at least)
+    long_run = task_of(_state(budget={"full_epochs": 40}))
+    assert long_run.budget.early_stopping_patience == 8 and training_cost.expected_full_epochs(long_run) == 20
+
+
+def test_a_run_without_max_rounds_gets_a_recursion_limit_for_the_round_cap():
+    bounded, open_ended = task_of(_state(budget={"max_rounds": 3})), task_of(_state())
+    assert open_ended.budget.max_rounds is None and open_ended.budget.rounds_cap == ROUND_CAP
+    steps_per_round = 2 * open_ended.budget.max_rungs + 6
+    assert recursion_limit(open_ended) >= steps_per_round * ROUND_CAP > recursion_limit(bounded)
+    assert (bounded.budget.patience, open_ended.budget.patience) == (1, 2)
 
 
 def test_the_planner_sees_metrics_curves_analyses_and_traceback_tails():

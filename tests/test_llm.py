@@ -20,17 +20,17 @@ def test_builtin_means_no_chat_model():
         invoke_cached(MESSAGES, purpose="test", prompt_version="t@1")
 
 
-def test_a_spec_string_builds_the_model_with_temperature_zero_and_limits(monkeypatch):
+def test_a_spec_string_builds_the_model_with_temperature_zero_and_no_sdk_retries(monkeypatch):
     monkeypatch.setenv("TORCHSCOUT_LLM", "openai:gpt-4.1-mini")
-    monkeypatch.setenv("TORCHSCOUT_LLM_TIMEOUT_S", "42")
+    monkeypatch.setenv("TORCHSCOUT_LLM_IDLE_TIMEOUT_S", "42")
     monkeypatch.setenv("TORCHSCOUT_LLM_MAX_RETRIES", "5")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     model = get_chat_model()
     assert type(model).__name__ == "ChatOpenAI"
     assert model.model_name == "gpt-4.1-mini"
     assert model.temperature == 0
-    assert model.request_timeout == 42
-    assert model.max_retries == 5
+    assert model.request_timeout == 42  # the transport timeout is the idle timeout
+    assert model.max_retries == 0       # torchscout's call layer is the only one that retries
     assert get_chat_model() is model  # built once per settings
     assert model_identity(model) == "openai:gpt-4.1-mini"
     assert model_identity(scripted()) == "CountingChatModel"
@@ -98,7 +98,7 @@ def test_transport_errors_are_retried(monkeypatch):
 def test_a_model_that_stays_unreachable_is_a_tool_error(monkeypatch):
     monkeypatch.setenv("TORCHSCOUT_LLM_MAX_RETRIES", "1")
     model = FlakyChatModel(messages=iter([]), failures_left=5)
-    with pytest.raises(ToolError, match="could not be reached after 2 attempt"):
+    with pytest.raises(ToolError, match="could not be reached for the test request after 2 request"):
         invoke_cached(MESSAGES, purpose="test", prompt_version="t@1", model=model)
 
 
@@ -113,3 +113,28 @@ def test_a_model_that_rejects_the_request_is_a_tool_error_naming_the_cause():
     model = RejectingChatModel(messages=iter([]))
     with pytest.raises(ToolError, match="rejected the test request with PermissionError: Error code: 401"):
         invoke_cached(MESSAGES, purpose="test", prompt_version="t@1", model=model)
+
+
+def test_a_cache_written_before_answers_were_checked_is_read_but_never_replayed(workspace):
+    import sqlite3
+
+    path = workspace / ".torchscout" / "llm_cache.sqlite"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as connection:  # the schema of the version that cached every reply
+        connection.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, purpose TEXT NOT NULL, prompt_version "
+                           "TEXT NOT NULL, model TEXT NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL, "
+                           "created_at REAL NOT NULL)")
+        from torchscout.tools.codegen.llm_cache import cache_key
+        key = cache_key(purpose="test", prompt_version="t@1", model="CountingChatModel",
+                        messages=[{"role": "system", "content": MESSAGES[0][1]},
+                                  {"role": "human", "content": MESSAGES[1][1]}])
+        connection.execute("INSERT INTO responses VALUES (?, 'test', 't@1', 'CountingChatModel', '[]', "
+                           "'a failed answer', 0)", (key,))
+    model = scripted("Mish")
+    configure(llm=model)
+
+    assert invoke_cached(MESSAGES, purpose="test", prompt_version="t@1") == "Mish"
+    assert len(model.requests) == 1
+    assert cache().stats() == {"entries": 1, "by_purpose": {"test": 1}}
+    with sqlite3.connect(path) as connection:  # the same request's row, now with the used answer
+        assert connection.execute("SELECT response, accepted FROM responses").fetchall() == [("Mish", 1)]

@@ -213,3 +213,17 @@ def test_context_text_carries_curves_and_analyses_when_the_graph_attaches_them()
     assert "## SUMMARY ANALYSES\nR1C0: Most parameters are in the linear head." in text
     assert "R1C1 (round 1, failed): Flatten > Linear(out_features=128) > GELU > Linear(out_features=10)" in text
     assert text.count("RuntimeError: mat1 and mat2") == 1
+
+
+def test_a_candidate_too_large_to_build_is_refused_in_the_sandbox_not_in_this_process():
+    huge = [{"type": "Flatten"}, {"type": "Unflatten", "params": {"dim": 1, "unflattened_size": [8, 8]}},
+            {"type": "LSTM", "params": {"hidden_size": 200_000}, "output_index": 0},
+            {"type": "Last", "params": {"dim": 1}}, {"type": "Linear", "params": {"out_features": 10}}]
+    model = scripted(answer_json(planned(huge, "A very wide recurrent model.")),
+                     answer_json(planned(CONV_LAYERS, "Baseline."), planned(MLP_LAYERS, "An MLP.")))
+
+    proposal = LLMPlanner(model).propose(context(1, []))
+
+    assert proposal.planner == "llm" and len(proposal.candidates) == 2
+    problem = model.seen[1][-1].content
+    assert "candidates[0]: it does not fit this task's input [1, 8, 8]" in problem and "LSTM" in problem

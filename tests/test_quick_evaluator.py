@@ -103,11 +103,12 @@ def test_budgets_stop_training_early(models):
     assert subset["history"][0]["samples"] == 96 and subset["dataset"]["train_size"] == 96
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without CUDA")
-def test_cuda_request_without_a_gpu_falls_back_to_cpu_and_says_so(models):
-    result = pytorch_quick_evaluator(models, "SmallCNN", {**DIGITS, "device": "cuda", "max_steps": 2})
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_cuda_request_without_a_gpu_is_an_error_and_auto_runs_on_the_cpu(models):
+    with pytest.raises(ToolError, match="no CUDA device is available here; use device 'auto'"):
+        pytorch_quick_evaluator(models, "SmallCNN", {**DIGITS, "device": "cuda", "max_steps": 2})
+    result = pytorch_quick_evaluator(models, "SmallCNN", {**DIGITS, "device": "auto", "max_steps": 2})
     assert result["status"] == "completed" and result["device"] == "cpu"
-    assert "cuda was requested" in result["device_note"]
 
 
 def test_registered_optimizer_config_and_lr_find(models, workspace):

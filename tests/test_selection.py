@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torchscout.agent import selection
 from torchscout.agent.task import load_task
-from torchscout.graphs.nodes_search import halve, refine
+from torchscout.graphs.nodes_rounds import halve, refine
 
 
 def _item(name: str, metric: float | None, params: int | None) -> dict:

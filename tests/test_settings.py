@@ -67,3 +67,31 @@ def test_resolve_keeps_paths_inside_and_normalises(workspace):
     assert resolve("a/./b/../c.txt") == workspace.resolve() / "a" / "c.txt"
     assert resolve(str(workspace / "x")) == workspace.resolve() / "x"
     assert resolve(".") == workspace.resolve()
+
+
+def test_llm_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TORCHSCOUT_LLM_MAX_TOKENS", "planner=3000, agent=4096")
+    monkeypatch.setenv("TORCHSCOUT_LLM_CACHE", "0")
+    monkeypatch.setenv("TORCHSCOUT_LLM_ANALYSIS", "off")
+    monkeypatch.setenv("TORCHSCOUT_LLM_IDLE_TIMEOUT_S", "12.5")
+    monkeypatch.setenv("TORCHSCOUT_LLM_PROMPT_PRICE", "0.4")
+    settings = get_settings()
+    assert settings.llm_max_tokens == {"planner": 3000, "agent": 4096}
+    assert (settings.llm_cache, settings.llm_analysis) == (False, False)
+    assert settings.llm_idle_timeout_s == 12.5 and settings.llm_prompt_price == 0.4
+    assert settings.llm_completion_price is None and settings.llm_max_retries == 2
+    monkeypatch.setenv("TORCHSCOUT_LLM_MAX_TOKENS", "planner:3000")
+    with pytest.raises(SettingsError, match="purpose=tokens pairs"):
+        get_settings()
+
+
+def test_every_environment_variable_is_in_the_readme_settings_table():
+    from pathlib import Path
+
+    from torchscout.settings import ENV_VARIABLES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    missing = [variable for variable, field in ENV_VARIABLES.items()
+               if not any(f"`{variable}`" in row and f"`{field}`" in row for row in rows)]
+    assert not missing, f"add these settings to the README's settings table: {missing}"

@@ -24,9 +24,10 @@ def test_every_shipped_example_is_a_valid_task(example):
     assert task.budget.max_minutes > 0
 
 
-def test_examples_cover_images_tokens_and_real_data():
+def test_examples_cover_images_tokens_signals_tabular_and_real_data():
     modalities = {load_task(path).dataset: load_task(path).modality for path in EXAMPLES.glob("*.yaml")}
-    assert modalities == {"digits": "image", "text_classification": "tokens", "cifar10": "image"}
+    assert modalities == {"digits": "image", "text_classification": "tokens", "cifar10": "image",
+                          "signals_synthetic": "signal", "diabetes": "flat", "breast_cancer": "flat"}
 
 
 def test_defaults_and_derived_properties():
@@ -43,7 +44,7 @@ def test_defaults_and_derived_properties():
     ({"budget": {"max_round": 3}}, "budget.max_round"),
     ({"num_classes": 1}, "num_classes"),
     ({"input_shape": [1, 0, 8]}, "input_shape"),
-    ({"input_shape": [8, 8]}, "input_shape"),
+    ({"input_shape": [2, 1, 8, 8]}, "input_shape"),  # [8, 8] is valid now: a signal of 8 channels
     ({"input_dtype": "int64"}, "input_shape"),
     ({"planner": "genius"}, "planner"),
     ({"name": "../escape"}, "name"),

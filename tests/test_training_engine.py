@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import f1_score, precision_score, recall_score
+from sklearn.metrics import f1_score, precision_score, r2_score, recall_score
 from torch import nn
 
 from tests.training_helpers import one_thread, write_models  # noqa: F401 - fixture
@@ -74,6 +74,8 @@ def test_metrics_match_scikit_learn():
         "precision": precision_score(labels, predicted, average="macro", zero_division=0),
         "recall": recall_score(labels, predicted, average="macro", zero_division=0),
         "mse": float(((logits - one_hot) ** 2).mean()), "mae": float((logits - one_hot).abs().mean()),
+        "rmse": math.sqrt(float(((logits - one_hot) ** 2).mean())),
+        "r2": r2_score(one_hot.numpy(), logits.numpy()),
         "perplexity": math.exp(nn.functional.cross_entropy(logits, labels).item()),
     }
     assert set(expected) == set(metrics)  # a new metric needs its reference value here
@@ -81,6 +83,28 @@ def test_metrics_match_scikit_learn():
         assert metrics[name].compute() == pytest.approx(value, rel=1e-5), name
     with pytest.raises(ValueError, match="known metrics: accuracy"):
         check_metric_names(["accuracy", "auroc"])
+
+
+def test_regression_metrics_match_scikit_learn_over_batches_and_targets():
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    generator = torch.Generator().manual_seed(1)
+    for targets in (torch.randn(40, generator=generator) * 3 + 5, torch.randn(40, 3, generator=generator)):
+        outputs = targets.reshape(40, -1) + 0.5 * torch.randn(40, targets.reshape(40, -1).shape[1],
+                                                              generator=generator)
+        metrics = create_metrics(["mse", "rmse", "mae", "r2"])
+        for start in range(0, 40, 16):  # a [N] target meets [N, 1] outputs; [N, 3] meets [N, 3]
+            for metric in metrics.values():
+                metric.update(outputs[start:start + 16], targets[start:start + 16])
+        actual = targets.reshape(40, -1).numpy()
+        mse = mean_squared_error(actual, outputs.numpy())
+        assert metrics["mse"].compute() == pytest.approx(mse, rel=1e-5)
+        assert metrics["rmse"].compute() == pytest.approx(math.sqrt(mse), rel=1e-5)
+        assert metrics["mae"].compute() == pytest.approx(mean_absolute_error(actual, outputs.numpy()), rel=1e-5)
+        assert metrics["r2"].compute() == pytest.approx(r2_score(actual, outputs.numpy()), rel=1e-5)
+    loss = build_loss("MSELoss")
+    column = torch.tensor([[1.0], [2.0]])
+    assert loss(column, torch.tensor([1.0, 4.0])).item() == pytest.approx(2.0)  # no [N, 1] x [N] broadcast
 
 
 def test_losses_by_name_with_params_and_one_hot_targets_for_same_shape_losses():

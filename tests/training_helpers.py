@@ -75,6 +75,29 @@ class RunsOutOfMemory(nn.Module):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
 
+class TabularMLP(nn.Module):
+    """Rows of features -> class logits or regression values."""
+
+    def __init__(self, in_features=10, outputs=1):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_features, 16), nn.ReLU(), nn.Linear(16, outputs))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class SignalCNN(nn.Module):
+    """Signals (N, C, L) -> class logits, through a 1D convolution and global average pooling."""
+
+    def __init__(self, num_classes=10, channels=1):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(channels, 16, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+                                 nn.Flatten(), nn.Linear(16, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class TokenClassifier(nn.Module):
     def __init__(self, vocab_size=200, num_classes=2):
         super().__init__()

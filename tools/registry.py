@@ -38,6 +38,7 @@ from torchscout.tools.workspace import atomic_write_text
 REGISTRY_FILE_NAME = "registry.json"
 REGISTRY_VERSION = 1
 KINDS = ("optimizer_config", "custom_optimizer", "tokenizer")
+MAX_NAME_LENGTH = 128
 # Waiting longer than this for another process means something is stuck holding the lock.
 LOCK_TIMEOUT_S = 60.0
 
@@ -120,15 +121,33 @@ def _locked_manifest() -> Iterator[Manifest]:
         ) from exc
 
 
+def check_name(kind: str, name: object) -> str:
+    """Refuse a name :func:`register` would refuse, or a registry it could not write; tools call it
+    before they touch the disk.
+
+    A name is also a file or folder name (``tokenizers/<name>``, ``optimizers/<name>.py``), so it
+    is one path segment: printable, no slash, not starting with a dot, at most 128 characters.
+    """
+    _check_kind(kind)
+    label = _KIND_LABELS[kind]
+    if not isinstance(name, str) or not name.strip():
+        raise ToolError(f"a {label} needs a non-empty name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ToolError(f"the {label} name is {len(name)} characters long; use at most {MAX_NAME_LENGTH}")
+    if name != name.strip() or not name.isprintable() or "/" in name or "\\" in name or name.startswith("."):
+        raise ToolError(f"the {label} name {name!r} must be one plain name: printable, no slash or surrounding "
+                        "spaces, not starting with '.' (e.g. 'bpe_8k')")
+    _read_manifest(registry_path())  # a corrupt registry is reported now, before a tool writes its files
+    return name
+
+
 def register(kind: str, name: str, data: Mapping[str, object]) -> Registration:
     """Record ``data`` (JSON-able) under ``kind``/``name``, replacing an earlier entry.
 
     Returns ``{"kind", "name", "replaced": bool, "message"}``; ``message`` says whether an
     earlier entry was replaced.
     """
-    _check_kind(kind)
-    if not isinstance(name, str) or not name.strip():
-        raise ToolError(f"a {_KIND_LABELS[kind]} needs a non-empty name")
+    check_name(kind, name)
     # Fail before taking the lock if the data cannot be stored.
     json.dumps(data)
     entry: RegistryEntry = {

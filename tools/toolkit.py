@@ -17,11 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForToolRun
+from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.limits import nesting_problem
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,25 @@ class TorchscoutTool(StructuredTool):
     - pydantic reserves the attribute ``model_config``, so an argument of that name (the
       assembler's) is a field with that *alias*; the schema sent to a model uses the aliases.
     """
+
+    def run(self, tool_input: str | dict, *args: Any, **kwargs: Any) -> Any:
+        refused = self._refused_input(tool_input, kwargs.get("tool_call_id"))
+        return refused if refused is not None else super().run(tool_input, *args, **kwargs)
+
+    async def arun(self, tool_input: str | dict, *args: Any, **kwargs: Any) -> Any:
+        refused = self._refused_input(tool_input, kwargs.get("tool_call_id"))
+        return refused if refused is not None else await super().arun(tool_input, *args, **kwargs)
+
+    def _refused_input(self, tool_input: object, tool_call_id: str | None) -> Any:
+        """An error answer for input LangChain itself cannot handle (it prints the input recursively
+        before validating it: 600 nested lists raised RecursionError out of ``invoke``), else None."""
+        problem = nesting_problem(tool_input, "the tool input")
+        if problem is None:
+            return None
+        content = f"Error: invalid arguments for {self.name}: {problem}"
+        if tool_call_id is None:
+            return content
+        return ToolMessage(content, tool_call_id=tool_call_id, name=self.name, status="error")
 
     def _run(self, *args: Any, run_config: RunnableConfig,
              run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> Any:

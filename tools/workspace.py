@@ -35,6 +35,7 @@ def resolve(path: str | os.PathLike[str], *, must_exist: bool = False, kind: str
         raise WorkspaceError(f"the {kind} is empty; give a path relative to the workspace root")
     if "\x00" in text:
         raise WorkspaceError(f"the {kind} {text!r} contains a NUL byte")
+    _check_lengths(text, kind)
     root = workspace_root()
     candidate = Path(text).expanduser()
     if not candidate.is_absolute():
@@ -50,6 +51,23 @@ def resolve(path: str | os.PathLike[str], *, must_exist: bool = False, kind: str
     if must_exist and not resolved.exists():
         raise WorkspaceError(f"the {kind} {text!r} does not exist in the workspace {root}")
     return resolved
+
+
+# What the file system takes (Linux: NAME_MAX and PATH_MAX, in bytes): longer names fail in open()
+# with ENAMETOOLONG, which would otherwise surface as an unexpected error.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+
+def _check_lengths(text: str, kind: str) -> None:
+    encoded = os.fsencode(text)
+    if len(encoded) > MAX_PATH_BYTES:
+        raise WorkspaceError(f"the {kind} is {len(encoded)} bytes long; paths may be at most {MAX_PATH_BYTES}")
+    for part in encoded.split(b"/"):
+        if len(part) > MAX_NAME_BYTES:
+            shown = os.fsdecode(part[:40]) + "..."
+            raise WorkspaceError(f"the {kind} has a name of {len(part)} bytes ({shown!r}); file and folder "
+                                 f"names may be at most {MAX_NAME_BYTES} bytes")
 
 
 def relative_to_workspace(path: Path) -> str:

@@ -21,14 +21,22 @@ def agent_command(
         None, "--approve",
         help="pip_install (and/or full_train, comma-separated): stop for your approval before that tool runs; "
              "yes|no: answer a thread that is waiting for approval (with --thread)."),
+    tools: str | None = typer.Option(
+        None, "--tools",
+        help="The tools the agent gets: all (default), core (the research loop without shell, pip and "
+             "tokenizers: a smaller prompt), or tool names separated by commas."),
 ) -> None:
-    """Let the LLM agent pursue GOAL with torchscout's 15 tools (needs TORCHSCOUT_LLM)."""
+    """Let the LLM agent pursue GOAL with torchscout's 15 tools (needs TORCHSCOUT_LLM).
+
+    Exits 0 with the agent's answer, 1 when a limit ended the run (model calls, a repeated call,
+    steps), 2 on a usage or LLM error.
+    """
     # imported when the command runs: `torchscout --help` must not load LangChain and torch
     from torchscout.agent.agent_runner import WAITING, run_agent, short_text
     from torchscout.tools.errors import ToolError
 
     try:
-        result = run_agent(goal, thread_id=thread, max_model_calls=max_calls, approve=approve,
+        result = run_agent(goal, thread_id=thread, max_model_calls=max_calls, approve=approve, tools=tools,
                            on_line=lambda line: typer.echo(line, err=True))
     except ToolError as exc:
         typer.echo(f"Error: {exc}", err=True)
@@ -41,6 +49,12 @@ def agent_command(
         typer.echo(f"waiting for approval: torchscout agent --thread {result['thread_id']} --approve yes|no")
         return
     typer.echo(result["answer"])
-    typer.echo(f"[thread {result['thread_id']}: {result['model_calls']} model calls, {result['tool_calls']} tool "
-               f"calls, {result['tool_errors']} tool errors; continue with --thread {result['thread_id']}]",
+    usage = result["llm_usage"].get("agent")
+    spent = (f" ({usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens, "
+             f"{usage['seconds']:.1f}s in this run)" if usage else "")
+    typer.echo(f"[thread {result['thread_id']}: {result['model_calls']} model calls{spent}, {result['tool_calls']} "
+               f"tool calls, {result['tool_errors']} tool errors; continue with --thread {result['thread_id']}]",
                err=True)
+    if result["status"] == "stopped":  # a limit ended the run, not an answer: say so in the exit status
+        typer.echo(f"{result['stop_reason']}", err=True)
+        raise typer.Exit(1)

@@ -57,6 +57,10 @@ def _print_outcome(outcome: dict[str, Any]) -> None:
         typer.echo(f"{answer.get('action')}: {verdict}")
     if outcome["status"] != "finished":
         typer.echo(f"resume with: torchscout resume {outcome['name']}")
+    if outcome.get("problem"):
+        # a run without a usable result is a failure for scripts and CI, whatever else it wrote
+        typer.echo(f"Error: run {outcome['name']} has no result: {outcome['problem']}", err=True)
+        raise typer.Exit(1)
 
 
 def _guarded(action: Callable[[], Any]) -> Any:

@@ -36,14 +36,22 @@ loop shows the model.
 
 Backends: ``backend="auto"`` uses the configured chat model when there is one and the
 ``builtin`` generator otherwise; ``"builtin"`` and ``"llm"`` force one. A builtin candidate
-that fails is not repaired (it is deterministic: the same input gives the same code). A chat
-model gets the error back and up to ``max_repair_rounds`` more tries. Every model call goes
-through :func:`torchscout.tools.codegen.llm.invoke_cached`, so a repeated generation is free.
+that fails is not repaired (it is deterministic: the same input gives the same code).
+
+A chat model gets up to ``max_repair_rounds`` more tries, each in a *focused* context: the system
+prompt, the request, its latest answer and that answer's error -- not the few-shot examples and
+not the whole history, so the conversation does not grow. A file that does not define the
+``required_class`` (typically a copy of a few-shot example) fails before it reaches the sandbox. A reply identical or nearly identical to an earlier failed one changes the
+next request (a raised temperature and a "start again" prompt); a second repeat stops the loop
+early. A reply cut off at the token cap is a failure the model is told about. Every model call
+goes through :func:`torchscout.tools.codegen.llm.ask`; the replies of a generation that passed
+are accepted into the cache (a repeated generation is free), those of a failed one are not.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import logging
 import re
 import secrets
@@ -55,7 +63,7 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 
 from torchscout.prompts.loader import PromptError, load_prompt
-from torchscout.tools.codegen.llm import get_chat_model, invoke_cached, model_identity
+from torchscout.tools.codegen.llm import Reply, accept, ask, get_chat_model, max_tokens_for, model_identity
 from torchscout.tools.codegen.safety import UnsafeCodeError, check_code_safety
 from torchscout.tools.errors import ToolError
 from torchscout.tools.sandbox.runner import DEFAULT_MEMORY_LIMIT_BYTES, run_in_sandbox
@@ -65,6 +73,10 @@ logger = logging.getLogger(__name__)
 
 Stage = Literal["prompt", "llm", "extract", "parse", "safety", "validate", "write"]
 MAX_ERROR_CHARS = 4000
+# a reply this similar to an earlier failed one (difflib ratio of the code) counts as a repeat
+REPEAT_SIMILARITY = 0.97
+# the temperature of the request after a repeated answer: the model's default (0) evidently loops
+REPEAT_TEMPERATURE = 0.7
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class Attempt:
     backend: str
     stage: str  # the stage it failed at, or "passed"
     error: str = ""
+    repeated: bool = False  # the answer repeated an earlier failed one
 
 
 @dataclass(frozen=True)
@@ -128,11 +141,16 @@ def extract_code(reply: str) -> str:
                                    "in one ```python block")
 
 
-def _check_static(code: str, allowed_modules: Iterable[str]) -> None:
+def _check_static(code: str, allowed_modules: Iterable[str], class_name: str | None = None) -> None:
     try:
-        ast.parse(code)
+        tree = ast.parse(code)
     except SyntaxError as exc:
         raise _StageFailure("parse", f"SyntaxError: {exc.msg} (line {exc.lineno}: {(exc.text or '').strip()})") from exc
+    defined = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+    if class_name and class_name not in defined:
+        found = f"it defines {', '.join(defined)}" if defined else "it defines no class"
+        raise _StageFailure("parse", f"the file must define the class {class_name} that was asked for, but {found} "
+                                     "(an example shows the format only; do not copy it)")
     try:
         check_code_safety(code, allowed_modules)
     except UnsafeCodeError as exc:
@@ -190,13 +208,15 @@ def generate_code(
     max_repair_rounds: int = 3,
     timeout_s: float = 60.0,
     memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT_BYTES,
+    required_class: str | None = None,
 ) -> GeneratedCode:
     """Generate, check, validate and write code; see the module docstring for the contract.
 
     ``prompt``/``variables`` render the request for a chat model; ``builtin`` (optional)
     returns the code without a model; ``validate`` is a module-level function run in the
     sandbox; ``allowed_modules`` relaxes the safety check for a caller that needs e.g.
-    ``importlib``; ``header`` (comment lines) is put above the code of every candidate.
+    ``importlib``; ``header`` (comment lines) is put above the code of every candidate;
+    ``required_class`` is the class the file must define (checked before the sandbox).
     Raises CodeGenerationError (a ToolError) when no candidate passes.
     """
     target = resolve(output_path, kind="output path")
@@ -216,6 +236,7 @@ def generate_code(
     try:
         run = _Generation(target, validate, validate_kwargs or {}, allowed_modules, timeout_s, memory_limit_bytes,
                           header)
+        run.class_name = required_class
         if use_llm:
             assert chat_model is not None
             code, report = run.with_llm(chat_model, prompt, variables, purpose or prompt, max_repair_rounds)
@@ -250,9 +271,10 @@ class _Generation:
         self.timeout_s = timeout_s
         self.memory_limit_bytes = memory_limit_bytes
         self.attempts: list[Attempt] = []
+        self.class_name: str | None = None
 
     def check(self, code: str) -> Any:
-        _check_static(code, self.allowed_modules)
+        _check_static(code, self.allowed_modules, self.class_name)
         return _validate_candidate(code, self.target, self.validate, self.validate_kwargs,
                                    self.timeout_s, self.memory_limit_bytes)
 
@@ -279,29 +301,61 @@ class _Generation:
                  purpose: str, max_repair_rounds: int) -> tuple[str, Any]:
         try:
             prompt = load_prompt(prompt_name)
-            messages: list[tuple[str, str]] = prompt.render(**variables)
+            request: list[tuple[str, str]] = prompt.render(**variables)
         except PromptError as exc:
             raise CodeGenerationError(target=relative_to_workspace(self.target), stage="prompt",
                                       last_error=str(exc), attempts=self.attempts) from exc
+        focused = [request[0], request[-1]]  # the system prompt and the request, without the examples
         backend = f"llm:{model_identity(chat_model)}"
-        last_failure: _StageFailure | None = None
+        messages, temperature = request, None
+        replies: list[Reply] = []
+        failed_answers: list[str] = []
         for _round in range(1 + max(0, max_repair_rounds)):
             try:
-                reply = invoke_cached(messages, purpose=purpose, prompt_version=prompt.version, model=chat_model)
+                reply = ask(messages, purpose=purpose, prompt_version=prompt.version, model=chat_model,
+                            temperature=temperature)
             except ToolError as exc:
                 self.attempts.append(Attempt(backend, "llm", str(exc)))
                 raise self.fail(_StageFailure("llm", str(exc))) from exc
+            replies.append(reply)
+            answer = reply.text
             try:
-                code = self.with_header(extract_code(reply))
-                report = self.check(code)
+                answer = self._answer_code(reply, purpose)
+                report = self.check(answer)
             except _StageFailure as failure:
-                last_failure = failure
-                self.attempts.append(Attempt(backend, failure.stage, failure.error))
-                logger.info("candidate %d for %s failed at %s", len(self.attempts), self.target.name, failure.stage)
-                messages = [*messages, ("assistant", reply), prompt.repair_message(stage=failure.stage,
-                                                                                   error=failure.error)]
+                repeated = _is_repeat(answer, failed_answers)
+                failed_answers.append(answer)
+                self.attempts.append(Attempt(backend, failure.stage, failure.error, repeated=repeated))
+                logger.info("candidate %d for %s failed at %s%s", len(self.attempts), self.target.name,
+                            failure.stage, " (a repeat)" if repeated else "")
+                if repeated and temperature is not None:  # the change made no difference: stop early
+                    raise self.fail(_StageFailure(failure.stage, f"the model repeated the same failing answer "
+                                                                 f"{_repeats(self.attempts)} times; stopped early. "
+                                                                 f"Last error:\n{failure.error}")) from None
+                if repeated:
+                    temperature = REPEAT_TEMPERATURE
+                messages = [*focused, ("assistant", reply.text),
+                            prompt.repair_message(stage=failure.stage, error=failure.error, repeated=repeated)]
                 continue
             self.attempts.append(Attempt(backend, "passed"))
-            return code, report
-        assert last_failure is not None
-        raise self.fail(last_failure)
+            accept(*replies)  # the conversation that led here may be replayed from the cache
+            return answer, report
+        raise self.fail(_StageFailure(self.attempts[-1].stage, self.attempts[-1].error))
+
+    def _answer_code(self, reply: Reply, purpose: str) -> str:
+        if reply.truncated:
+            raise _StageFailure("extract", f"the answer was cut off at the reply limit ({max_tokens_for(purpose)} "
+                                           "tokens) before the file was complete; write a shorter file (no "
+                                           "comments, docstrings or examples) in one ```python block")
+        return self.with_header(extract_code(reply.text))
+
+
+def _is_repeat(answer: str, earlier: list[str]) -> bool:
+    """Whether ``answer`` is (nearly) the same as an earlier failed answer."""
+    flat = " ".join(answer.split())
+    return any(difflib.SequenceMatcher(None, flat, " ".join(previous.split())).ratio() >= REPEAT_SIMILARITY
+               for previous in earlier)
+
+
+def _repeats(attempts: list[Attempt]) -> int:
+    return 1 + sum(attempt.repeated for attempt in attempts)

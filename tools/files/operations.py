@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.ownership import check_not_state
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
 
@@ -52,6 +53,7 @@ def read_file(file_path: str) -> str:
     path = resolve(file_path, must_exist=True, kind="file_path")
     if path.is_dir():
         raise ToolError(f"{file_path!r} is a directory; use list_directory to see what it holds")
+    _refuse_special(path, file_path)
     size = path.stat().st_size
     if size > MAX_READ_BYTES:
         raise ToolError(f"{file_path!r} is {size:,} bytes, over the {MAX_READ_BYTES:,}-byte read limit; "
@@ -71,6 +73,8 @@ def write_file(file_path: str, content: str) -> None:
     path = resolve(file_path, kind="file_path")
     if path.is_dir():
         raise ToolError(f"{file_path!r} is a directory; give a file path")
+    check_not_state(path, "file_path")
+    _refuse_special(path, file_path)
     atomic_write_text(path, content)
 
 
@@ -79,9 +83,18 @@ def append_to_file(file_path: str, content: str) -> None:
     path = resolve(file_path, kind="file_path")
     if path.is_dir():
         raise ToolError(f"{file_path!r} is a directory; give a file path")
+    check_not_state(path, "file_path")
+    _refuse_special(path, file_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(content)
+
+
+def _refuse_special(path: Path, file_path: str) -> None:
+    """Only regular files: opening a FIFO blocks until another process opens its other end (a hang)."""
+    if path.exists() and not path.is_file():
+        raise ToolError(f"{file_path!r} is not a regular file (a pipe, socket or device); the file tools read "
+                        "and write regular files only")
 
 
 def list_directory(path: str = ".", recursive: bool = False) -> list[str]:

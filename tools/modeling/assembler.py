@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torchscout.tools.codegen.llm import get_chat_model, model_identity
 from torchscout.tools.codegen.pipeline import generate_code, missing_folders, remove_empty_folders
 from torchscout.tools.errors import ToolError, UserCodeError, WorkspaceError
+from torchscout.tools.limits import parameters_problem
 from torchscout.tools.modeling.blueprint import Blueprint, BlueprintError, iter_layers, parse_blueprint
 from torchscout.tools.modeling.blueprint_compiler import compile_blueprint, snake_case
 from torchscout.tools.modeling.model_validation import validate_block, validate_model
@@ -41,12 +42,13 @@ from torchscout.tools.modeling.types import (
 )
 from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.toolkit import make_tool
-from torchscout.tools.workspace import relative_to_workspace, resolve
+from torchscout.tools.workspace import atomic_write_bytes, relative_to_workspace, resolve
 
 COMPILE_TIMEOUT_S = 120.0
 VALIDATE_TIMEOUT_S = 120.0
 MAX_GENERATED_BLOCKS = 8
 BLOCK_HEADER = "# Written by torchscout's pytorch_model_assembler"
+MODEL_HEADER = "assembled by torchscout's pytorch_model_assembler"  # in the first line of every model file
 
 # errors raised in the sandbox child that are the caller's to fix, re-raised as the same type here
 _CALLER_ERRORS: dict[str, type[ToolError]] = {"BlueprintError": BlueprintError, "WorkspaceError": WorkspaceError,
@@ -111,8 +113,13 @@ def _check_layer_types(blueprint_layers: list, llm_available: bool) -> None:
             )
 
 
-def _write_missing_block(request: BlockRequest, config: BlueprintSpec, target: Path) -> Path:
-    """Have the configured LLM write the block ``request`` names; return the file it went to."""
+def _write_missing_block(request: BlockRequest, config: BlueprintSpec, target: Path,
+                         written: dict[Path, bytes | None]) -> Path:
+    """Have the configured LLM write the block ``request`` names; return the file it went to.
+
+    ``written`` gets the file and what it held before (None when it is new), so a failure later in
+    the assembly puts back an earlier assembly's block instead of deleting it.
+    """
     block_path = target.with_name(f"{target.stem}_{snake_case(request['type'])}.py")
     if block_path.exists() and not block_path.read_text(encoding="utf-8", errors="replace").startswith(BLOCK_HEADER):
         raise BlueprintError(
@@ -120,6 +127,8 @@ def _write_missing_block(request: BlockRequest, config: BlueprintSpec, target: P
             f"{relative_to_workspace(block_path)}, which exists and was not written by the assembler; "
             "give the layer a module_path to use that file, or move it away"
         )
+    # recorded before the write: if generation fails the file is unchanged, and restoring it is a no-op
+    written.setdefault(block_path, block_path.read_bytes() if block_path.exists() else None)
     generated = generate_code(
         header=f"{BLOCK_HEADER} for {request['type']} (LLM backend); re-assembly may rewrite this file.\n",
         prompt="model_block",
@@ -138,25 +147,47 @@ def _write_missing_block(request: BlockRequest, config: BlueprintSpec, target: P
         backend="llm",
         purpose="assembler-block",
         timeout_s=VALIDATE_TIMEOUT_S,
+        required_class=request["type"],
     )
     return generated.path
 
 
-def _compile_writing_missing_blocks(config: BlueprintSpec, target: Path, generated_blocks: list[Path]) -> CompiledModel:
+def _compile_writing_missing_blocks(config: BlueprintSpec, target: Path,
+                                    written: dict[Path, bytes | None]) -> CompiledModel:
     """Compile; while a layer type is missing, have the LLM write it and point the config at it."""
     compiled = _compile(config, target)
     while "missing_block" in compiled:
-        if len(generated_blocks) >= MAX_GENERATED_BLOCKS:
+        if len(written) >= MAX_GENERATED_BLOCKS:
             raise BlueprintError(f"the blueprint needs more than {MAX_GENERATED_BLOCKS} LLM-written blocks")
         request = compiled["missing_block"]
-        block_path = _write_missing_block(request, config, target)
-        generated_blocks.append(block_path)
+        block_path = _write_missing_block(request, config, target, written)
         # every layer of this type now comes from the written file
         for node in iter_layers(parse_blueprint(config).layers):
             if node.type == request["type"] and not node.module_path:
                 _location_of(config, node.where)["module_path"] = relative_to_workspace(block_path)
         compiled = _compile(config, target)
     return compiled
+
+
+def _check_model_target(target: Path, output_script_path: str) -> None:
+    """Overwrite only a model file the assembler wrote (its first line says so), never another file."""
+    if not target.exists():
+        return
+    if target.is_file():
+        with target.open(encoding="utf-8", errors="replace") as handle:
+            if MODEL_HEADER in handle.readline():
+                return
+    raise ToolError(f"output_script_path {output_script_path!r} exists and was not written by "
+                    "pytorch_model_assembler; choose a new path (nothing was changed)")
+
+
+def _undo_block_writes(written: dict[Path, bytes | None]) -> None:
+    """After a failed assembly: remove the block files it created, put back the ones it rewrote."""
+    for path, previous in written.items():
+        if previous is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(path, previous)
 
 
 def _write_validated_model(blueprint: Blueprint, compiled: CompiledModel, target: Path) -> None:
@@ -191,20 +222,24 @@ def pytorch_model_assembler(model_config: BlueprintSpec, output_script_path: str
     target = resolve(output_script_path, kind="output_script_path")
     if target.suffix != ".py":
         raise ToolError(f"output_script_path {output_script_path!r} must end in .py")
+    _check_model_target(target, output_script_path)
     chat_model = get_chat_model()
     _check_layer_types(blueprint.layers, llm_available=chat_model is not None)
 
     config = copy.deepcopy(model_config)
-    generated_blocks: list[Path] = []
+    written: dict[Path, bytes | None] = {}  # block files the LLM wrote -> what they held before
     new_folders = missing_folders(target.parent)
     try:
-        compiled = _compile_writing_missing_blocks(config, target, generated_blocks)
+        compiled = _compile_writing_missing_blocks(config, target, written)
+        too_large = parameters_problem(compiled["total_params"])  # counted on the meta device
+        if too_large:
+            raise BlueprintError(f"model_config: {too_large}")
         _write_validated_model(blueprint, compiled, target)
     except BaseException:
-        for path in generated_blocks:
-            path.unlink(missing_ok=True)
+        _undo_block_writes(written)
         remove_empty_folders(new_folders)
         raise
+    generated_blocks = list(written)
     backend = "builtin" if not generated_blocks else f"builtin+llm:{model_identity(chat_model)}"
     result: AssemblerAnswer = {
         "status": "success",

@@ -13,6 +13,8 @@ The format is the PRD's, extended with streams, helper ops and token-id input::
         {"type": "Sequential", "layers": [...]},
         {"type": "LSTM", "params": {"hidden_size": 64}, "output_index": 0},      # tuple outputs
         {"type": "Mean", "params": {"dim": 1}},                                  # also Max, Last
+        {"type": "Transpose", "params": {"dim0": 1, "dim1": 2}},                 # (N, C, L) -> (N, L, C)
+        {"type": "PositionalEmbedding"},                                         # learned, sizes inferred
         {"type": "MyBlock", "module_path": "src/blocks.py", "params": {"dim": 64}},
         {"type": "Linear", "params": {"out_features": 10}, "name": "head"},      # optional attribute name
       ]
@@ -30,11 +32,17 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.modeling.blueprint_limits import size_argument_problem, structure_problem
 from torchscout.tools.modeling.dtypes import DTYPES, MODEL_INPUT_DTYPES
 from torchscout.tools.modeling.types import BlueprintSpec
 
 STREAM_TYPES = {"Sequential", "Residual", "Parallel"}
-HELPER_TYPES = {"Mean", "Max", "Last"}
+# helper ops (tools/modeling/blueprint_helpers.py) and the params each takes
+HELPER_PARAMS: dict[str, set[str]] = {
+    "Mean": {"dim", "keepdim"}, "Max": {"dim", "keepdim"}, "Last": {"dim"},
+    "Transpose": {"dim0", "dim1"}, "PositionalEmbedding": {"sequence_length", "d_model"},
+}
+HELPER_TYPES = set(HELPER_PARAMS)
 MERGE_MODES = {"concat", "add", "mul"}
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -45,7 +53,7 @@ class BlueprintError(ToolError):
 
 @dataclass
 class LayerNode:
-    """One module: a torch.nn layer, a custom block, or a helper op (Mean/Max/Last)."""
+    """One module: a torch.nn layer, a custom block, or a helper op (Mean/Max/Last/Transpose/PositionalEmbedding)."""
 
     where: str
     type: str
@@ -135,11 +143,15 @@ def _parse_node(item: Any, where: str) -> Node:
     if unknown_keys:
         raise _fail(where, f"unknown key(s) {sorted(unknown_keys)}; a layer takes type, params, module_path, "
                            "output_index and name")
+    size_problem = None if module_path else size_argument_problem(params, where)
+    if size_problem:
+        raise BlueprintError(size_problem)
     node = LayerNode(where, layer_type, params, module_path, output_index, name)
     if node.is_helper:
-        extra = set(params) - {"dim", "keepdim"}
+        allowed = HELPER_PARAMS[layer_type]
+        extra = set(params) - allowed
         if extra:
-            raise _fail(f"{where}.params", f"{layer_type} takes only 'dim' (and 'keepdim'), got {sorted(extra)}")
+            raise _fail(f"{where}.params", f"{layer_type} takes only {', '.join(sorted(allowed))}, got {sorted(extra)}")
     return node
 
 
@@ -175,6 +187,9 @@ def parse_blueprint(config: Any) -> Blueprint:
     """Check ``config`` and return its tree; raises BlueprintError naming the problem's location."""
     if not isinstance(config, dict):
         raise BlueprintError(f"model_config must be a dict, got {type(config).__name__}")
+    problem = structure_problem(config)  # before anything below recurses into it
+    if problem:
+        raise BlueprintError(problem)
     unknown = set(config) - {"model_name", "input_shape", "input_dtype", "layers", "description"}
     if unknown:
         raise BlueprintError(f"model_config: unknown key(s) {sorted(unknown)}; expected model_name, "

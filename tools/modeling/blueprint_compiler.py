@@ -136,7 +136,7 @@ class _Compiler:
 
     def emit_layer(self, node: LayerNode, sample: torch.Tensor, source: str, target: str) -> torch.Tensor:
         cls, constructor, user_code = self.layer_class(node, sample)
-        if node.is_helper:
+        if node.is_helper and node.type in blueprint_helpers.REDUCTIONS:
             node = LayerNode(node.where, node.type, {"dim": 1, **node.params}, None, None, node.name)
         if source != target and node.params.get("inplace") is True:
             # the first layer of a residual body or a parallel branch reads a tensor that the

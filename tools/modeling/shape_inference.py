@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from torchscout.tools.errors import UserCodeError, traceback_tail
+from torchscout.tools.limits import parameters_problem
 from torchscout.tools.modeling.blueprint import BlueprintError, LayerNode
 
 # argument name -> (where it comes from, how to read it off the input shape (batch included))
@@ -34,6 +35,7 @@ INFERABLE_ARGUMENTS: dict[str, tuple[str, Callable[[torch.Size], Any]]] = {
     "embed_dim": ("last dim", lambda shape: shape[-1]),
     "d_model": ("last dim", lambda shape: shape[-1]),
     "normalized_shape": ("last dim", lambda shape: shape[-1]),
+    "sequence_length": ("dim 1", lambda shape: shape[1]),  # PositionalEmbedding over (N, L, d_model)
 }
 
 
@@ -119,7 +121,7 @@ def complete_arguments(cls: type, node: LayerNode, sample: torch.Tensor) -> tupl
     inferred: dict[str, int | bool] = {}
     for name, (_, read) in INFERABLE_ARGUMENTS.items():
         if name in parameters and name not in given:
-            if name in {"in_channels", "num_features", "num_channels"} and sample.dim() < 2:
+            if name in {"in_channels", "num_features", "num_channels", "sequence_length"} and sample.dim() < 2:
                 continue
             inferred[name] = int(read(sample.shape))
     if "batch_first" in parameters and "batch_first" not in given:
@@ -181,6 +183,18 @@ def _run_for_real(cls: type[nn.Module], kwargs: dict[str, Any], sample: torch.Te
         raise BlueprintError(message) from exc
 
 
+def _refuse_oversized(cls: type[nn.Module], kwargs: dict[str, Any], described: str) -> None:
+    """Count the layer's parameters on the meta device before it is built for real (and allocated)."""
+    try:
+        with torch.device("meta"):
+            count = count_parameters(cls(**kwargs))
+    except Exception:  # noqa: BLE001 - not buildable on meta: the real build below reports the layer's error
+        return
+    problem = parameters_problem(count)
+    if problem:
+        raise BlueprintError(f"{described}: {problem}")
+
+
 def build_layer(cls: type[nn.Module], node: LayerNode, sample: torch.Tensor, *, user_code: bool) -> BuiltLayer:
     """Create ``cls`` for ``node`` at ``sample``'s shape and run it once."""
     kwargs, inferred = complete_arguments(cls, node, sample)
@@ -189,6 +203,7 @@ def build_layer(cls: type[nn.Module], node: LayerNode, sample: torch.Tensor, *, 
     # recurrent layers decompose into one op per time step on meta, slower than real zeros
     output = None if issubclass(cls, nn.RNNBase) else _run_on_meta(cls, kwargs, sample, n_inputs)
     if output is None:
+        _refuse_oversized(cls, kwargs, described)
         module, output = _run_for_real(cls, kwargs, sample, n_inputs, described, user_code)
     else:
         module, output = output

@@ -11,11 +11,13 @@ the source next to the measured table.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from torchscout.settings import get_settings
 from torchscout.tools.codegen.llm import get_chat_model, model_identity
+from torchscout.tools.codegen.llm_usage import notify
 from torchscout.tools.errors import ToolError
 from torchscout.tools.modeling.dtypes import DTYPES, canonical_dtypes
 from torchscout.tools.modeling.summary_analysis import builtin_analysis, llm_analysis
@@ -55,18 +57,30 @@ def _check_arguments(model_script_path: str, model_class_name: str, input_size: 
     return sizes
 
 
-def _analysis(measured: ModelMeasurement, script_path: str, class_name: str, input_size: list[int]) -> tuple[str, str]:
-    chat_model = get_chat_model()
+def _analysis(measured: ModelMeasurement, script_path: str, class_name: str, input_size: list[int],
+              use_llm: bool = True) -> tuple[str, str]:
+    chat_model = get_chat_model() if use_llm and get_settings().llm_analysis else None
     if chat_model is None:
         return builtin_analysis(measured), "builtin"
     source = resolve(script_path).read_text(encoding="utf-8", errors="replace")
     try:
-        text = llm_analysis(measured, source=source, class_name=class_name, input_size=input_size)
+        text, note = llm_analysis(measured, source=source, class_name=class_name, input_size=input_size)
     except ToolError as exc:
-        # the measurement stands on its own; an unreachable LLM must not cost the agent its numbers
-        logger.warning("LLM analysis failed, using the builtin rules: %s", exc)
-        return builtin_analysis(measured), f"builtin (the LLM failed: {exc})"
-    return text, f"llm:{model_identity(chat_model)}"
+        # the measurement stands on its own; an unreachable or useless LLM must not cost the numbers
+        notify(f"summary analysis of {class_name}: LLM analysis not used ({exc}); builtin rules used")
+        return builtin_analysis(measured), f"builtin (the LLM's analysis was not used: {exc})"
+    return text, f"llm:{model_identity(chat_model)}" + (f" ({note})" if note else "")
+
+
+def with_llm_analysis(summary: SummaryAnswer) -> SummaryAnswer:
+    """``summary`` (measured with ``analysis="builtin"``) with the LLM's analysis, when one is configured
+    and ``llm_analysis`` is on; otherwise unchanged. The graph asks this only for candidates it will
+    evaluate, so a model rejected for its size costs no LLM call."""
+    if get_chat_model() is None or not get_settings().llm_analysis:
+        return summary
+    text, backend = _analysis(summary, summary["model_script_path"], summary["model_class_name"],
+                              summary["input_size"])
+    return {**summary, "analysis": text, "analysis_backend": backend}
 
 
 def pytorch_model_summary(
@@ -75,6 +89,7 @@ def pytorch_model_summary(
     input_size: list[int] | tuple[int, ...],
     input_dtype: str = "float32",
     model_kwargs: dict[str, Any] | None = None,
+    analysis: Literal["auto", "builtin"] = "auto",
 ) -> SummaryAnswer:
     """Measure a PyTorch model defined in a workspace script and explain where its cost is.
 
@@ -84,6 +99,7 @@ def pytorch_model_summary(
     own_params, flops, flops_share), parameter/activation memory, a torchinfo-style
     summary_str, and analysis: a short paragraph on where parameters and FLOPs concentrate
     and likely issues. Shared (tied) parameters are counted once.
+    (``analysis="builtin"``, for callers in Python: the rule-based paragraph even with an LLM configured.)
     """
     sizes = _check_arguments(model_script_path, model_class_name, input_size, input_dtype)
     script = resolve(model_script_path)
@@ -98,7 +114,8 @@ def pytorch_model_summary(
     measured: ModelMeasurement = result.value
     for row in measured["layer_details"]:
         row.pop("output_bytes", None)
-    analysis, analysis_backend = _analysis(measured, model_script_path, model_class_name, sizes)
+    analysis_text, analysis_backend = _analysis(measured, model_script_path, model_class_name, sizes,
+                                                use_llm=analysis == "auto")
     return {
         "status": "success",
         "model_script_path": relative_to_workspace(script),
@@ -107,7 +124,7 @@ def pytorch_model_summary(
         "input_dtype": input_dtype,
         **measured,
         "summary_str": format_summary(measured, model_class_name, sizes),
-        "analysis": analysis,
+        "analysis": analysis_text,
         "analysis_backend": analysis_backend,
     }
 

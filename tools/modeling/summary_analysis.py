@@ -3,7 +3,9 @@
 The numbers always come from measurement (:mod:`~torchscout.tools.modeling.summary_measure`); this
 module only interprets them. :func:`builtin_analysis` applies a fixed rule set (offline,
 deterministic); :func:`llm_analysis` asks the configured chat model to read the model's
-source next to the measured table (prompt ``prompts/summary_analysis.yaml``, cached).
+source next to the measured table (prompt ``prompts/summary_analysis.yaml``, cached) and keeps
+only the sentences that agree with what was measured
+(:mod:`~torchscout.tools.modeling.summary_grounding`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import logging
 from collections import defaultdict
 
 from torchscout.prompts.loader import load_prompt
+from torchscout.tools.errors import ToolError
 from torchscout.tools.modeling.summary_format import human
+from torchscout.tools.modeling.summary_grounding import grounded_analysis
 from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
 
 logger = logging.getLogger(__name__)
@@ -105,9 +109,12 @@ def _table_for_prompt(measured: ModelMeasurement, limit: int = 60) -> str:
     return "\n".join(lines)
 
 
-def llm_analysis(measured: ModelMeasurement, *, source: str, class_name: str, input_size: list[int]) -> str:
-    """Ask the configured chat model for the paragraph (cached like every LLM call)."""
-    from torchscout.tools.codegen.llm import invoke_cached
+def llm_analysis(measured: ModelMeasurement, *, source: str, class_name: str,
+                 input_size: list[int]) -> tuple[str, str]:
+    """The chat model's paragraph, only its sentences that agree with the measurement, and a note on
+    what was dropped (empty when nothing was). Raises ToolError when the model fails or no sentence
+    is left; the answer is kept in the cache only when it was used."""
+    from torchscout.tools.codegen.llm import accept, ask
 
     prompt = load_prompt("summary_analysis")
     messages = prompt.render(
@@ -119,4 +126,10 @@ def llm_analysis(measured: ModelMeasurement, *, source: str, class_name: str, in
         table=_table_for_prompt(measured),
         builtin_findings=builtin_analysis(measured),
     )
-    return invoke_cached(messages, purpose="summary-analysis", prompt_version=prompt.version).strip()
+    reply = ask(messages, purpose="summary-analysis", prompt_version=prompt.version)
+    anchors = {str(row[key]) for row in measured["layer_details"] for key in ("name", "type") if row.get(key)}
+    checked = grounded_analysis(reply.text, messages[-1][1], truncated=reply.truncated, anchors=anchors)
+    if not checked.kept:
+        raise ToolError(f"no sentence of the LLM's analysis was usable ({checked.note or 'the reply was empty'})")
+    accept(reply)
+    return checked.text, checked.note

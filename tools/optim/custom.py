@@ -39,6 +39,7 @@ def register_custom_optimizer(
 ) -> CustomOptimizerAnswer:
     """Write (or take from ``source_path``), validate and register optimizer class ``config_name``."""
     _check_class_name(config_name)
+    registry.check_name("custom_optimizer", config_name)
     details = _check_details(optimizer_details, needs_description=source_path is None)
     additional_params = details.get("additional_params") or {}
 
@@ -112,6 +113,8 @@ def _from_llm(config_name: str, details: CustomOptimizerRequest, output_script_p
             "as 'openai:gpt-4.1-mini' (or call torchscout.configure(llm=...)), or write the class yourself "
             "and pass its file as source_path to validate and register it."
         )
+    target = resolve(output_script_path or f"{DEFAULT_FOLDER}/{config_name}.py", kind="output_script_path")
+    check_script_target(target, config_name)
     generated = generate_code(
         prompt=PROMPT_NAME,
         variables={
@@ -121,14 +124,42 @@ def _from_llm(config_name: str, details: CustomOptimizerRequest, output_script_p
             "additional_params": json.dumps(additional_params, sort_keys=True),
             "probe_steps": PROBE_STEPS,
         },
-        output_path=output_script_path or f"{DEFAULT_FOLDER}/{config_name}.py",
+        output_path=target,
         validate=probe_optimizer,
         validate_kwargs={"class_name": config_name, "additional_params": additional_params},
         backend="llm",
         purpose=PROMPT_NAME,
         timeout_s=PROBE_TIMEOUT_S,
+        required_class=config_name,
     )
     return generated.path, generated.report, generated.backend, len(generated.attempts)
+
+
+def check_script_target(target: Path, config_name: str) -> None:
+    """A file this tool (re)writes must be new, or the file of ``config_name`` itself.
+
+    Writing another registered optimizer's file would remove its class (both share one path), and
+    writing any other existing file would destroy it; both are refused before anything is written.
+    """
+    if not target.exists():
+        return
+    holders = sorted(entry["name"] for entry in registry.list_entries("custom_optimizer")
+                     if _script_of(entry) == target)
+    others = [name for name in holders if name != config_name]
+    shown = relative_to_workspace(target)
+    if others:
+        raise ToolError(f"output_script_path {shown} holds the registered custom optimizer(s) {', '.join(others)}; "
+                        f"writing {config_name} there would remove them. Give {config_name} its own file "
+                        f"(default {DEFAULT_FOLDER}/{config_name}.py); nothing was written")
+    if not holders:
+        raise ToolError(f"output_script_path {shown} already exists and is not a custom optimizer file torchscout "
+                        "wrote; choose a new path (or pass the file as source_path to register a class it "
+                        "defines); nothing was written")
+
+
+def _script_of(entry: registry.RegistryEntry) -> Path | None:
+    script = entry["data"].get("script_path")
+    return resolve(script, kind="registered script") if isinstance(script, str) and script else None
 
 
 def _from_source(config_name: str, source_path: str, output_script_path: str | None,
@@ -153,5 +184,6 @@ def _from_source(config_name: str, source_path: str, output_script_path: str | N
         if target.suffix != ".py":
             raise ToolError(f"output_script_path {output_script_path!r} must end in .py")
         if target != source:
+            check_script_target(target, config_name)
             atomic_write_text(target, code)
     return target, result.value, "source_path", 1

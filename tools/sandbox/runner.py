@@ -59,6 +59,7 @@ from torchscout.tools.sandbox.capabilities import checked_policy
 from torchscout.tools.sandbox.environment import cache_environment, child_environment
 from torchscout.tools.sandbox.policy import DEFAULT_MEMORY_LIMIT_BYTES
 from torchscout.tools.sandbox.server_client import SERVER
+from torchscout.tools.sandbox.types import SandboxJob, SandboxReply
 from torchscout.tools.workspace import workspace_root
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -163,7 +164,7 @@ def shutdown() -> None:
     SERVER.stop()
 
 
-def _result(reply: dict[str, Any]) -> SandboxResult:
+def _result(reply: SandboxReply) -> SandboxResult:
     known = {"ok", "value", "error_type", "error", "traceback", "details", "output", "duration_s", "timed_out"}
     return SandboxResult(
         ok=bool(reply.get("ok")), value=reply.get("value"), error_type=reply.get("error_type"),
@@ -206,7 +207,7 @@ def run_in_sandbox(
         raise ToolError(f"sandbox job arguments must be JSON-able: {exc}") from exc
     sys_path = [str(path) for path in (extra_sys_path or [])] + [
         root for root in [_import_root(function)] if root is not None]
-    job: dict[str, Any] = {"function": job_target(function), "kwargs": kwargs, "threads": threads,
+    job: SandboxJob = {"function": job_target(function), "kwargs": kwargs, "threads": threads,
                            "sys_path": sys_path, "warm": list(warm or [])}
     if os.environ.get(child.SANDBOX_MARKER):
         return _result(child.call_job({**job, "threads": None}))

@@ -18,10 +18,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from torchscout.tools.errors import ToolError
 from torchscout.tools.sandbox.environment import child_environment
+from torchscout.tools.sandbox.types import SandboxJob, SandboxReply
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +31,14 @@ SERVER_START_TIMEOUT_S = 120.0
 CLIENT_SLACK_S = 30.0
 # imported once in the server so that jobs (which use torchscout's loaders and probes) start warm
 PRELOAD_MODULES = ["torchscout.tools", "torchscout.tools.sandbox.runner:prime_torch"]
-LOST = {"ok": False, "error_type": "SandboxServerLost",
+LOST: SandboxReply = {"ok": False, "error_type": "SandboxServerLost",
         "error": "the sandbox server stopped answering; it has been restarted"}
 
 
 class _Waiter:
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.reply: dict[str, Any] = {}
+        self.reply: SandboxReply = {}
         self.server: subprocess.Popen | None = None
 
 
@@ -114,7 +114,7 @@ class ForkServer:
                 self._process = self._start()
             return self._process
 
-    def _send(self, job: dict[str, Any], waiter: _Waiter) -> subprocess.Popen:
+    def _send(self, job: SandboxJob, waiter: _Waiter) -> subprocess.Popen:
         line = json.dumps(job).encode("utf-8") + b"\n"
         for attempt in (1, 2):
             process = self.ensure_started()
@@ -133,7 +133,7 @@ class ForkServer:
                     raise ToolError("the sandbox server died and could not be restarted") from None
         raise AssertionError("unreachable")
 
-    def submit(self, job: dict[str, Any]) -> dict[str, Any]:
+    def submit(self, job: SandboxJob) -> SandboxReply:
         """Send ``job`` and wait for its reply (a dict with ``ok``)."""
         job_id = next(self._ids)
         waiter = _Waiter()

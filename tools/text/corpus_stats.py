@@ -171,43 +171,89 @@ def choose_tokenizer_settings(files: list[Path], sample_bytes: int | None = None
     chat_model = get_chat_model()
     if chat_model is None:
         return {**rule, "chooser": "builtin", "statistics": statistics}
-    advice = _llm_choice(statistics)
-    if advice is None:
-        return {**rule, "chooser": "builtin (the LLM's answer was unusable)", "statistics": statistics}
+    try:
+        advice = _llm_choice(statistics)
+    except ToolError as exc:
+        from torchscout.tools.codegen.llm_usage import notify
+
+        notify(f"tokenizer advice: LLM answer unusable ({exc}); builtin rule used")
+        return {**rule, "chooser": f"builtin (the LLM's answer was unusable): {exc}", "statistics": statistics}
     return {**advice, "chooser": "llm", "builtin_rule": rule, "statistics": statistics}
 
 
-def _llm_choice(statistics: CorpusStatistics) -> TokenizerChoice | None:
+def _llm_choice(statistics: CorpusStatistics) -> TokenizerChoice:
     from torchscout.prompts.loader import load_prompt
-    from torchscout.tools.codegen.llm import invoke_cached
+    from torchscout.tools.codegen.llm import accept, ask
+    from torchscout.tools.codegen.llm_json import NoUsableJSON
 
     prompt = load_prompt("tokenizer_advice")
     messages = prompt.render(statistics=json.dumps(statistics, indent=2, ensure_ascii=False))
-    reply = invoke_cached(messages, purpose="tokenizer_advice", prompt_version=prompt.version)
-    return parse_advice(reply)
-
-
-def parse_advice(reply: str) -> TokenizerChoice | None:
-    """``{"type", "vocab_size", "reasons"}`` from the LLM's JSON answer, or None if it is unusable."""
-    match = re.search(r"\{.*\}", reply, re.DOTALL)
-    if match is None:
-        logger.warning("tokenizer advice holds no JSON object: %.200s", reply)
-        return None
+    reply = ask(messages, purpose="tokenizer_advice", prompt_version=prompt.version)
+    example_reasons = {reason for example in prompt.examples for reason in _reasons_in(example["assistant"])}
     try:
-        advice = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        logger.warning("tokenizer advice is not valid JSON: %.200s", reply)
-        return None
+        advice = read_advice(reply.text, statistics, copied=example_reasons)
+    except NoUsableJSON as exc:
+        raise ToolError(str(exc)) from exc
+    accept(reply)
+    return advice
+
+
+def _reasons_in(text: str) -> list[str]:
+    from torchscout.tools.codegen.llm_json import json_objects
+
+    return [str(reason).strip().lower() for value in json_objects(text) for reason in value.get("reasons") or []]
+
+
+_TYPES = {"bpe": "BPE", "wordpiece": "WordPiece", "unigram": "Unigram", "charlevel": "CharLevel"}
+
+
+def vocabulary_bounds(kind: str, statistics: CorpusStatistics) -> tuple[int, int]:
+    """The vocab_size range this corpus supports for tokenizer ``kind``: at least its alphabet, and at
+    most what its recurring words can fill (a small corpus cannot train a large vocabulary)."""
+    alphabet = statistics["distinct_characters"]
+    if kind == "CharLevel":
+        return alphabet, alphabet + 64
+    words = max(statistics["estimated_useful_vocabulary"], statistics["distinct_words"])
+    return alphabet + SPECIAL_TOKEN_ALLOWANCE, max(1000, 4 * (alphabet + words))
+
+
+def _checked_advice(advice: dict, statistics: CorpusStatistics | None, copied: set[str]) -> TokenizerChoice:
     kind = advice.get("type")
     vocab = advice.get("vocab_size")
     reasons = advice.get("reasons") or []
-    types = {"bpe": "BPE", "wordpiece": "WordPiece", "unigram": "Unigram", "charlevel": "CharLevel"}
-    if not isinstance(kind, str) or kind.lower() not in types:
-        logger.warning("tokenizer advice names an unknown type %r", kind)
-        return None
+    if not isinstance(kind, str) or kind.lower() not in _TYPES:
+        raise ValueError(f"type {kind!r} is not one of {', '.join(_TYPES.values())}")
     if not isinstance(vocab, int) or isinstance(vocab, bool) or not 16 <= vocab <= 1_000_000:
-        logger.warning("tokenizer advice has an unusable vocab_size %r", vocab)
+        raise ValueError(f"vocab_size {vocab!r} is not an integer between 16 and 1,000,000")
+    kind = _TYPES[kind.lower()]
+    if statistics is not None:
+        low, high = vocabulary_bounds(kind, statistics)
+        if not low <= vocab <= high:
+            raise ValueError(f"vocab_size {vocab:,} does not fit this corpus ({statistics['distinct_characters']} "
+                             f"distinct characters, {statistics['distinct_words']:,} distinct words): a {kind} "
+                             f"vocabulary here is between {low:,} and {high:,}")
+    reasons = [reasons] if isinstance(reasons, str) else [str(reason) for reason in reasons]
+    if copied and any(reason.strip().lower() in copied for reason in reasons):
+        raise ValueError("its reasons are copied from the prompt's example; give reasons about this corpus")
+    return {"type": kind, "vocab_size": vocab, "reasons": reasons}
+
+
+def read_advice(reply: str, statistics: CorpusStatistics | None = None,
+                copied: set[str] | frozenset[str] = frozenset()) -> TokenizerChoice:
+    """The first JSON object of ``reply`` that is usable advice (``{"type", "vocab_size", "reasons"}``,
+    a vocabulary the corpus supports when ``statistics`` are given, reasons not ``copied`` from the
+    prompt's example). Raises NoUsableJSON saying what was wrong with each object."""
+    from torchscout.tools.codegen.llm_json import first_valid
+
+    return first_valid(reply, lambda advice: _checked_advice(advice, statistics, set(copied)))
+
+
+def parse_advice(reply: str, statistics: CorpusStatistics | None = None) -> TokenizerChoice | None:
+    """:func:`read_advice`, or None (logged) when no object in the reply is usable."""
+    from torchscout.tools.codegen.llm_json import NoUsableJSON
+
+    try:
+        return read_advice(reply, statistics)
+    except NoUsableJSON as exc:
+        logger.warning("tokenizer advice unusable: %s", exc)
         return None
-    if isinstance(reasons, str):
-        reasons = [reasons]
-    return {"type": types[kind.lower()], "vocab_size": vocab, "reasons": [str(reason) for reason in reasons]}

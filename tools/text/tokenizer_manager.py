@@ -8,8 +8,7 @@ the ``auto`` configuration in :mod:`torchscout.tools.text.corpus_stats`.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
+import re
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from torchscout.tools import registry
 from torchscout.tools.errors import ToolError
+from torchscout.tools.ownership import check_folder_target, write_owned_folder
 from torchscout.tools.registry import RegistryEntry
 from torchscout.tools.text.tokenizer_store import (
     TOKENIZER_FILE_NAME,
@@ -26,7 +26,11 @@ from torchscout.tools.text.tokenizer_store import (
     tokenizer_file_for,
     tokenizer_info,
 )
-from torchscout.tools.text.tokenizer_training import DEFAULT_TOKENIZERS_FOLDER, train_tokenizer
+from torchscout.tools.text.tokenizer_training import (
+    DEFAULT_TOKENIZERS_FOLDER,
+    TOKENIZER_FOLDER_KIND,
+    train_tokenizer,
+)
 from torchscout.tools.text.types import (
     EncodedTexts,
     TokenizerLoadAnswer,
@@ -35,16 +39,20 @@ from torchscout.tools.text.types import (
     TokenizerTrainAnswer,
 )
 from torchscout.tools.toolkit import make_tool
-from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
+from torchscout.tools.workspace import relative_to_workspace, resolve
 
 __all__ = ["load_tokenizer", "pytorch_tokenizer_manager", "pytorch_tokenizer_manager_tool"]
 
 
 def load_action(tokenizer_name: str, tokenizer_path: str | None, hf_pretrained_id: str | None) -> TokenizerLoadAnswer:
     """Register a tokenizer from a workspace folder/file, the HuggingFace cache/hub, or re-check a name."""
+    registry.check_name("tokenizer", tokenizer_name)
     if hf_pretrained_id:
+        _check_hub_id(hf_pretrained_id)
         folder = resolve(tokenizer_path or f"{DEFAULT_TOKENIZERS_FOLDER}/{tokenizer_name}", kind="tokenizer_path")
-        tokenizer_file = _save_pretrained_copy(hf_pretrained_id, folder)
+        what = f"tokenizer_path {tokenizer_path!r}" if tokenizer_path else f"the tokenizer folder of {tokenizer_name!r}"
+        check_folder_target(folder, TOKENIZER_FOLDER_KIND, what)
+        tokenizer_file = _save_pretrained_copy(hf_pretrained_id, folder, what)
         source: TokenizerSource = {"source": "huggingface", "hf_pretrained_id": hf_pretrained_id}
     elif tokenizer_path:
         tokenizer_file = _local_tokenizer_file(tokenizer_name, tokenizer_path)
@@ -95,27 +103,35 @@ def _local_tokenizer_file(tokenizer_name: str, tokenizer_path: str) -> Path:
         raise ToolError(f"tokenizer_path {tokenizer_path!r} is a folder without a {TOKENIZER_FILE_NAME}, and "
                         f"transformers could not load it either ({exc.__cause__ or exc}); point tokenizer_path "
                         "at a tokenizer.json or a folder saved by the train action / save_pretrained") from exc
-    target = resolve(f"{DEFAULT_TOKENIZERS_FOLDER}/{tokenizer_name}/{TOKENIZER_FILE_NAME}", kind="tokenizer copy")
-    atomic_write_text(target, tokenizer.backend_tokenizer.to_str())
-    return target
+    folder = resolve(f"{DEFAULT_TOKENIZERS_FOLDER}/{tokenizer_name}", kind="tokenizer copy")
+    write_owned_folder(folder, TOKENIZER_FOLDER_KIND, f"the converted copy of {tokenizer_path!r}",
+                       lambda staging: (staging / TOKENIZER_FILE_NAME).write_text(
+                           tokenizer.backend_tokenizer.to_str(), encoding="utf-8"))
+    return folder / TOKENIZER_FILE_NAME
 
 
-def _save_pretrained_copy(hf_pretrained_id: str, folder: Path) -> Path:
+# A hub id is 'name' or 'owner/name'; anything else (an absolute or relative path) would make
+# transformers read a folder on disk, possibly outside the workspace.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+
+
+def _check_hub_id(hf_pretrained_id: str) -> None:
+    if not _HUB_ID.match(hf_pretrained_id) or ".." in hf_pretrained_id or Path(hf_pretrained_id).exists():
+        raise ToolError(f"hf_pretrained_id {hf_pretrained_id!r} is not a HuggingFace model id such as "
+                        "'bert-base-uncased' or 'owner/name'; to load a tokenizer folder of the workspace "
+                        "give it as tokenizer_path instead")
+
+
+def _save_pretrained_copy(hf_pretrained_id: str, folder: Path, what: str) -> Path:
     """Load ``hf_pretrained_id`` (local cache first) and save it into the workspace folder."""
     tokenizer = _auto_tokenizer(hf_pretrained_id, local_only=_offline())
-    staging = folder.parent / f".{folder.name}.loading-{uuid.uuid4().hex[:8]}"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
+
+    def write_files(staging: Path) -> None:
         tokenizer.save_pretrained(str(staging))
-        if folder.exists():
-            for item in staging.iterdir():  # file by file: the folder may hold the user's other files
-                os.replace(item, folder / item.name)
-        else:
-            staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if not (folder / TOKENIZER_FILE_NAME).is_file():
-        atomic_write_text(folder / TOKENIZER_FILE_NAME, tokenizer.backend_tokenizer.to_str())
+        if not (staging / TOKENIZER_FILE_NAME).is_file():
+            (staging / TOKENIZER_FILE_NAME).write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
+
+    write_owned_folder(folder, TOKENIZER_FOLDER_KIND, what, write_files)
     return folder / TOKENIZER_FILE_NAME
 
 

@@ -26,6 +26,9 @@ TOKENIZER_FILE_NAME = "tokenizer.json"
 # Tried in order when a tokenizer does not say which token pads.
 PAD_TOKEN_CANDIDATES = ("[PAD]", "<pad>", "<|pad|>", "<PAD>", "</s>", "<|endoftext|>", "[SEP]", "<eos>")
 Padding = Literal["longest", "max_length", "do_not_pad"]
+# The Rust encoder allocates the padded rows up front: 10**12 aborted the whole process.
+MAX_LENGTH = 1 << 20
+MAX_PADDED_TOKENS = 10_000_000
 
 
 def load_tokenizer(name_or_path: str) -> Tokenizer:
@@ -124,6 +127,11 @@ def encode_texts(
         raise ToolError(f"padding must be 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
         raise ToolError(f"max_length must be a positive integer, got {max_length!r}")
+    if max_length is not None and max_length > MAX_LENGTH:
+        raise ToolError(f"max_length {max_length} is over the limit of {MAX_LENGTH:,} tokens")
+    if padding == "max_length" and max_length is not None and max_length * len(batch) > MAX_PADDED_TOKENS:
+        raise ToolError(f"padding {len(batch)} texts to max_length {max_length} makes {max_length * len(batch):,} "
+                        f"tokens, over the limit of {MAX_PADDED_TOKENS:,}; pad to 'longest' or encode fewer texts")
     if (truncation or padding == "max_length") and max_length is None:
         raise ToolError("truncation=True and padding='max_length' need max_length (e.g. max_length=128)")
 

@@ -20,18 +20,14 @@ is read into Python memory. The result is saved as ``<tokenizer_path>/tokenizer.
 the files of a ``PreTrainedTokenizerFast`` folder (``tokenizer_config.json``,
 ``special_tokens_map.json``), so ``transformers.AutoTokenizer.from_pretrained(tokenizer_path)``
 loads it; the folder is written next to its destination and renamed into place, so it is never
-half-written.
+half-written, and it replaces only a folder this tool wrote (:mod:`torchscout.tools.ownership`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import json
 import logging
-import shutil
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -41,7 +37,9 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from torchscout.settings import get_settings
 from torchscout.tools import registry
 from torchscout.tools.errors import ToolError
+from torchscout.tools.ownership import check_folder_target, write_owned_folder
 from torchscout.tools.text.corpus_stats import choose_tokenizer_settings
+from torchscout.tools.text.data_files import check_has_text, expand_data_files
 from torchscout.tools.text.tokenizer_store import TOKENIZER_FILE_NAME
 from torchscout.tools.text.types import (
     AutoChoice,
@@ -50,7 +48,7 @@ from torchscout.tools.text.types import (
     TokenizerTrainAnswer,
     TrainSettings,
 )
-from torchscout.tools.workspace import relative_to_workspace, resolve, workspace_root
+from torchscout.tools.workspace import relative_to_workspace, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +58,10 @@ TRAIN_CONFIG_KEYS = ("type", "vocab_size", "min_frequency", "special_tokens", "d
 DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 DEFAULT_VOCAB_SIZE = 30000
 DEFAULT_TOKENIZERS_FOLDER = "tokenizers"
+TOKENIZER_FOLDER_KIND = "tokenizer"
+# The trainers reserve memory per requested entry (measured: ~40 MB at 10**7, ~150 MB at 10**8; 10**12
+# aborted the process), so the request is bounded far above any real vocabulary and far below trouble.
+MAX_VOCAB_SIZE = 10_000_000
 # Which special token plays which role for transformers, by convention.
 TOKEN_ROLES = {
     "pad_token": ("[PAD]", "<pad>", "<|pad|>"),
@@ -73,16 +75,24 @@ TOKEN_ROLES = {
 
 
 def train_tokenizer(tokenizer_name: str, config: dict[str, Any] | None, tokenizer_path: str | None) -> TokenizerTrainAnswer:
-    """Train, save and register a tokenizer (see the module doc); returns the tool's result dict."""
+    """Train, save and register a tokenizer (see the module doc); returns the tool's result dict.
+
+    Everything the caller gave is checked before the disk is touched: the name, the settings, the
+    corpus, and the target folder (new, empty, or a tokenizer folder this tool wrote).
+    """
+    registry.check_name("tokenizer", tokenizer_name)
     settings, files, auto_choice = _effective_settings(config)
     folder = resolve(tokenizer_path or f"{DEFAULT_TOKENIZERS_FOLDER}/{tokenizer_name}", kind="tokenizer_path")
-    if folder.exists() and not folder.is_dir():
-        raise ToolError(f"tokenizer_path {tokenizer_path!r} is a file; give a folder to save the tokenizer in")
+    what = f"tokenizer_path {tokenizer_path!r}" if tokenizer_path else f"the tokenizer folder of {tokenizer_name!r}"
+    check_folder_target(folder, TOKENIZER_FOLDER_KIND, what)
 
     started = time.perf_counter()
     tokenizer, trainer = build_pipeline(settings)
     tokenizer.train([str(path) for path in files], trainer)
-    save_tokenizer_folder(tokenizer, folder, settings["special_tokens"])
+    if tokenizer.get_vocab_size() <= len(settings["special_tokens"]):
+        raise ToolError("the tokenizer learned no token from data_files (only the special tokens); "
+                        "give files with more text")
+    save_tokenizer_folder(tokenizer, folder, settings["special_tokens"], what)
     training_time_s = time.perf_counter() - started
 
     record: TokenizerRecord = {
@@ -123,6 +133,7 @@ def _effective_settings(config: dict[str, Any] | None) -> tuple[TrainSettings, l
     data_files = settings["data_files"]
     settings["data_files"] = [data_files] if isinstance(data_files, str) else data_files
     files = expand_data_files(settings["data_files"])
+    check_has_text(files)
     auto_choice: AutoChoice | None = None
     if settings.get("auto"):
         auto_choice = choose_tokenizer_settings(files, sample_bytes=settings.get("sample_bytes"))
@@ -180,6 +191,9 @@ def _check_values(settings: dict[str, Any]) -> None:
     for key in ("vocab_size", "min_frequency"):
         if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 1:
             raise ToolError(f"config.{key} must be a positive integer, got {settings[key]!r}")
+    if settings["vocab_size"] > MAX_VOCAB_SIZE:
+        raise ToolError(f"config.vocab_size {settings['vocab_size']} is over the limit of {MAX_VOCAB_SIZE:,} "
+                        "(the largest real vocabularies are about 10**6); choose a smaller one")
     if settings["max_token_length"] is not None and (
             not isinstance(settings["max_token_length"], int) or settings["max_token_length"] < 1):
         raise ToolError(f"config.max_token_length must be a positive integer, got {settings['max_token_length']!r}")
@@ -190,28 +204,6 @@ def _check_values(settings: dict[str, Any]) -> None:
         raise ToolError(f"config.byte_level applies to BPE only, not {settings['type']}")
     if settings["vocab_size"] <= len(special):
         raise ToolError(f"config.vocab_size {settings['vocab_size']} leaves no room beside {len(special)} special tokens")
-
-
-def expand_data_files(patterns: list[str]) -> list[Path]:
-    """Workspace files for a list of paths and globs (``data/*.txt``, ``corpus/**/*.txt``)."""
-    if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
-        raise ToolError("config.data_files must be a list of workspace paths or globs such as ['data/*.txt']")
-    root = workspace_root()
-    files: list[Path] = []
-    for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern if Path(pattern).is_absolute() else str(root / pattern), recursive=True))
-            found = [resolve(match, kind="data file") for match in matches]
-            found = [path for path in found if path.is_file()]
-            if not found:
-                raise ToolError(f"config.data_files pattern {pattern!r} matched no file in the workspace")
-        else:
-            path = resolve(pattern, must_exist=True, kind="data file")
-            if not path.is_file():
-                raise ToolError(f"config.data_files entry {pattern!r} is not a file")
-            found = [path]
-        files.extend(path for path in found if path not in files)
-    return files
 
 
 class _TrainerArguments(TypedDict):
@@ -308,25 +300,15 @@ def transformers_files(special_tokens: list[str]) -> dict[str, Mapping[str, str 
     return {"tokenizer_config.json": config, "special_tokens_map.json": roles}
 
 
-def save_tokenizer_folder(tokenizer: Tokenizer, folder: Path, special_tokens: list[str]) -> None:
-    """Write tokenizer.json + a PreTrainedTokenizerFast folder at ``folder``, atomically as a whole."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    retired = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-    try:
-        staging.mkdir()
+def save_tokenizer_folder(tokenizer: Tokenizer, folder: Path, special_tokens: list[str], what: str) -> None:
+    """Write tokenizer.json + a PreTrainedTokenizerFast folder at ``folder``, atomically as a whole.
+
+    Only a new or empty folder, or a tokenizer folder this tool wrote, is replaced (see
+    :mod:`torchscout.tools.ownership`).
+    """
+    def write_files(staging: Path) -> None:
         tokenizer.save(str(staging / TOKENIZER_FILE_NAME))
         for name, content in transformers_files(special_tokens).items():
             (staging / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-        if folder.exists():
-            folder.rename(retired)
-        staging.rename(folder)
-    except BaseException:
-        if retired.exists() and not folder.exists():
-            retired.rename(folder)
-        raise
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(staging)
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(retired)
+
+    write_owned_folder(folder, TOKENIZER_FOLDER_KIND, what, write_files)

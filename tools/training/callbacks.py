@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ from torchscout.tools.training.checkpoints import save_checkpoint
 from torchscout.tools.training.engine import Callback, LoopState, Run
 from torchscout.tools.training.plots import plot_curves
 from torchscout.tools.training.types import EpochRecord
-from torchscout.tools.workspace import atomic_write_text
+from torchscout.tools.workspace import atomic_write_text, atomic_writer
 
 TRAINING_LOGGER = "torchscout.tools.training"
+CHECKPOINT_COPY_CHUNK = 16 << 20
 
 
 def _jsonl(records: list[EpochRecord]) -> str:
@@ -89,20 +91,15 @@ class Checkpoints(Callback):
         epoch = record["epoch"]
         last = save_checkpoint(self.folder / "last.pt", run, state)
         if self.interval and epoch % self.interval == 0:
-            # a hard link costs no extra disk and no second serialisation of a large model
             self._copy(last, self.folder / f"epoch_{epoch}.pt")
         if self.save_best and improved:
             self._copy(last, self.folder / "best.pt")
 
     @staticmethod
     def _copy(source: Path, target: Path) -> None:
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.unlink(missing_ok=True)
-        try:
-            temporary.hardlink_to(source)
-        except OSError:
-            temporary.write_bytes(source.read_bytes())
-        temporary.replace(target)
+        """An independent copy (not a hard link: damage to one file must not be damage to all), atomically."""
+        with source.open("rb") as original, atomic_writer(target, "wb") as copy:
+            shutil.copyfileobj(original, copy, CHECKPOINT_COPY_CHUNK)
 
 
 class Curves(Callback):

@@ -49,7 +49,10 @@ def _check_output(outputs: Any, targets: torch.Tensor, num_classes: int | None) 
     if outputs.dim() == 0 or shape[0] != targets.shape[0]:
         raise SanityCheckFailed(f"the model output has shape {shape} for a batch of {targets.shape[0]} "
                                 "inputs; the first dimension must be the batch")
-    if targets.is_floating_point() or num_classes is None:
+    if targets.is_floating_point():
+        _check_regression_output(shape, list(targets.shape))
+        return
+    if num_classes is None:
         return
     if outputs.dim() != 2:
         raise SanityCheckFailed(f"the model output has shape {shape}; a classifier must return "
@@ -58,6 +61,15 @@ def _check_output(outputs: Any, targets: torch.Tensor, num_classes: int | None) 
     if shape[1] != num_classes:
         raise SanityCheckFailed(f"the model output has shape {shape} but num_classes is {num_classes}: the last "
                                 f"layer must produce {num_classes} values per sample (it produces {shape[1]})")
+
+
+def _check_regression_output(shape: list[int], target_shape: list[int]) -> None:
+    """Float targets: the model predicts every target value of a sample, as ``[batch, num_targets]``."""
+    per_sample = math.prod(target_shape[1:])
+    if math.prod(shape[1:]) != per_sample:
+        raise SanityCheckFailed(f"the model output has shape {shape} but each sample has {per_sample} target "
+                                f"value(s) (targets {target_shape}): the last layer must produce {per_sample} "
+                                f"value(s) per sample")
 
 
 def sanity_check(run: Run, num_classes: int | None) -> SanityCheck:

@@ -30,16 +30,18 @@ SAME_SHAPE_LOSSES = {"MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCEWithL
 
 
 def resolve_device(requested: str, local_rank: int = 0) -> tuple[torch.device, str | None]:
-    """The device to run on and, when it differs from the request, a note saying why."""
+    """The device to run on (and a note; None today). ``auto`` takes the best one there is; an
+    explicit ``cuda`` or ``mps`` that is not available is an error, not a silent run on the CPU."""
     if requested == "cuda" or requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count()), None
         if requested == "cuda":
-            return torch.device("cpu"), "cuda was requested but no CUDA device is available; ran on cpu"
+            raise ToolError("device 'cuda' was requested but no CUDA device is available here; use device 'auto' "
+                            "(the best device there is) or 'cpu'")
     if requested in ("mps", "auto") and torch.backends.mps.is_available():
         return torch.device("mps"), None
     if requested == "mps":
-        return torch.device("cpu"), "mps was requested but is not available; ran on cpu"
+        raise ToolError("device 'mps' was requested but is not available here; use device 'auto' or 'cpu'")
     return torch.device("cpu"), None
 
 
@@ -67,7 +69,12 @@ LOSSES = _torch_losses()
 
 
 class ClassLabelsAsOneHot(nn.Module):
-    """Lets a same-shape loss (MSELoss, ...) train a classifier: integer labels become one-hot targets."""
+    """Lets a same-shape loss (MSELoss, ...) train a classifier: integer labels become one-hot targets.
+
+    Regression targets of one value per sample (``[N]``) meet a model's ``[N, 1]`` outputs: they are
+    reshaped to it, since broadcasting ``[N, 1]`` against ``[N]`` would silently compare every output
+    with every target.
+    """
 
     def __init__(self, loss: nn.Module) -> None:
         super().__init__()
@@ -76,6 +83,8 @@ class ClassLabelsAsOneHot(nn.Module):
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if not targets.is_floating_point() and outputs.dim() == targets.dim() + 1:
             targets = nn.functional.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
+        elif targets.is_floating_point() and targets.shape != outputs.shape and targets.numel() == outputs.numel():
+            targets = targets.reshape(outputs.shape)
         return self.loss(outputs, targets)
 
 

@@ -18,6 +18,16 @@ from torchscout.tools.errors import ToolError
 DeviceName = Literal["auto", "cuda", "cpu", "mps"]
 
 
+class AugmentConfig(BaseModel):
+    """Training-batch augmentation, applied on the device (see tools/training/augment.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    random_crop: int = Field(default=0, ge=0, description="Pad by this many pixels (time steps for signals) "
+                             "and crop back at a random offset: a random translation of up to this much.")
+    horizontal_flip: bool = Field(default=False, description="Images only: mirror a random half of each batch.")
+
+
 class RunConfig(BaseModel):
     """What every training run needs: data, model, optimization, metrics and device."""
 
@@ -59,6 +69,9 @@ class RunConfig(BaseModel):
     time_budget_s: float | None = Field(default=None, gt=0, description="Stop training after this many seconds.")
     train_subset: int | None = Field(default=None, ge=1, description="Train on this many samples only.")
     lr_find: bool = Field(default=False, description="Run an lr range test first and train with its suggestion.")
+    augment: AugmentConfig | None = Field(
+        default=None, description="Augment training batches: {random_crop: pixels or time steps, "
+        "horizontal_flip: images only}; seeded per epoch.")
 
     @field_validator("input_shape")
     @classmethod

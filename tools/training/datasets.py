@@ -5,8 +5,9 @@ whole split decoded and normalised into two tensors -- the fast path) or any
 ``torch.utils.data.Dataset`` yielding ``(input, target)`` pairs, which ``data.py`` either
 decodes once into tensors or streams through a DataLoader.
 
-Builders live in ``vision_sources.py`` (mnist, cifar10, digits, dummy) and ``file_sources.py``
-(image folders, custom dataset scripts, text classification); both register themselves in
+Builders live in ``vision_sources.py`` (mnist, cifar10, digits, dummy), ``file_sources.py``
+(image folders, custom dataset scripts, text classification) and ``array_sources.py`` (diabetes,
+breast_cancer, signals_synthetic); each registers themselves in
 :data:`DATASETS` with :func:`register_dataset` and are imported on the first lookup.
 """
 
@@ -67,7 +68,8 @@ class DatasetRequest:
 DatasetBuilder = Callable[[DatasetRequest], DatasetSplits]
 
 DATASETS: Registry[DatasetBuilder] = Registry(
-    "dataset", sources=("torchscout.tools.training.vision_sources", "torchscout.tools.training.file_sources"))
+    "dataset", sources=("torchscout.tools.training.vision_sources", "torchscout.tools.training.file_sources",
+                        "torchscout.tools.training.array_sources"))
 register_dataset = DATASETS.register  # @register_dataset("name", ..., description=...) on a builder
 
 

@@ -23,10 +23,12 @@ from torch import nn
 from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
+from torchscout.tools.training.augment import BatchAugmenter
 from torchscout.tools.training.components import SchedulerPlan
 from torchscout.tools.training.config import RunConfig
 from torchscout.tools.training.data import BatchSource
 from torchscout.tools.training.distributed import DistContext
+from torchscout.tools.training.divergence import loss_growth_problem
 from torchscout.tools.training.metrics import create_metrics
 from torchscout.tools.training.types import BestMetric, EpochRecord, SavedLoopState
 
@@ -35,11 +37,11 @@ SPIKE_WARMUP_STEPS = 5  # the first steps of an epoch set the running mean; they
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or grew far above its start (``reason`` then says how)."""
 
-    def __init__(self, epoch: int, step: int, last_finite_loss: float | None) -> None:
-        super().__init__(f"loss became non-finite at epoch {epoch}, step {step} "
-                         f"(last finite loss: {last_finite_loss})")
+    def __init__(self, epoch: int, step: int, last_finite_loss: float | None, reason: str | None = None) -> None:
+        super().__init__(reason or f"loss became non-finite at epoch {epoch}, step {step} "
+                                   f"(last finite loss: {last_finite_loss})")
         self.epoch, self.step, self.last_finite_loss = epoch, step, last_finite_loss
 
 
@@ -69,6 +71,7 @@ class LoopState:
     train_time_s: float = 0.0
     train_samples: int = 0
     wandb_run_id: str | None = None  # so a resumed experiment continues its W&B run
+    initial_loss: float | None = None  # the first step's loss: the reference for divergence by growth
 
     def to_dict(self) -> SavedLoopState:
         return cast(SavedLoopState, asdict(self))
@@ -94,6 +97,7 @@ class Run:
     patience: int | None = None  # early stopping patience; None: no early stopping
     progress: bool = False
     deadline: float | None = None  # time.perf_counter() value after which training stops
+    augment: BatchAugmenter | None = None  # applied to training batches only
 
     @property
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -184,7 +188,10 @@ def train_one_epoch(run: Run, state: LoopState, epoch: int) -> EpochRecord:
     started = time.perf_counter()
     batches = tqdm(run.train.batches(epoch), total=total_batches, desc=f"epoch {epoch}", leave=False,
                    disable=not run.progress, unit="batch")
+    augment = run.augment.for_epoch(epoch) if run.augment is not None else None
     for micro, (inputs, targets) in enumerate(batches, start=1):
+        if augment is not None:
+            inputs = augment(inputs)
         updates = micro % accumulate == 0 or micro == total_batches
         # DDP: only the micro-batch that ends an accumulation all-reduces gradients
         sync = model.no_sync() if run.dist.enabled and not updates else contextlib.nullcontext()
@@ -212,9 +219,15 @@ def train_one_epoch(run: Run, state: LoopState, epoch: int) -> EpochRecord:
     total_samples = samples * run.dist.world_size
     state.train_time_s += elapsed
     state.train_samples += total_samples
+    epoch_loss = run.dist.mean(sum(step_losses) / max(1, len(step_losses)))
+    if state.initial_loss is None and step_losses:
+        state.initial_loss = run.dist.mean(step_losses[0])
+    grew = loss_growth_problem(state.initial_loss, epoch_loss)
+    if grew:
+        raise TrainingDiverged(epoch, state.global_step, step_losses[-1] if step_losses else None, reason=grew)
     return {
         "epoch": epoch,
-        "train_loss": run.dist.mean(sum(step_losses) / max(1, len(step_losses))),
+        "train_loss": epoch_loss,
         "lr": lr_used,
         "grad_norm_mean": float(norms.mean()),
         "grad_norm_max": float(norms.max()),

@@ -48,12 +48,14 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
     """Quickly train and evaluate a model class from a workspace script ("is this working?").
 
     eval_config keys: dataset (mnist, cifar10, digits, dummy, imagefolder, imagenet_subset,
-    custom_dataset_script, text_classification), dataset_params, input_shape (dummy), num_classes,
-    batch_size, epochs (default 1), optimizer ("Adam", "SGD", any torch.optim name, a registered
-    optimizer config or custom optimizer, or {"type", "params"}), learning_rate, scheduler,
-    loss_function, metrics (accuracy, top_5_accuracy, f1, f1_macro, f1_micro, precision, recall,
-    mse, mae, perplexity), device (auto|cuda|cpu|mps), seed, max_steps, time_budget_s, train_subset,
-    sanity ("batch" | "overfit_batch" | "off"), lr_find, data_root.
+    custom_dataset_script, text_classification, diabetes, breast_cancer, signals_synthetic),
+    dataset_params, input_shape (dummy), num_classes (classification), batch_size, epochs (default 1),
+    optimizer ("Adam", "SGD", any torch.optim name, a registered optimizer config or custom optimizer,
+    or {"type", "params"}), learning_rate, scheduler, loss_function (CrossEntropyLoss; MSELoss,
+    HuberLoss or L1Loss for float regression targets), metrics (accuracy, top_5_accuracy, f1, f1_macro,
+    f1_micro, precision, recall, mse, rmse, mae, r2, perplexity), device (auto|cuda|cpu|mps), seed,
+    max_steps, time_budget_s, train_subset, sanity ("batch" | "overfit_batch" | "off"), lr_find,
+    augment ({"random_crop": pixels or time steps, "horizontal_flip": images only}), data_root.
     Returns {"status", "metrics", "train_loss", "val_loss", "history", "samples_per_s",
     "duration_s", "device", "data_path", ...}; status is "completed", "diverged" or "failed"
     (then "error" and "traceback" say why).

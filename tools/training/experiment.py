@@ -19,6 +19,9 @@ from torchscout.tools.training.types import ExperimentDescription, FullTrainAnsw
 from torchscout.tools.workspace import atomic_write_bytes, atomic_write_text, resolve
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# what the full trainer writes in an experiment folder before its config.yaml (the model's copy comes after)
+EXPERIMENT_ENTRIES = {"config.yaml", "metrics.jsonl", "train.log", "checkpoints", "curves.png", "result.json",
+                      "lr_find.png", "wandb"}
 
 
 def experiment_name_or_timestamp(name: str | None) -> str:
@@ -40,6 +43,11 @@ def experiment_folder(log_base_dir: str, name: str, resume: bool) -> Path:
     if not resume and used:
         raise ToolError(f"the experiment folder {folder} already exists; choose another experiment_name, or "
                         "pass resume=true in trainer_config to continue it")
+    foreign = sorted(entry.name for entry in folder.iterdir()
+                     if entry.name not in EXPERIMENT_ENTRIES) if folder.is_dir() and not resume else []
+    if foreign:  # a folder of the user's: the trainer's files would overwrite theirs
+        raise ToolError(f"{folder} holds files that are not an experiment's ({', '.join(foreign[:5])}); choose "
+                        "another experiment_name or log_base_dir")
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -94,26 +94,64 @@ class Perplexity(Metric):
         return math.exp(float(self.total.item()) / self.count) if self.count else math.inf
 
 
+def as_output_shaped(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Float targets shaped like ``outputs``: class labels become one-hot, ``[N]`` becomes ``[N, 1]``."""
+    if not targets.is_floating_point():
+        return torch.nn.functional.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
+    return targets.to(outputs.dtype).reshape(outputs.shape)
+
+
 class MeanError(Metric):
-    """Mean squared or absolute error between outputs and targets (one-hot targets for class labels)."""
+    """Mean squared or absolute error between outputs and targets (one-hot targets for class labels);
+    ``root`` gives the root of the mean (RMSE)."""
 
     needs_labels = False
 
-    def __init__(self, power: int) -> None:
-        self.power = power
+    def __init__(self, power: int, root: bool = False) -> None:
+        self.power, self.root = power, root
         self.total: torch.Tensor | None = None
         self.count = 0
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         outputs = outputs.float()
-        if not targets.is_floating_point():
-            targets = torch.nn.functional.one_hot(targets, outputs.shape[-1]).float()
-        error = (outputs - targets.reshape(outputs.shape)).abs().pow(self.power).sum()
+        error = (outputs - as_output_shaped(outputs, targets)).abs().pow(self.power).sum()
         self.total = error if self.total is None else self.total + error
         self.count += outputs.numel()
 
     def compute(self) -> float:
-        return float(self.total.item()) / self.count if self.count else 0.0
+        mean = float(self.total.item()) / self.count if self.count else 0.0
+        return math.sqrt(mean) if self.root else mean
+
+
+class R2Score(Metric):
+    """The coefficient of determination, averaged over the targets (scikit-learn's ``r2_score``).
+
+    Accumulates per-target sums in float64 (sum of targets, of their squares, of squared errors),
+    so it is exact over any number of batches. A constant target has no variance to explain: its
+    R^2 is 1.0 when predicted exactly and 0.0 otherwise, as scikit-learn scores it.
+    """
+
+    needs_labels = False
+
+    def __init__(self) -> None:
+        self.sums: torch.Tensor | None = None  # rows: sum y, sum y^2, sum of squared errors
+        self.count = 0
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        outputs = outputs.double().reshape(outputs.shape[0], -1)
+        targets = as_output_shaped(outputs, targets).double()
+        sums = torch.stack([targets.sum(0), targets.pow(2).sum(0), (outputs - targets).pow(2).sum(0)])
+        self.sums = sums if self.sums is None else self.sums + sums
+        self.count += outputs.shape[0]
+
+    def compute(self) -> float:
+        if self.sums is None or self.count < 2:
+            return 0.0
+        total, squares, errors = self.sums.cpu()
+        variance = squares - total.pow(2) / self.count  # the total sum of squares around the mean
+        scores = [1.0 - float(error / var) if var > 1e-12 else (1.0 if error <= 1e-12 else 0.0)
+                  for error, var in zip(errors, variance, strict=True)]
+        return sum(scores) / len(scores)
 
 
 Mode = Literal["max", "min"]
@@ -141,7 +179,10 @@ register_metric("f1_micro", "max", "micro-averaged F1", lambda: SklearnLabelScor
 register_metric("precision", "max", "macro-averaged precision", lambda: SklearnLabelScore("precision_score", "macro"))
 register_metric("recall", "max", "macro-averaged recall", lambda: SklearnLabelScore("recall_score", "macro"))
 register_metric("mse", "min", "mean squared error (one-hot targets for class labels)", lambda: MeanError(2))
+register_metric("rmse", "min", "root mean squared error (one-hot targets for class labels)",
+                lambda: MeanError(2, root=True))
 register_metric("mae", "min", "mean absolute error (one-hot targets for class labels)", lambda: MeanError(1))
+register_metric("r2", "max", "coefficient of determination R^2, averaged over the targets", R2Score)
 register_metric("perplexity", "min", "exp of the mean cross-entropy per label (per token for a language model)",
                 Perplexity)
 register_metric("loss", "min", "the loss function's mean; every run records it as train_loss and val_loss")
@@ -155,6 +196,14 @@ def metric_mode(name: str) -> Mode:
     if name not in METRICS and name.startswith(("val_", "train_")):
         name = name.split("_", 1)[1]
     return METRICS.get(name).mode
+
+
+def needs_labels(name: str) -> bool:
+    """Whether metric ``name`` compares class predictions with integer labels (accuracy, f1, ...)."""
+    if name not in METRICS and name.startswith(("val_", "train_")):
+        name = name.split("_", 1)[1]
+    factory = METRICS.get(name).factory
+    return factory is not None and factory().needs_labels
 
 
 def computed_metric_names() -> list[str]:

@@ -23,6 +23,7 @@ from torch.utils.data import Subset
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.loading import load_class
+from torchscout.tools.training.augment import BatchAugmenter
 from torchscout.tools.training.components import (
     build_loss,
     build_model_optimizer,
@@ -41,7 +42,7 @@ from torchscout.tools.training.datasets import (
 from torchscout.tools.training.distributed import DistContext, wrap_model
 from torchscout.tools.training.engine import Monitor, Run
 from torchscout.tools.training.lr_finder import lr_range_test
-from torchscout.tools.training.metrics import METRICS, metric_mode
+from torchscout.tools.training.metrics import metric_mode, needs_labels
 from torchscout.tools.training.types import DatasetInfo, LrRangeTest
 from torchscout.tools.workspace import resolve
 
@@ -97,10 +98,10 @@ def _check_num_classes(config: RunConfig, splits: DatasetSplits) -> int | None:
 def _check_metrics_fit_targets(metric_names: list[str], targets: torch.Tensor) -> None:
     if not targets.is_floating_point():
         return
-    needs_labels = [name for name in metric_names if METRICS.get(name).factory().needs_labels]
-    if needs_labels:
-        raise ToolError(f"metrics {needs_labels} need integer class labels, but this dataset's targets are "
-                        f"floats ({targets.dtype}); use 'mse' or 'mae' for regression targets")
+    label_metrics = [name for name in metric_names if needs_labels(name)]
+    if label_metrics:
+        raise ToolError(f"metrics {label_metrics} need integer class labels, but this dataset's targets are "
+                        f"floats ({targets.dtype}); use 'mse', 'rmse', 'mae' or 'r2' for regression targets")
 
 
 def instantiate_model(model_script_path: str, model_class_name: str, params: dict[str, Any]) -> nn.Module:
@@ -163,6 +164,9 @@ def prepare_run(model_script_path: str, model_class_name: str, config: RunConfig
               dist=context, monitor=monitor, min_delta=min_delta, patience=patience,
               progress=get_settings().progress and context.is_main,
               deadline=time.perf_counter() + config.time_budget_s if config.time_budget_s else None)
+    if config.augment is not None:
+        run.augment = BatchAugmenter(config.augment, config.seed)
+        run.augment.check(train_source.first_batch()[0])
     lr_find = None
     if config.lr_find:
         lr_find = lr_range_test(model, optimizer, loss_fn, lambda: train_source.batches(0),

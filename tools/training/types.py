@@ -53,6 +53,9 @@ class DatasetInfo(TypedDict, total=False):
 
     source: str  # a folder, a file, a script, or "random" / "sklearn.datasets.load_digits"
     val_split: str  # where val came from: "test", "holdout" or "script"
+    test_split: str  # "fixed": drawn with a fixed seed, the same for every run seed
+    target_mean: list[float]  # regression targets standardised with the training split: per target
+    target_std: list[float]
     classes: list[str]  # imagefolder
     label_names: list[str]  # text_classification
     max_length: int  # text_classification
@@ -149,6 +152,7 @@ class SavedLoopState(TypedDict):
     train_time_s: float
     train_samples: int
     wandb_run_id: str | None
+    initial_loss: NotRequired[float | None]  # absent in checkpoints written before it was kept
 
 
 class ExperimentDescription(TypedDict):
