@@ -153,7 +153,8 @@ def inspect(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState
         candidate_id = candidate["id"]
         try:  # measured first; the LLM's analysis only for a model that will be evaluated
             summary = pytorch_model_summary(candidate["script"], candidate["class_name"],
-                                            [1, *task.input_shape], input_dtype=task.input_dtype, analysis="builtin")
+                                            [1, *task.input_shape], input_dtype=task.input_dtype, detail="full",
+                                            analysis="builtin")
         except TRANSIENT_ERRORS:
             raise
         except CANDIDATE_ERRORS as exc:

@@ -122,7 +122,7 @@ def torchinfo_rows(model, input_size):
 
 
 def test_resnet18_matches_torchvision_and_torchinfo(scripts):
-    result = pytorch_model_summary("models/vision.py", "ResNet18", (1, 3, 224, 224))
+    result = pytorch_model_summary("models/vision.py", "ResNet18", (1, 3, 224, 224), detail="full")
     assert result["total_params"] == 11_689_512
     assert result["trainable_params"] == 11_689_512
     assert result["macs"] == pytest.approx(1.82e9, rel=0.01)
@@ -141,7 +141,7 @@ def test_resnet18_matches_torchvision_and_torchinfo(scripts):
 
 
 def test_a_small_vit_matches_torchinfo_layer_by_layer(scripts):
-    result = pytorch_model_summary("models/vision.py", "SmallViT", [2, 3, 32, 32])
+    result = pytorch_model_summary("models/vision.py", "SmallViT", [2, 3, 32, 32], detail="full")
     vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
                                                hidden_dim=32, mlp_dim=64, num_classes=10)
     reference, stats = torchinfo_rows(vit, (2, 3, 32, 32))
@@ -155,7 +155,7 @@ def test_a_small_vit_matches_torchinfo_layer_by_layer(scripts):
 
 def test_tied_weights_count_once_and_token_ids_work(scripts):
     result = pytorch_model_summary("models/small.py", "TiedLM", [2, 7], input_dtype="int64",
-                                   model_kwargs={"vocab": 100, "dim": 8})
+                                   model_kwargs={"vocab": 100, "dim": 8}, detail="full")
     assert result["total_params"] == 100 * 8 + (8 * 8 + 8)
     assert result["output_shape"] == [2, 7, 100]
     head = next(row for row in result["layer_details"] if row["name"] == "head")
@@ -180,7 +180,7 @@ def test_a_model_needing_real_values_is_measured_on_the_cpu(scripts):
 @pytest.mark.parametrize(("check_values", "device"), [(False, "meta"), (True, "cpu")])
 def test_recurrent_flops_are_counted_on_both_paths(scripts, check_values, device):
     result = pytorch_model_summary("models/small.py", "Recurrent", [2, 10, 8],
-                                   model_kwargs={"check_values": check_values})
+                                   model_kwargs={"check_values": check_values}, detail="full")
     assert result["measured_on"] == device
     lstm = next(row for row in result["layer_details"] if row["type"] == "LSTM")
     assert lstm["flops"] == 2 * 2 * 10 * (8 * 64 + 16 * 64)  # input and hidden matmuls, 4 gates
@@ -208,7 +208,7 @@ def test_an_llm_writes_the_analysis_from_the_measured_table(scripts):
 def test_errors_name_the_problem(scripts):
     with pytest.raises(UserCodeError, match="Broken.forward always fails"):
         pytorch_model_summary("models/small.py", "Broken", [1, 4])
-    with pytest.raises(ToolError, match="defines no class named 'Missing'.*TiedLM"):
+    with pytest.raises(ToolError, match="defines no class or function named 'Missing'.*TiedLM"):
         pytorch_model_summary("models/small.py", "Missing", [1, 4])
     with pytest.raises(ToolError, match="input_size must be a list of positive integers"):
         pytorch_model_summary("models/small.py", "FlatCNN", [1, 0])

@@ -1,9 +1,13 @@
-"""Load Python code from the workspace: a module from a script path, a class from a module.
+"""Load Python code: a module from a workspace script, a class from a module, a model from any source.
 
 Used by every tool that runs user or generated code in-process (the trainers, the summary's
 child process, the optimizer registry). Each load gets a fresh module object named after
 the file and its content hash, so editing a script and loading it again gives the new code,
 and two scripts with the same file name never collide in ``sys.modules``.
+
+A model for the summary and the training tools comes from a :class:`ModelSource`: a workspace
+file or an installed module (``torchvision.models:resnet18``), naming a class or a factory function.
+Installed modules are imported normally (once per process): they are not the workspace's code.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import hashlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.workspace import resolve, workspace_root
@@ -72,3 +78,114 @@ def load_class(script_path: str | Path, class_name: str, base: type | None = Non
     if base is not None and not issubclass(found, base):
         raise ToolError(f"{class_name} in {script_path!s} is not a subclass of {base.__module__}.{base.__name__}")
     return found
+
+
+# --- model sources: a workspace file (class or factory function) or an installed module ----------
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: ``kind`` "file" (a workspace .py file) or "import" (an installed module),
+    and ``name``, a class or a factory function defined there (a dotted name reaches inside a class or
+    module: ``models.resnet18``)."""
+
+    kind: str
+    location: str  # the workspace path as given, or the module's dotted name
+    name: str
+
+    @property
+    def label(self) -> str:
+        """How answers name the model: ``models/net.py:Net`` or ``torchvision.models:resnet18``."""
+        return f"{self.location}:{self.name}"
+
+
+def _dotted(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def parse_model_source(model_script_path: str, model_class_name: str | None) -> ModelSource:
+    """Read the two model arguments of the summary and training tools as one :class:`ModelSource`.
+
+    ``model_script_path`` is a workspace .py file, an import spec ``package.module:name`` (then
+    ``model_class_name`` may be left out) or an installed module's dotted name; ``model_class_name``
+    names a class or a factory function (anything that returns an nn.Module) defined there.
+    """
+    where = (model_script_path or "").strip()
+    name = (model_class_name or "").strip()
+    if ":" in where:
+        where, _, spec_name = where.partition(":")
+        if name and spec_name and name != spec_name:
+            raise ToolError(f"model_script_path {model_script_path!r} names {spec_name!r} but model_class_name is "
+                            f"{name!r}; give one of them")
+        name = spec_name or name
+        if not _dotted(where):
+            raise ToolError(f"import spec {model_script_path!r} must look like 'package.module:name', "
+                            "e.g. 'torchvision.models:resnet18'")
+        kind = "import"
+    elif where.endswith(".py") or "/" in where or not _dotted(where):
+        kind = "file"
+    else:
+        kind = "import"
+    if not where:
+        raise ToolError("model_script_path is empty: give a workspace .py file (e.g. 'src/models/net.py') or an "
+                        "import spec (e.g. 'torchvision.models:resnet18')")
+    if not _dotted(name):
+        raise ToolError(f"model_class_name must name a class or factory function such as 'SimpleCNN' or "
+                        f"'resnet18', got {model_class_name!r}")
+    return ModelSource(kind, where, name)
+
+
+def _import_installed(module_name: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name) and exc.name.partition(".")[0] == module_name.partition(".")[0]:
+            hint = module_name.replace(".", "/") + ".py"
+            raise ToolError(f"no installed module {module_name!r} ({exc}); install the package that provides it, "
+                            f"or give a workspace file as model_script_path (e.g. {hint!r})") from exc
+        raise UserCodeError(f"importing {module_name} failed with ModuleNotFoundError: {exc}",
+                            traceback_tail(exc)) from exc
+    except Exception as exc:
+        raise UserCodeError(f"importing {module_name} failed with {type(exc).__name__}: {exc}",
+                            traceback_tail(exc)) from exc
+
+
+def _attribute(module: ModuleType, name: str, where: str) -> object:
+    found: object = module
+    for part in name.split("."):
+        if not hasattr(found, part):
+            candidates = sorted(key for key, value in vars(module).items()
+                                if not key.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
+                                and getattr(value, "__module__", None) == module.__name__)
+            hint = f"; defined there: {', '.join(candidates[:30])}" if candidates else ""
+            raise ToolError(f"{where} defines no class or function named {name!r}{hint}")
+        found = getattr(found, part)
+    return found
+
+
+def load_model_builder(source: ModelSource, base: type) -> Callable[..., Any]:
+    """The class or factory that ``source`` names: a subclass of ``base``, or a function (its result is
+    checked when it is called, see :func:`build_model`)."""
+    module = load_module(source.location) if source.kind == "file" else _import_installed(source.location)
+    found = _attribute(module, source.name, source.location)
+    if inspect.isclass(found):
+        if not issubclass(found, base):
+            raise ToolError(f"{source.name} in {source.location} is not a subclass of "
+                            f"{base.__module__}.{base.__name__}")
+        return found
+    if not callable(found):
+        raise ToolError(f"{source.name} in {source.location} is a {type(found).__name__}, not a class or a "
+                        "factory function")
+    return found
+
+
+def build_model(builder: Callable[..., Any], kwargs: dict[str, Any], base: type, label: str) -> Any:
+    """``builder(**kwargs)``, checked to be an instance of ``base``; a failure is the user's code's."""
+    try:
+        model = builder(**kwargs)
+    except Exception as exc:
+        raise UserCodeError(f"{label}(**{kwargs}) failed with {type(exc).__name__}: {exc}",
+                            traceback_tail(exc)) from exc
+    if not isinstance(model, base):
+        raise ToolError(f"{label}(**{kwargs}) returned a {type(model).__name__}, not a "
+                        f"{base.__module__}.{base.__name__}; give a class or a function that returns a model")
+    return model

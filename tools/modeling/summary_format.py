@@ -29,13 +29,15 @@ def _cells(*values: str) -> str:
     return first.ljust(WIDTHS[0]) + "".join(value.rjust(width) for value, width in zip(rest, WIDTHS[1:], strict=True))
 
 
-def format_summary(measured: ModelMeasurement, class_name: str, input_size: list[int]) -> str:
-    """Render the measured rows and totals as a fixed-width table."""
+def format_summary(measured: ModelMeasurement, class_name: str, input_size: list[int], *,
+                   max_rows: int | None = MAX_ROWS, max_depth: int | None = None) -> str:
+    """Render the measured rows (down to ``max_depth``, at most ``max_rows``) and totals as a fixed-width table."""
     line = "=" * sum(WIDTHS)
     lines = [line, _cells("Layer (type:depth-idx)", "Output Shape", "Param #", "FLOPs", "FLOPs %"), line]
     counters: dict[int, int] = {}
-    rows = measured["layer_details"]
-    for row in rows[:MAX_ROWS]:
+    rows = [row for row in measured["layer_details"] if max_depth is None or row["depth"] <= max_depth]
+    shown = rows if max_rows is None else rows[:max_rows]
+    for row in shown:
         counters[row["depth"]] = counters.get(row["depth"], 0) + 1
         if row["repeat"]:
             params = "(recursive)"
@@ -47,8 +49,8 @@ def format_summary(measured: ModelMeasurement, class_name: str, input_size: list
         flops = human(row["flops"]) if row["flops"] else "--"
         share = f"{100 * row['flops_share']:.1f}%" if row["flops"] else "--"
         lines.append(_cells(_label(row, counters[row["depth"]]), shape, params, flops, share))
-    if len(rows) > MAX_ROWS:
-        lines.append(f"... {len(rows) - MAX_ROWS} more layer calls (all of them are in layer_details)")
+    if len(rows) > len(shown):
+        lines.append(f"... {len(rows) - len(shown)} more layer calls")
     megabytes = 1024 ** 2
     lines += [
         line,

@@ -1,28 +1,35 @@
 """Measure a model: parameters, FLOPs, per-layer output shapes and memory (runs in the sandbox).
 
-:func:`measure_model` is the sandbox job behind pytorch_model_summary. It loads the class
-from the workspace script, builds it, and runs one forward pass under
+:func:`measure_model` is the sandbox job behind pytorch_model_summary. It loads the model's class
+or factory function (a workspace file or an installed module, see
+:class:`~torchscout.tools.loading.ModelSource`), builds it, and runs one forward pass under
 ``torch.utils.flop_counter.FlopCounterMode`` with a pre- and post-hook on every module, so
 each row of ``layer_details`` is one module *call*, in call order (as torchinfo lists them):
 its output shape, its parameters, and the FLOPs spent inside it.
 
-The model is first built and run on the ``meta`` device: no weight initialisation, no
-arithmetic, only shapes -- a ResNet-50 is measured in a fraction of the time a real forward
-takes, and FLOP counts are identical (they depend on shapes only). Models whose code needs
-real values (data-dependent control flow, ``.item()``, CPU-only tensors made in forward)
-fail on meta and are measured again on the CPU for real; ``measured_on`` says which.
+The model is built without weights (:mod:`~torchscout.tools.modeling.meta_build`: every parameter
+and buffer on the ``meta`` device) and run on meta: no weight initialisation, no arithmetic, only
+shapes -- FLOP counts are identical (they depend on shapes only) and a constructor that computes
+with small tensors (RegNet's widths) still builds in a fraction of a second. Models whose forward
+pass needs real values (data-dependent control flow, ``.item()``) are built and measured again on
+the CPU for real, after a size check; ``measured_on`` says which ("meta" or "cpu").
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from torchscout.tools.loading import load_class
+from torchscout.tools.errors import ToolError
+from torchscout.tools.limits import physical_memory_bytes
+from torchscout.tools.loading import ModelSource, build_model, load_model_builder
 from torchscout.tools.modeling.dtypes import torch_dtype
+from torchscout.tools.modeling.meta_build import build_without_weights
 from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
 
 
@@ -120,19 +127,58 @@ def _run(model: nn.Module, sample: torch.Tensor) -> tuple[list[LayerCall], int, 
     return recorder.rows, int(counter.get_total_flops()), output
 
 
-def _build_and_run(cls: type[nn.Module], kwargs: dict[str, Any], input_size: list[int], dtype: torch.dtype,
-                   device: str) -> tuple[nn.Module, list[LayerCall], int, Any]:
-    if device == "meta":
-        with torch.device("meta"):
-            model = cls(**kwargs)
-    else:
-        # oneDNN's fused RNN kernels are invisible to FlopCounterMode (an LSTM would count 0 FLOPs);
-        # the native kernels decompose into counted matmuls. This child process is disposable.
-        torch.backends.mkldnn.enabled = False
-        model = cls(**kwargs)
+def _shape_only_run(builder: Callable[..., Any], kwargs: dict[str, Any], input_size: list[int],
+                    dtype: torch.dtype) -> tuple[Any, list[LayerCall], int, Any]:
+    """Build without weights, then one forward pass on the meta device; (model, rows, FLOPs, output).
+    The model is returned even when its forward pass fails (as ``(model, None, 0, error)``), so the
+    caller knows its size before it decides on a real build."""
+    model, _ = build_without_weights(builder, kwargs)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"the builder returned a {type(model).__name__}")
     model.eval()
-    rows, flops, output = _run(model, _make_input(input_size, dtype, device))
+    try:
+        # factory calls without a device (torch.arange(n) in forward) make meta tensors too
+        with torch.device("meta"):
+            rows, flops, output = _run(model, _make_input(input_size, dtype, "meta"))
+    except Exception as exc:  # noqa: BLE001 - the forward pass needs real values; the caller decides
+        return model, None, 0, exc
     return model, rows, flops, output
+
+
+def _real_run(builder: Callable[..., Any], kwargs: dict[str, Any], label: str, input_size: list[int],
+              dtype: torch.dtype) -> tuple[nn.Module, list[LayerCall], int, Any]:
+    # oneDNN's fused RNN kernels are invisible to FlopCounterMode (an LSTM would count 0 FLOPs);
+    # the native kernels decompose into counted matmuls. This child process is disposable.
+    torch.backends.mkldnn.enabled = False
+    model = build_model(builder, kwargs, nn.Module, label)
+    model.eval()
+    rows, flops, output = _run(model, _make_input(input_size, dtype, "cpu"))
+    return model, rows, flops, output
+
+
+def _check_real_build_fits(model: nn.Module, label: str, reason: BaseException) -> None:
+    """A model measured for real is built for real: refuse one whose weights take over a quarter of the RAM."""
+    _, weight_bytes = _unique_bytes([*model.parameters(), *model.buffers()])
+    limit = physical_memory_bytes() // 4
+    if weight_bytes > limit:
+        raise ToolError(f"{label} cannot be measured on the meta device ({type(reason).__name__}: {reason}) and its "
+                        f"weights ({weight_bytes / 2**30:.1f} GiB) are too large to build for real here (limit "
+                        f"{limit / 2**30:.1f} GiB); make its forward pass shape-only (no .item()/.tolist() on "
+                        "activations) or measure a smaller configuration")
+
+
+def _measure(builder: Callable[..., Any], kwargs: dict[str, Any], label: str, input_size: list[int],
+             dtype: torch.dtype) -> tuple[nn.Module, list[LayerCall], int, Any, str]:
+    """Shape-only when the model allows it, otherwise a real build and forward on the CPU."""
+    try:
+        model, rows, flops, output = _shape_only_run(builder, kwargs, input_size, dtype)
+    except Exception:  # noqa: BLE001 - the constructor needs real values: the real build reports real errors
+        return (*_real_run(builder, kwargs, label, input_size, dtype), "cpu")
+    if rows is not None:
+        return model, rows, flops, output, "meta"
+    _check_real_build_fits(model, label, output)
+    del model
+    return (*_real_run(builder, kwargs, label, input_size, dtype), "cpu")
 
 
 def _unique_bytes(tensors) -> tuple[int, int]:
@@ -140,18 +186,23 @@ def _unique_bytes(tensors) -> tuple[int, int]:
     return sum(t.numel() for t in unique), sum(t.numel() * t.element_size() for t in unique)
 
 
-def measure_model(script_path: str, class_name: str, input_size: list[int], input_dtype: str = "float32",
-                  model_kwargs: dict[str, Any] | None = None) -> ModelMeasurement:
-    """Load ``class_name`` from ``script_path``, build it with ``model_kwargs``, measure one forward."""
-    cls = load_class(script_path, class_name, base=nn.Module)
-    dtype = torch_dtype(input_dtype)
-    kwargs = model_kwargs or {}
+def _source_file(builder: Callable[..., Any]) -> str | None:
+    """The file that defines the model's class or function (the LLM's analysis reads it)."""
     try:
-        model, rows, flops, output = _build_and_run(cls, kwargs, input_size, dtype, "meta")
-        measured_on = "meta"
-    except Exception:  # noqa: BLE001 - meta is an optimisation; the real run below reports real errors
-        model, rows, flops, output = _build_and_run(cls, kwargs, input_size, dtype, "cpu")
-        measured_on = "cpu"
+        return inspect.getsourcefile(builder)
+    except TypeError:  # a builtin or a C extension's callable has no Python source
+        return None
+
+
+def measure_model(source: dict[str, str], input_size: list[int], input_dtype: str = "float32",
+                  model_kwargs: dict[str, Any] | None = None) -> ModelMeasurement:
+    """Load the model ``source`` names (a :class:`ModelSource` as a dict), build it with ``model_kwargs``,
+    measure one forward pass."""
+    model_source = ModelSource(**source)
+    builder = load_model_builder(model_source, nn.Module)
+    dtype = torch_dtype(input_dtype)
+    model, rows, flops, output, measured_on = _measure(builder, model_kwargs or {}, model_source.name,
+                                                       input_size, dtype)
     total_params, param_bytes = _unique_bytes(model.parameters())
     trainable = sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
     _, buffer_bytes = _unique_bytes(model.buffers())
@@ -172,4 +223,5 @@ def measure_model(script_path: str, class_name: str, input_size: list[int], inpu
         "output_shape": None if output_tensor is None else list(output_tensor.shape),
         "layer_details": rows,
         "measured_on": measured_on,
+        "source_file": _source_file(builder),
     }

@@ -95,17 +95,22 @@ class AssemblerAnswer(TypedDict):
     generated_blocks: NotRequired[list[str]]  # the files an LLM wrote, workspace-relative
 
 
-class LayerCall(TypedDict):
-    """One module call of the measured forward pass (a module called twice has two rows)."""
+class LayerRow(TypedDict):
+    """One module call as the summary's brief answer shows it (a module called twice has two rows)."""
 
     name: str
     type: str
     depth: int  # 0: the model itself
     output_shape: list[int] | None  # None when the output holds no tensor
     params: int  # in the module and its children
+    flops: int  # spent inside this call, children included
+
+
+class LayerCall(LayerRow):
+    """One module call of the measured forward pass, as measured (and in ``detail="full"`` answers)."""
+
     own_params: int  # in the module itself
     trainable_params: int
-    flops: int  # spent inside this call, children included
     is_leaf: bool
     repeat: bool  # the module was called before
     output_bytes: NotRequired[int]  # during measurement; not in the answer
@@ -127,16 +132,27 @@ class ModelMeasurement(TypedDict):
     output_shape: list[int] | None
     layer_details: list[LayerCall]
     measured_on: str  # "meta", or "cpu" when the model needs real values
+    source_file: NotRequired[str | None]  # from the sandbox job, for the LLM's analysis; not in the answer
 
 
 class SummaryAnswer(ModelMeasurement):
-    """``pytorch_model_summary``'s answer: the measurement, the table and the analysis."""
+    """``pytorch_model_summary``'s answer: the measurement, the table and the analysis.
+
+    With ``detail`` "brief" or a depth, ``layer_details`` holds the rows down to that depth (name,
+    type, depth, output_shape, params, flops) and ``table_path``/``layers_path`` every row."""
 
     status: Literal["success"]
-    model_script_path: str  # workspace-relative
-    model_class_name: str
+    message: str  # one line: the key numbers and where the rest is
+    model: str  # "<file or module>:<name>"
+    model_script_path: str  # workspace-relative, or the installed module's dotted name
+    model_class_name: str  # the class or factory function
     input_size: list[int]  # batch included
     input_dtype: str
     summary_str: str
     analysis: str
     analysis_backend: str  # "builtin", "llm:<model>" or why the builtin rules stood in
+    layer_details: list[LayerRow] | list[LayerCall]  # type: ignore[misc] - rows to a depth, or every call
+    detail: str | int  # "brief", a depth or "full"
+    layer_details_shown: NotRequired[str]  # "<n> of <m> rows at this depth", unless detail is "full"
+    table_path: NotRequired[str]  # every row, as a text table (unless detail is "full")
+    layers_path: NotRequired[str]  # every row, as JSON

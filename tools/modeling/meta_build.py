@@ -1,0 +1,68 @@
+"""Build a model without its weights, so that measuring it costs shapes, not arithmetic.
+
+Three ways, cheapest first (:func:`build_without_weights` tries the first two):
+
+1. **meta**: the whole constructor under ``torch.device("meta")``; every tensor it makes is
+   shape-only. Fails when the constructor computes with tensor values (every torchvision RegNet
+   turns a tensor into its stage widths with ``.tolist()``).
+2. **parameters on meta**: the constructor runs on the CPU, but each parameter moves to the meta
+   device the moment it is registered (the approach of ``accelerate.init_empty_weights``): small
+   computations, buffers and index tables stay real, weight initialisation touches nothing. Then
+   the buffers follow the parameters, so the forward pass is shape-only too.
+3. a **real** build, left to the caller, as a last resort (and only after a size check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Every plain ``nn.Parameter`` registered inside the block lives on the meta device."""
+    register = nn.Module.register_parameter
+
+    def register_on_meta(module: nn.Module, name: str, parameter: nn.Parameter | None) -> None:
+        register(module, name, parameter)
+        # subclasses (lazy modules' UninitializedParameter, quantised weights) keep their own device logic
+        if type(parameter) is nn.Parameter and parameter.device.type != "meta":
+            module._parameters[name] = nn.Parameter(parameter.to("meta"), requires_grad=parameter.requires_grad)
+
+    nn.Module.register_parameter = register_on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
+
+
+def _whole_constructor_on_meta(builder: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    with torch.device("meta"):
+        return builder(**kwargs)
+
+
+def _parameters_then_buffers_on_meta(builder: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    with parameters_on_meta():
+        model = builder(**kwargs)
+    if isinstance(model, nn.Module):
+        model.to("meta")
+    return model
+
+
+WAYS = (("meta", _whole_constructor_on_meta), ("meta-parameters", _parameters_then_buffers_on_meta))
+
+
+def build_without_weights(builder: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, str]:
+    """``builder(**kwargs)`` with every parameter and buffer on the meta device, and which way worked
+    ("meta" or "meta-parameters"). Raises what the last way raised when none works."""
+    *first_ways, (last_how, last_way) = WAYS
+    for how, way in first_ways:
+        try:
+            return way(builder, kwargs), how
+        except Exception:  # noqa: BLE001, S112 - the constructor needs real values: the next way keeps them
+            continue
+    return last_way(builder, kwargs), last_how
