@@ -224,3 +224,44 @@ def test_the_tool_object_accepts_the_prd_call(scripts):
     error = summary_tool.invoke({"model_script_path": "models/small.py", "model_class_name": "Broken",
                                  "input_size": [1, 4]})
     assert error.startswith("Error: ") and "Broken.forward always fails" in error
+
+
+def test_the_default_answer_is_brief_and_the_full_table_is_in_the_workspace(workspace):
+    import json
+
+    answer = summary_tool.invoke({"model_script_path": "torchvision.models:resnet50", "input_size": [1, 3, 224, 224]})
+    assert len(json.dumps(answer)) <= 4_000
+    assert answer["status"] == "success" and answer["detail"] == "brief"
+    assert (answer["total_params"], answer["macs"]) == (25_557_032, 4_089_184_256)
+    assert {row["depth"] for row in answer["layer_details"]} == {0, 1}
+    assert [row["name"] for row in answer["layer_details"]][-2:] == ["avgpool", "fc"]
+    assert answer["table_path"] in answer["message"] and "Largest 5 layers by FLOPs" in answer["summary_str"]
+    full = pytorch_model_summary("torchvision.models:resnet50", None, [1, 3, 224, 224], detail="full")
+    every_row = json.loads((workspace / answer["layers_path"]).read_text())
+    assert every_row == full["layer_details"] and len(every_row) == 183  # one per module call, as torchinfo
+    table = (workspace / answer["table_path"]).read_text()
+    assert "Total params: 25,557,032" in table and "│    │    └─Conv2d: 3-1" in table
+    assert len(table.splitlines()) > 183 and "table_path" not in full
+    deeper = pytorch_model_summary("torchvision.models:resnet50", None, [1, 3, 224, 224], detail=2)
+    assert {row["depth"] for row in deeper["layer_details"]} == {0, 1, 2}
+    assert "└─Bottleneck: 2-1" in deeper["summary_str"] and len(json.dumps(deeper)) <= 16_000
+    # the longest answer before (EfficientNet-V2-L, 399K characters): the rows down to depth 2, within the limit
+    largest = summary_tool.invoke({"model_script_path": "torchvision.models:efficientnet_v2_l",
+                                   "input_size": [1, 3, 224, 224]})
+    assert len(json.dumps(largest)) <= 4_000 and largest["total_params"] == 118_515_272
+    assert max(row["depth"] for row in largest["layer_details"]) == 2
+    error = summary_tool.invoke({"model_script_path": "torchvision.models:resnet50", "input_size": [1, 3, 224, 224],
+                                 "detail": "everything"})
+    assert error.startswith("Error: ") and "detail" in error
+
+
+@pytest.mark.slow
+def test_published_parameters_and_macs_of_a_few_torchvision_models(workspace):
+    """The numbers torchvision publishes with its weights, measured shape-only (RegNet included)."""
+    for name in ("regnet_y_400mf", "regnet_x_3_2gf", "vit_b_16", "efficientnet_b0", "convnext_tiny", "swin_t"):
+        weights = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+        crop = weights.transforms().crop_size[0]
+        answer = pytorch_model_summary(f"torchvision.models:{name}", None, [1, 3, crop, crop])
+        assert answer["measured_on"] == "meta"
+        assert answer["total_params"] == weights.meta["num_params"], name
+        assert round(answer["macs"] / 1e9, 3) == weights.meta["_ops"], name

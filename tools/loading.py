@@ -186,6 +186,6 @@ def build_model(builder: Callable[..., Any], kwargs: dict[str, Any], base: type,
         raise UserCodeError(f"{label}(**{kwargs}) failed with {type(exc).__name__}: {exc}",
                             traceback_tail(exc)) from exc
     if not isinstance(model, base):
-        raise ToolError(f"{label}(**{kwargs}) returned a {type(model).__name__}, not a "
-                        f"{base.__module__}.{base.__name__}; give a class or a function that returns a model")
+        raise ToolError(f"{label}(**{kwargs}) returned {type(model).__name__!r}, not an instance of "
+                        f"{base.__name__}; give a class or a function that returns a model")
     return model

@@ -33,6 +33,7 @@ from torchscout.tools.workspace import relative_to_workspace, resolve
 logger = logging.getLogger(__name__)
 
 MEASURE_TIMEOUT_S = 300.0
+WARM_MEASUREMENT = "torchscout.tools.modeling.summary_measure:prime_measurement"
 
 
 Detail = Literal["brief", "full"] | int
@@ -136,7 +137,8 @@ def pytorch_model_summary(
     if source.kind == "file":
         job_source["location"] = str(resolve(source.location))
     result = run_in_sandbox(measure_model, {"source": job_source, "input_size": sizes, "input_dtype": input_dtype,
-                                            "model_kwargs": kwargs}, timeout_s=MEASURE_TIMEOUT_S)
+                                            "model_kwargs": kwargs}, timeout_s=MEASURE_TIMEOUT_S,
+                            warm=[WARM_MEASUREMENT])
     if not result.ok:
         if result.error_type in {"ToolError", "WorkspaceError"}:
             raise ToolError(result.error or "")

@@ -17,6 +17,7 @@ the CPU for real, after a size check; ``measured_on`` says which ("meta" or "cpu
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -184,6 +185,13 @@ def _measure(builder: Callable[..., Any], kwargs: dict[str, Any], label: str, in
 def _unique_bytes(tensors) -> tuple[int, int]:
     unique = {id(tensor): tensor for tensor in tensors}.values()
     return sum(t.numel() for t in unique), sum(t.numel() * t.element_size() for t in unique)
+
+
+def prime_measurement() -> None:
+    """Called in the sandbox's fork server (trusted code only): import torchvision's models once when
+    installed, so that summaries of them (import specs, workspace files importing them) start warm."""
+    with contextlib.suppress(ImportError):
+        import torchvision.models  # noqa: F401
 
 
 def _source_file(builder: Callable[..., Any]) -> str | None:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
+from torchscout.tools.loading import parse_model_source
 from torchscout.tools.sandbox.commands import MAX_TIMEOUT_S
 from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.toolkit import make_tool
@@ -44,8 +45,10 @@ def lr_find_plot_path(model_class_name: str) -> Path:
     return get_settings().state_dir / "lr_find" / f"{model_class_name}-{stamp}-{uuid.uuid4().hex[:8]}.png"
 
 
-def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_config: dict[str, Any]) -> QuickEvalAnswer:
-    """Quickly train and evaluate a model class from a workspace script ("is this working?").
+def pytorch_quick_evaluator(model_script_path: str, model_class_name: str | None,
+                            eval_config: dict[str, Any]) -> QuickEvalAnswer:
+    """Quickly train and evaluate a model ("is this working?"): a class or factory function in a workspace
+    script, or an installed one by import spec (model_script_path="torchvision.models:resnet18").
 
     eval_config keys: dataset (mnist, cifar10, digits, dummy, imagefolder, imagenet_subset,
     custom_dataset_script, text_classification, diabetes, breast_cancer, signals_synthetic),
@@ -54,13 +57,14 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
     or {"type", "params"}), learning_rate, scheduler, loss_function (CrossEntropyLoss; MSELoss,
     HuberLoss or L1Loss for float regression targets), metrics (accuracy, top_5_accuracy, f1, f1_macro,
     f1_micro, precision, recall, mse, rmse, mae, r2, perplexity), device (auto|cuda|cpu|mps), seed,
-    max_steps, time_budget_s, train_subset, sanity ("batch" | "overfit_batch" | "off"), lr_find,
+    model_params (the model's keyword arguments), max_steps, time_budget_s, train_subset, sanity ("batch" | "overfit_batch" | "off"), lr_find,
     augment ({"random_crop": pixels or time steps, "horizontal_flip": images only}), data_root.
     Returns {"status", "metrics", "train_loss", "val_loss", "history", "samples_per_s",
     "duration_s", "device", "data_path", ...}; status is "completed", "diverged" or "failed"
     (then "error" and "traceback" say why).
     """
     config = parse_config(EvalConfig, eval_config, "eval_config")
+    model_name = parse_model_source(model_script_path, model_class_name).name
     started = time.perf_counter()
     state = LoopState()
     result: QuickEvalAnswer = {"status": COMPLETED, "metrics": {}, "train_loss": None, "val_loss": None,
@@ -70,7 +74,7 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
     try:
         monitor = make_monitor("val_loss", None, config.metrics)
         prepared = prepare_run(model_script_path, model_class_name, config, context=DistContext(), monitor=monitor,
-                               lr_find_plot=lr_find_plot_path(model_class_name) if config.lr_find else None)
+                               lr_find_plot=lr_find_plot_path(model_name) if config.lr_find else None)
         run = prepared.run
         result.update(describe_run(prepared))
         stage = "sanity"
@@ -88,17 +92,23 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
 
 
 class QuickEvaluatorArgs(BaseModel):
-    model_script_path: str = Field(description="Workspace path of the .py file defining the nn.Module class.")
-    model_class_name: str = Field(description="Name of the nn.Module class in that file.")
+    model_script_path: str = Field(description="Workspace .py file defining the model (an nn.Module class or a "
+                                   "function returning one), or an import spec such as 'torchvision.models:resnet18'.")
+    model_class_name: str | None = Field(default=None, description="The class or factory function in that file or "
+                                         "module (not needed with 'module:name'); its keyword arguments go in "
+                                         "the config's model_params.")
     eval_config: dict[str, Any] = Field(
         description="Evaluation settings, e.g. {'dataset': 'digits', 'num_classes': 10, 'batch_size': 64, "
         "'epochs': 1, 'optimizer': 'Adam', 'learning_rate': 0.001, 'loss_function': 'CrossEntropyLoss', "
         "'metrics': ['accuracy'], 'device': 'auto'}.")
 
 
-def pytorch_full_trainer(model_script_path: str, model_class_name: str, trainer_config: dict[str, Any],
+def pytorch_full_trainer(model_script_path: str, model_class_name: str | None, trainer_config: dict[str, Any],
                          experiment_name: str | None = None, log_base_dir: str = "full_experiments") -> FullTrainAnswer:
     """Full training run with checkpoints, early stopping, resume, curves and W&B logging.
+
+    The model: a class or factory function in a workspace script, or an import spec such as
+    model_script_path="torchvision.models:resnet18" (its keyword arguments: model_params).
 
     trainer_config: everything eval_config takes (dataset, dataset_params, num_classes, batch_size,
     epochs, optimizer as a name or {"type", "params"}, scheduler {"type", "params"} incl. ReduceLROnPlateau
@@ -115,8 +125,11 @@ def pytorch_full_trainer(model_script_path: str, model_class_name: str, trainer_
 
 
 class FullTrainerArgs(BaseModel):
-    model_script_path: str = Field(description="Workspace path of the .py file defining the nn.Module class.")
-    model_class_name: str = Field(description="Name of the nn.Module class in that file.")
+    model_script_path: str = Field(description="Workspace .py file defining the model (an nn.Module class or a "
+                                   "function returning one), or an import spec such as 'torchvision.models:resnet18'.")
+    model_class_name: str | None = Field(default=None, description="The class or factory function in that file or "
+                                         "module (not needed with 'module:name'); its keyword arguments go in "
+                                         "the config's model_params.")
     trainer_config: dict[str, Any] = Field(
         description="Training settings, e.g. {'dataset': 'cifar10', 'num_classes': 10, 'batch_size': 128, "
         "'epochs': 20, 'optimizer': {'type': 'AdamW', 'params': {'lr': 0.001}}, 'scheduler': {'type': "
@@ -169,14 +182,14 @@ def _timeout(config: Any) -> float:
         else MAX_TIMEOUT_S
 
 
-def quick_evaluator_confined(model_script_path: str, model_class_name: str,
+def quick_evaluator_confined(model_script_path: str, model_class_name: str | None,
                              eval_config: dict[str, Any]) -> QuickEvalAnswer:
     return run_training_confined(pytorch_quick_evaluator, {"model_script_path": model_script_path,
                                  "model_class_name": model_class_name, "eval_config": eval_config},
                                  timeout_s=_timeout(eval_config))
 
 
-def full_trainer_confined(model_script_path: str, model_class_name: str, trainer_config: dict[str, Any],
+def full_trainer_confined(model_script_path: str, model_class_name: str | None, trainer_config: dict[str, Any],
                           experiment_name: str | None = None, log_base_dir: str = "full_experiments") -> FullTrainAnswer:
     wandb = trainer_config.get("wandb") if isinstance(trainer_config, dict) else None
     mode = (wandb or {}).get("mode") if isinstance(wandb, dict) else None

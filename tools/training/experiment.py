@@ -52,8 +52,11 @@ def experiment_folder(log_base_dir: str, name: str, resume: bool) -> Path:
     return folder
 
 
-def write_run_description(folder: Path, resolved_config: ExperimentDescription, script: Path) -> None:
+def write_run_description(folder: Path, resolved_config: ExperimentDescription, script: Path | None) -> None:
+    """config.yaml, and a copy of the model's workspace file (None: the model came from an installed module)."""
     atomic_write_text(folder / "config.yaml", yaml.safe_dump(resolved_config, sort_keys=False))
+    if script is None:
+        return
     copy = folder / script.name
     if copy.resolve() != script.resolve():
         atomic_write_bytes(copy, script.read_bytes())

@@ -21,8 +21,8 @@ from torch import nn
 from torch.utils.data import Subset
 
 from torchscout.settings import get_settings
-from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
-from torchscout.tools.loading import load_class
+from torchscout.tools.errors import ToolError
+from torchscout.tools.loading import build_model, load_model_builder, parse_model_source
 from torchscout.tools.training.augment import BatchAugmenter
 from torchscout.tools.training.components import (
     build_loss,
@@ -104,13 +104,11 @@ def _check_metrics_fit_targets(metric_names: list[str], targets: torch.Tensor) -
                         f"floats ({targets.dtype}); use 'mse', 'rmse', 'mae' or 'r2' for regression targets")
 
 
-def instantiate_model(model_script_path: str, model_class_name: str, params: dict[str, Any]) -> nn.Module:
-    model_class = load_class(model_script_path, model_class_name, base=nn.Module)
-    try:
-        return model_class(**params)
-    except Exception as exc:
-        raise UserCodeError(f"{model_class_name}(**{params}) failed with {type(exc).__name__}: {exc}",
-                            traceback_tail(exc)) from exc
+def instantiate_model(model_script_path: str, model_class_name: str | None, params: dict[str, Any]) -> nn.Module:
+    """The model from a workspace file's class or factory function, or from an import spec
+    (``torchvision.models:resnet18``), built with ``params``."""
+    source = parse_model_source(model_script_path, model_class_name)
+    return build_model(load_model_builder(source, nn.Module), params, nn.Module, source.name)
 
 
 def _build_sources(config: RunConfig, splits: DatasetSplits, device: torch.device, context: DistContext):
@@ -136,7 +134,7 @@ def _apply_suggested_lr(optimizer: torch.optim.Optimizer, suggested: float | Non
         group["lr"] = suggested * (group["lr"] / fastest if fastest > 0 else 1.0)
 
 
-def prepare_run(model_script_path: str, model_class_name: str, config: RunConfig, *, context: DistContext,
+def prepare_run(model_script_path: str, model_class_name: str | None, config: RunConfig, *, context: DistContext,
                 monitor: Monitor, patience: int | None = None, min_delta: float = 0.0,
                 lr_find_plot: Path | None = None) -> PreparedRun:
     """Data, model, loss, optimizer and scheduler for ``config``; raises ToolError/UserCodeError."""

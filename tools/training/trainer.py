@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.loading import parse_model_source
 from torchscout.tools.training.callbacks import Checkpoints, Curves, MetricsFile, TrainLog
 from torchscout.tools.training.checkpoints import load_checkpoint, load_weights, restore_checkpoint
 from torchscout.tools.training.checks import run_checks
@@ -35,7 +36,8 @@ from torchscout.tools.workspace import relative_to_workspace, resolve
 class ExperimentFiles:
     """Rank 0's side of a run: the folder, its callbacks, W&B, the final evaluation and result.json."""
 
-    def __init__(self, folder: Path, config: TrainerConfig, description: ExperimentDescription, script: Path) -> None:
+    def __init__(self, folder: Path, config: TrainerConfig, description: ExperimentDescription,
+                 script: Path | None) -> None:
         self.folder, self.config, self.description, self.script = folder, config, description, script
         self.tracker = WandbTracker(config.wandb, folder, description["experiment_name"], description)
         self.train_log = TrainLog(folder / "train.log")
@@ -79,7 +81,7 @@ class ExperimentFiles:
         write_result(self.folder, result)
 
 
-def _prepare(config: TrainerConfig, script: str, class_name: str, context: DistContext,
+def _prepare(config: TrainerConfig, script: str, class_name: str | None, context: DistContext,
              folder: Path | None) -> PreparedRun:
     early = config.early_stopping
     monitor = make_monitor(config.monitor, config.monitor_mode or (early.mode if early else None), config.metrics)
@@ -95,17 +97,19 @@ def _resume(run: Run, log_base_dir: str, name: str) -> LoopState:
     return state
 
 
-def run_full_trainer(model_script_path: str, model_class_name: str, trainer_config: dict[str, Any],
+def run_full_trainer(model_script_path: str, model_class_name: str | None, trainer_config: dict[str, Any],
                      experiment_name: str | None, log_base_dir: str) -> FullTrainAnswer:
     """See :func:`torchscout.tools.training.evaluation.pytorch_full_trainer`."""
     config = parse_config(TrainerConfig, trainer_config, "trainer_config")
     started = time.perf_counter()
     context = context_from_env(resolve_device(config.device)[0].type)
     name = context.broadcast(experiment_name_or_timestamp(experiment_name))
-    script = resolve(model_script_path, must_exist=True, kind="model_script_path")
+    source = parse_model_source(model_script_path, model_class_name)
+    # a workspace file is copied next to the run; an installed module is named in config.yaml
+    script = resolve(source.location, must_exist=True, kind="model_script_path") if source.kind == "file" else None
     files = None
     if context.is_main:
-        description: ExperimentDescription = {"model_script_path": model_script_path, "model_class_name": model_class_name,
+        description: ExperimentDescription = {"model_script_path": source.location, "model_class_name": source.name,
                        "experiment_name": name, "trainer_config": config.model_dump(mode="json")}
         files = ExperimentFiles(experiment_folder(log_base_dir, name, config.resume), config, description, script)
     context.barrier()
