@@ -82,6 +82,8 @@ def load_class(script_path: str | Path, class_name: str, base: type | None = Non
 
 # --- model sources: a workspace file (class or factory function) or an installed module ----------
 
+ModelKwargs = dict[str, Any]  # a model constructor's keyword arguments: free-form by nature
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model comes from: ``kind`` "file" (a workspace .py file) or "import" (an installed module),
@@ -178,7 +180,7 @@ def load_model_builder(source: ModelSource, base: type) -> Callable[..., Any]:
     return found
 
 
-def build_model(builder: Callable[..., Any], kwargs: dict[str, Any], base: type, label: str) -> Any:
+def build_model(builder: Callable[..., Any], kwargs: ModelKwargs, base: type, label: str) -> Any:
     """``builder(**kwargs)``, checked to be an instance of ``base``; a failure is the user's code's."""
     try:
         model = builder(**kwargs)

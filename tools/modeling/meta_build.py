@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscout.tools.loading import ModelKwargs
+
 
 @contextlib.contextmanager
 def parameters_on_meta() -> Iterator[None]:
@@ -40,12 +42,12 @@ def parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter = register
 
 
-def _whole_constructor_on_meta(builder: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+def _whole_constructor_on_meta(builder: Callable[..., Any], kwargs: ModelKwargs) -> Any:
     with torch.device("meta"):
         return builder(**kwargs)
 
 
-def _parameters_then_buffers_on_meta(builder: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+def _parameters_then_buffers_on_meta(builder: Callable[..., Any], kwargs: ModelKwargs) -> Any:
     with parameters_on_meta():
         model = builder(**kwargs)
     if isinstance(model, nn.Module):
@@ -56,7 +58,7 @@ def _parameters_then_buffers_on_meta(builder: Callable[..., Any], kwargs: dict[s
 WAYS = (("meta", _whole_constructor_on_meta), ("meta-parameters", _parameters_then_buffers_on_meta))
 
 
-def build_without_weights(builder: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, str]:
+def build_without_weights(builder: Callable[..., Any], kwargs: ModelKwargs) -> tuple[Any, str]:
     """``builder(**kwargs)`` with every parameter and buffer on the meta device, and which way worked
     ("meta" or "meta-parameters"). Raises what the last way raised when none works."""
     *first_ways, (last_how, last_way) = WAYS

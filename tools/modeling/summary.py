@@ -20,7 +20,7 @@ from torchscout.settings import get_settings
 from torchscout.tools.codegen.llm import get_chat_model, model_identity
 from torchscout.tools.codegen.llm_usage import notify
 from torchscout.tools.errors import ToolError
-from torchscout.tools.loading import ModelSource, parse_model_source
+from torchscout.tools.loading import ModelKwargs, ModelSource, parse_model_source
 from torchscout.tools.modeling.dtypes import DTYPES, canonical_dtypes
 from torchscout.tools.modeling.summary_analysis import builtin_analysis, llm_analysis
 from torchscout.tools.modeling.summary_answer import details_stem, shape_answer
@@ -40,18 +40,18 @@ Detail = Literal["brief", "full"] | int
 
 
 class PytorchModelSummaryArgs(BaseModel):
-    model_script_path: str = Field(description="Workspace .py file that defines the model, or an import spec "
-                                   "'package.module:name' of an installed model, e.g. 'torchvision.models:resnet18'.")
-    model_class_name: str | None = Field(default=None, description="The nn.Module class, or a function that "
-                                         "returns a model, in that file or module (not needed with 'module:name').")
+    model_script_path: str = Field(description="A workspace .py file, or an import spec such as "
+                                   "'torchvision.models:resnet18'. The file or installed module defines the model.")
+    model_class_name: str | None = Field(default=None, description="The nn.Module class or factory function there "
+                                         "(not needed with an import spec). A factory returns the model.")
     input_size: list[int] = Field(description="Dummy input shape INCLUDING the batch dimension, e.g. [1, 3, 224, 224].")
     input_dtype: str = Field(default="float32", description="Input dtype: float32 (default), int64 for token ids, "
                              "or float16/bfloat16/float64/int32.")
-    model_kwargs: dict[str, Any] | None = Field(default=None, description="Keyword arguments for the class or "
+    model_kwargs: ModelKwargs | None = Field(default=None, description="Keyword arguments for the class or "
                                                 "function, e.g. {'num_classes': 10}.")
-    detail: Detail = Field(default="brief", description="'brief' (default): totals, memory, the largest layers "
-                           "and the layers down to depth 1, every layer written to a workspace file; an integer N: "
-                           "the layers down to depth N; 'full': every layer in the answer.")
+    detail: Detail = Field(default="brief", description="Per-layer detail: 'brief' (default), a depth such as 2, "
+                           "or 'full'. 'brief' shows the top levels and the largest layers and writes every layer "
+                           "to table_path; N shows the layers down to depth N; 'full' every layer in the answer.")
 
 
 def _check_arguments(model_script_path: str, model_class_name: str | None, input_size: Any, input_dtype: str,

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
+from torchscout.tools.loading import ModelKwargs
 from torchscout.tools.modeling.summary_format import format_summary, human
-from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
+from torchscout.tools.modeling.types import LayerCall, LayerRow, ModelMeasurement, SummaryAnswer
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
 
 BRIEF_CHARS = 4_000
@@ -27,7 +27,7 @@ DETAILS_FOLDER = "summaries"
 ROW_KEYS = ("name", "type", "depth", "output_shape", "params", "flops")
 
 
-def details_stem(label: str, input_size: list[int], input_dtype: str, kwargs: dict[str, Any]) -> str:
+def details_stem(label: str, input_size: list[int], input_dtype: str, kwargs: ModelKwargs) -> str:
     """A file name per model, input and arguments: the same call writes the same files again."""
     key = json.dumps([label, input_size, input_dtype, kwargs], sort_keys=True, default=str)
     name = "".join(char if char.isalnum() else "_" for char in label.rpartition(":")[2])[:60]
@@ -44,8 +44,8 @@ def write_details(measured: ModelMeasurement, title: str, input_size: list[int],
     return {"table_path": relative_to_workspace(table), "layers_path": relative_to_workspace(rows)}
 
 
-def _compact(row: LayerCall) -> dict[str, Any]:
-    return {key: row[key] for key in ROW_KEYS}
+def _compact(row: LayerCall) -> LayerRow:
+    return LayerRow(**{key: row[key] for key in ROW_KEYS})
 
 
 def largest_layers(measured: ModelMeasurement, count: int) -> list[LayerCall]:
@@ -80,11 +80,11 @@ def brief_text(measured: ModelMeasurement, title: str, input_size: list[int], la
     return "\n".join(lines)
 
 
-def _size(answer: dict[str, Any]) -> int:
+def _size(answer: SummaryAnswer) -> int:
     return len(json.dumps(answer, ensure_ascii=False))
 
 
-def fit_rows(answer: dict[str, Any], rows: list[LayerCall], limit: int) -> dict[str, Any]:
+def fit_rows(answer: SummaryAnswer, rows: list[LayerCall], limit: int) -> SummaryAnswer:
     """``answer`` with as many of ``rows`` as ``layer_details`` as fit in ``limit`` characters, and
     ``layer_details_shown`` saying how many of how many."""
     compact = [_compact(row) for row in rows]
@@ -114,7 +114,7 @@ def _capped(text: str, limit: int, table_path: str) -> str:
     return f"{cut}\n... (cut at {limit:,} characters; every layer: {table_path})"
 
 
-def _message(answer: dict[str, Any], shown: str, table_path: str | None) -> str:
+def _message(answer: SummaryAnswer, shown: str, table_path: str | None) -> str:
     text = (f"Measured {answer['model']}: {answer['total_params']:,} params, {human(answer['macs'])} MACs, "
             f"input {answer['input_size']} -> output {answer['output_shape']}.")
     if table_path:
@@ -123,7 +123,7 @@ def _message(answer: dict[str, Any], shown: str, table_path: str | None) -> str:
     return text
 
 
-def shape_answer(answer: dict[str, Any], measured: ModelMeasurement, detail: str | int, stem: str) -> dict[str, Any]:
+def shape_answer(answer: SummaryAnswer, measured: ModelMeasurement, detail: str | int, stem: str) -> SummaryAnswer:
     """The summary's answer for ``detail``: every row ("full"), or the rows down to a depth within the
     size limit with the full table written to the workspace."""
     title, input_size = answer["model"], answer["input_size"]

@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from torchscout.tools.errors import ToolError
 from torchscout.tools.limits import physical_memory_bytes
-from torchscout.tools.loading import ModelSource, build_model, load_model_builder
+from torchscout.tools.loading import ModelKwargs, ModelSource, build_model, load_model_builder
 from torchscout.tools.modeling.dtypes import torch_dtype
 from torchscout.tools.modeling.meta_build import build_without_weights
 from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
@@ -128,7 +128,7 @@ def _run(model: nn.Module, sample: torch.Tensor) -> tuple[list[LayerCall], int, 
     return recorder.rows, int(counter.get_total_flops()), output
 
 
-def _shape_only_run(builder: Callable[..., Any], kwargs: dict[str, Any], input_size: list[int],
+def _shape_only_run(builder: Callable[..., Any], kwargs: ModelKwargs, input_size: list[int],
                     dtype: torch.dtype) -> tuple[Any, list[LayerCall], int, Any]:
     """Build without weights, then one forward pass on the meta device; (model, rows, FLOPs, output).
     The model is returned even when its forward pass fails (as ``(model, None, 0, error)``), so the
@@ -146,7 +146,7 @@ def _shape_only_run(builder: Callable[..., Any], kwargs: dict[str, Any], input_s
     return model, rows, flops, output
 
 
-def _real_run(builder: Callable[..., Any], kwargs: dict[str, Any], label: str, input_size: list[int],
+def _real_run(builder: Callable[..., Any], kwargs: ModelKwargs, label: str, input_size: list[int],
               dtype: torch.dtype) -> tuple[nn.Module, list[LayerCall], int, Any]:
     # oneDNN's fused RNN kernels are invisible to FlopCounterMode (an LSTM would count 0 FLOPs);
     # the native kernels decompose into counted matmuls. This child process is disposable.
@@ -168,7 +168,7 @@ def _check_real_build_fits(model: nn.Module, label: str, reason: BaseException) 
                         "activations) or measure a smaller configuration")
 
 
-def _measure(builder: Callable[..., Any], kwargs: dict[str, Any], label: str, input_size: list[int],
+def _measure(builder: Callable[..., Any], kwargs: ModelKwargs, label: str, input_size: list[int],
              dtype: torch.dtype) -> tuple[nn.Module, list[LayerCall], int, Any, str]:
     """Shape-only when the model allows it, otherwise a real build and forward on the CPU."""
     try:
@@ -203,7 +203,7 @@ def _source_file(builder: Callable[..., Any]) -> str | None:
 
 
 def measure_model(source: dict[str, str], input_size: list[int], input_dtype: str = "float32",
-                  model_kwargs: dict[str, Any] | None = None) -> ModelMeasurement:
+                  model_kwargs: ModelKwargs | None = None) -> ModelMeasurement:
     """Load the model ``source`` names (a :class:`ModelSource` as a dict), build it with ``model_kwargs``,
     measure one forward pass."""
     model_source = ModelSource(**source)

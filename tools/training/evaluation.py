@@ -92,11 +92,11 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str | None
 
 
 class QuickEvaluatorArgs(BaseModel):
-    model_script_path: str = Field(description="Workspace .py file defining the model (an nn.Module class or a "
-                                   "function returning one), or an import spec such as 'torchvision.models:resnet18'.")
-    model_class_name: str | None = Field(default=None, description="The class or factory function in that file or "
-                                         "module (not needed with 'module:name'); its keyword arguments go in "
-                                         "the config's model_params.")
+    model_script_path: str = Field(description="A workspace .py file, or an import spec such as "
+                                   "'torchvision.models:resnet18'. The file or installed module defines the model.")
+    model_class_name: str | None = Field(default=None, description="The nn.Module class or factory function there "
+                                         "(not needed with an import spec). Its keyword arguments: the config's "
+                                         "model_params.")
     eval_config: dict[str, Any] = Field(
         description="Evaluation settings, e.g. {'dataset': 'digits', 'num_classes': 10, 'batch_size': 64, "
         "'epochs': 1, 'optimizer': 'Adam', 'learning_rate': 0.001, 'loss_function': 'CrossEntropyLoss', "
@@ -125,11 +125,11 @@ def pytorch_full_trainer(model_script_path: str, model_class_name: str | None, t
 
 
 class FullTrainerArgs(BaseModel):
-    model_script_path: str = Field(description="Workspace .py file defining the model (an nn.Module class or a "
-                                   "function returning one), or an import spec such as 'torchvision.models:resnet18'.")
-    model_class_name: str | None = Field(default=None, description="The class or factory function in that file or "
-                                         "module (not needed with 'module:name'); its keyword arguments go in "
-                                         "the config's model_params.")
+    model_script_path: str = Field(description="A workspace .py file, or an import spec such as "
+                                   "'torchvision.models:resnet18'. The file or installed module defines the model.")
+    model_class_name: str | None = Field(default=None, description="The nn.Module class or factory function there "
+                                         "(not needed with an import spec). Its keyword arguments: the config's "
+                                         "model_params.")
     trainer_config: dict[str, Any] = Field(
         description="Training settings, e.g. {'dataset': 'cifar10', 'num_classes': 10, 'batch_size': 128, "
         "'epochs': 20, 'optimizer': {'type': 'AdamW', 'params': {'lr': 0.001}}, 'scheduler': {'type': "
