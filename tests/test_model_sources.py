@@ -49,12 +49,13 @@ class WidthsFromTensors(nn.Module):
         super().__init__()
         widths = (torch.arange(3) * 4 + 8).tolist()
         self.register_buffer("scale", torch.linspace(0.5, 1.5, widths[-1]))
+        self.shift = torch.ones(widths[-1])  # a plain attribute, not a buffer
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip([4, *widths[:-1]], widths))
 
     def forward(self, x):
         for layer in self.layers:
             x = torch.relu(layer(x))
-        return x * self.scale
+        return x * self.scale + self.shift
 
 
 class LargeAndDataDependent(nn.Module):
@@ -112,7 +113,7 @@ def test_a_constructor_computing_with_tensors_builds_without_weights(factories):
     model, how = build_without_weights(builder, {})
     assert how == "meta-parameters"  # the whole-meta build cannot turn a meta tensor into a list
     assert {tensor.device.type for tensor in [*model.parameters(), *model.buffers()]} == {"meta"}
-    assert [layer.out_features for layer in model.layers] == [8, 12, 16]
+    assert [layer.out_features for layer in model.layers] == [8, 12, 16] and model.shift.device.type == "meta"
 
     def tied_model():
         model = torch.nn.Sequential(torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False))

@@ -8,7 +8,7 @@ Three ways, cheapest first (:func:`build_without_weights` tries the first two):
 2. **parameters on meta**: the constructor runs on the CPU, but each parameter moves to the meta
    device the moment it is registered (the approach of ``accelerate.init_empty_weights``): small
    computations, buffers and index tables stay real, weight initialisation touches nothing. Then
-   the buffers follow the parameters, so the forward pass is shape-only too.
+   the buffers (and plain tensor attributes) follow the parameters: the forward pass is shape-only too.
 3. a **real** build, left to the caller, as a last resort (and only after a size check).
 """
 
@@ -47,11 +47,21 @@ def _whole_constructor_on_meta(builder: Callable[..., Any], kwargs: ModelKwargs)
         return builder(**kwargs)
 
 
+def _tensor_attributes_to_meta(model: nn.Module) -> None:
+    """Plain tensor attributes (a mask kept as ``self.mask``, not registered as a buffer) follow the
+    buffers: the forward pass would otherwise mix meta and CPU tensors."""
+    for module in model.modules():
+        for name, value in list(vars(module).items()):
+            if isinstance(value, torch.Tensor) and value.device.type != "meta":
+                object.__setattr__(module, name, value.to("meta"))
+
+
 def _parameters_then_buffers_on_meta(builder: Callable[..., Any], kwargs: ModelKwargs) -> Any:
     with parameters_on_meta():
         model = builder(**kwargs)
     if isinstance(model, nn.Module):
         model.to("meta")
+        _tensor_attributes_to_meta(model)
     return model
 
 
