@@ -265,3 +265,16 @@ def test_published_parameters_and_macs_of_a_few_torchvision_models(workspace):
         assert answer["measured_on"] == "meta"
         assert answer["total_params"] == weights.meta["num_params"], name
         assert round(answer["macs"] / 1e9, 3) == weights.meta["_ops"], name
+
+
+def test_three_hundred_top_level_layers_still_fit(workspace):
+    import json
+
+    (workspace / "wide.py").write_text("from torch import nn\n\n\ndef wide(count=300):\n"
+                                       "    return nn.Sequential(*[nn.Linear(4, 4) for _ in range(count)])\n")
+    answer = summary_tool.invoke({"model_script_path": "wide.py", "model_class_name": "wide", "input_size": [2, 4]})
+    assert len(json.dumps(answer)) <= 4_000 and answer["total_params"] == 300 * 20
+    shown = len(answer["layer_details"])
+    assert 10 < shown < 301 and answer["layer_details_shown"] == f"{shown} of 301 rows down to depth 1"
+    assert f"{shown} of 301 rows" in answer["message"]
+    assert len((workspace / answer["table_path"]).read_text().splitlines()) > 301

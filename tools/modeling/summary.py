@@ -127,8 +127,9 @@ def pytorch_model_summary(
     parameter/activation memory, layer_details (rows: name, type, depth, output_shape, params,
     flops), summary_str (the totals and the largest layers) and analysis: a short paragraph on where
     parameters and FLOPs concentrate. Shared (tied) parameters are counted once. By default
-    (detail="brief") layer_details stops at depth 1 and every layer is written to table_path
-    (text) and layers_path (JSON) in the workspace; detail=N shows depth N; detail="full" all rows.
+    (detail="brief", under 4,000 characters) layer_details holds the top levels (at most 16 rows)
+    and every layer is written to table_path (text) and layers_path (JSON) in the workspace;
+    detail=N shows the rows down to depth N; detail="full" every row.
     (``analysis="builtin"``, for callers in Python: the rule-based paragraph even with an LLM configured.)
     """
     source, sizes = _check_arguments(model_script_path, model_class_name, input_size, input_dtype, detail)

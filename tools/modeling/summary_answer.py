@@ -22,6 +22,7 @@ from torchscout.tools.workspace import atomic_write_text, relative_to_workspace,
 BRIEF_CHARS = 4_000
 DEPTH_CHARS = 16_000
 LARGEST = 5
+ANALYSIS_CHARS = 800
 BRIEF_ROWS = 16  # "brief" goes as deep as keeps the rows at most this many (ResNet: depth 1, EfficientNet: 2)
 DETAILS_FOLDER = "summaries"
 ROW_KEYS = ("name", "type", "depth", "output_shape", "params", "flops")
@@ -85,17 +86,24 @@ def _size(answer: SummaryAnswer) -> int:
 
 
 def fit_rows(answer: SummaryAnswer, rows: list[LayerCall], limit: int) -> SummaryAnswer:
-    """``answer`` with as many of ``rows`` as ``layer_details`` as fit in ``limit`` characters, and
-    ``layer_details_shown`` saying how many of how many."""
+    """``answer`` with as many of ``rows`` as ``layer_details`` as fit in ``limit`` characters (a binary
+    search: at most a few dozen JSON sizes for thousands of rows), and ``layer_details_shown`` saying
+    how many of how many."""
     compact = [_compact(row) for row in rows]
-    shown = len(compact)
-    while True:
-        deepest = max((row["depth"] for row in rows), default=0)
-        candidate = {**answer, "layer_details": compact[:shown],
-                     "layer_details_shown": f"{shown} of {len(rows)} rows down to depth {deepest}"}
-        if _size(candidate) <= limit or shown == 0:
-            return candidate
-        shown = max(0, shown - max(1, (_size(candidate) - limit) // 60))
+    deepest = max((row["depth"] for row in rows), default=0)
+
+    def with_rows(shown: int) -> SummaryAnswer:
+        return {**answer, "layer_details": compact[:shown],
+                "layer_details_shown": f"{shown} of {len(rows)} rows down to depth {deepest}"}
+
+    low, high = 0, len(compact)  # with_rows(low) fits (or nothing does); find the most that fit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _size(with_rows(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return with_rows(low)
 
 
 def brief_depth(measured: ModelMeasurement) -> int:
@@ -105,6 +113,14 @@ def brief_depth(measured: ModelMeasurement) -> int:
     while depth < depths[-1] and sum(1 for value in depths if value <= depth + 1) <= BRIEF_ROWS:
         depth += 1
     return depth
+
+
+def _whole_sentences(text: str, limit: int) -> str:
+    """``text`` cut after its last whole sentence within ``limit`` characters (an LLM's analysis can be long)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rfind(". ")
+    return text[:cut + 1] if cut > 0 else text[:limit - 3].rstrip() + "..."
 
 
 def _capped(text: str, limit: int, table_path: str) -> str:
@@ -139,10 +155,14 @@ def shape_answer(answer: SummaryAnswer, measured: ModelMeasurement, detail: str 
         table = format_summary(measured, title, input_size, max_rows=None, max_depth=depth)
         text = _capped(table, limit // 2, paths["table_path"])
     rest = {key: value for key, value in answer.items() if key not in {"layer_details", "status"}}
-    rest["analysis"] = _capped(str(rest.get("analysis", "")), 800, paths["table_path"]) if detail == "brief" \
-        else rest.get("analysis", "")
+    if detail == "brief":
+        rest["analysis"] = _whole_sentences(str(rest.get("analysis", "")), ANALYSIS_CHARS)
     base = {"status": answer["status"], "message": "", **rest, "detail": detail, **paths, "summary_str": text}
     rows = [row for row in measured["layer_details"] if row["depth"] <= depth]
-    fitted = fit_rows(base, rows, limit - 300)  # the message comes last and takes up to 300 characters
-    fitted["message"] = _message(answer, fitted["layer_details_shown"], paths["table_path"])
-    return fitted
+    room = limit - 300  # the message names the rows shown, so it is written last; it is about 300 characters
+    while True:
+        fitted = fit_rows(base, rows, room)
+        fitted["message"] = _message(answer, fitted["layer_details_shown"], paths["table_path"])
+        if _size(fitted) <= limit or not fitted["layer_details"]:
+            return fitted
+        room -= _size(fitted) - limit
