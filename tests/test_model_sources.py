@@ -58,6 +58,18 @@ class WidthsFromTensors(nn.Module):
         return x * self.scale + self.shift
 
 
+class WrongNorm(nn.Module):
+    """A BatchNorm for 16 channels after a conv giving 8: the summary must report it, not measure it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.norm = nn.BatchNorm2d(16)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
 class LargeAndDataDependent(nn.Module):
     """Its forward pass reads a value, so it can only be measured by a real build."""
 
@@ -146,6 +158,8 @@ def test_summary_errors_for_sources(factories):
         pytorch_model_summary(factories, "not_a_model", [1, 4])
     with pytest.raises(ToolError, match="no installed module 'nowhere'"):
         pytorch_model_summary("nowhere:Net", None, [1, 4])
+    with pytest.raises(UserCodeError, match=r"running_mean should contain 8 elements not 16"):
+        pytorch_model_summary(factories, "WrongNorm", [1, 3, 8, 8])
     with pytest.raises(UserCodeError, match=r"resnet18\(\*\*\{'depth': 3\}\) failed with TypeError"):
         pytorch_model_summary("torchvision.models:resnet18", None, [1, 3, 32, 32], model_kwargs={"depth": 3})
 

@@ -10,6 +10,8 @@ Three ways, cheapest first (:func:`build_without_weights` tries the first two):
    computations, buffers and index tables stay real, weight initialisation touches nothing. Then
    the buffers (and plain tensor attributes) follow the parameters: the forward pass is shape-only too.
 3. a **real** build, left to the caller, as a last resort (and only after a size check).
+
+:func:`quick_meta_batch_norm` makes the shape-only forward pass itself quicker.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from torchscout.tools.loading import ModelKwargs
 
@@ -78,3 +81,27 @@ def build_without_weights(builder: Callable[..., Any], kwargs: ModelKwargs) -> t
         except Exception:  # noqa: BLE001, S112 - the constructor needs real values: the next way keeps them
             continue
     return last_way(builder, kwargs), last_how
+
+
+@contextlib.contextmanager
+def quick_meta_batch_norm() -> Iterator[None]:
+    """Inside the block, ``F.batch_norm`` on a meta tensor whose statistics match its channels returns
+    a tensor of the input's shape at once. Its meta kernel is a Python decomposition (EfficientNet-B7's
+    163 calls took 1.5 s of a 2.7 s measurement) and ``torch.utils.flop_counter`` counts no FLOPs for
+    it, so the numbers are unchanged; any mismatch goes to the real function, which raises as before."""
+    batch_norm = F.batch_norm
+
+    def shape_only_batch_norm(input: torch.Tensor, running_mean: torch.Tensor | None,
+                              running_var: torch.Tensor | None, weight: torch.Tensor | None = None,
+                              bias: torch.Tensor | None = None, *args: Any, **kwargs: Any) -> torch.Tensor:
+        statistics = [tensor for tensor in (running_mean, running_var, weight, bias) if tensor is not None]
+        if input.device.type == "meta" and input.dim() >= 2 \
+                and all(tensor.shape == (input.shape[1],) for tensor in statistics):
+            return torch.empty_like(input)
+        return batch_norm(input, running_mean, running_var, weight, bias, *args, **kwargs)
+
+    F.batch_norm = shape_only_batch_norm
+    try:
+        yield
+    finally:
+        F.batch_norm = batch_norm

@@ -30,7 +30,7 @@ from torchscout.tools.errors import ToolError
 from torchscout.tools.limits import physical_memory_bytes
 from torchscout.tools.loading import ModelKwargs, ModelSource, build_model, load_model_builder
 from torchscout.tools.modeling.dtypes import torch_dtype
-from torchscout.tools.modeling.meta_build import build_without_weights
+from torchscout.tools.modeling.meta_build import build_without_weights, quick_meta_batch_norm
 from torchscout.tools.modeling.types import LayerCall, ModelMeasurement
 
 
@@ -139,7 +139,7 @@ def _shape_only_run(builder: Callable[..., Any], kwargs: ModelKwargs, input_size
     model.eval()
     try:
         # factory calls without a device (torch.arange(n) in forward) make meta tensors too
-        with torch.device("meta"):
+        with torch.device("meta"), quick_meta_batch_norm():
             rows, flops, output = _run(model, _make_input(input_size, dtype, "meta"))
     except Exception as exc:  # noqa: BLE001 - the forward pass needs real values; the caller decides
         return model, None, 0, exc
