@@ -14,8 +14,10 @@ from torchscout.tools.errors import ToolError
 
 
 def train_command(
-    model_script_path: str = typer.Argument(..., help="Workspace path of the .py file defining the model class."),
-    model_class_name: str = typer.Argument(..., help="Name of the nn.Module class in that file."),
+    model_script_path: str = typer.Argument(..., help="Workspace .py file defining the model, or an installed "
+                                            "module such as torchvision.models."),
+    model_class_name: str = typer.Argument(..., help="The nn.Module class or factory function in that file or "
+                                           "module, e.g. resnet18."),
     config_path: str = typer.Argument(..., help="YAML file holding the trainer_config."),
     experiment_name: str = typer.Option(None, "--experiment-name", "-n", help="Run folder name (default: timestamp)."),
     log_base_dir: str = typer.Option("full_experiments", "--log-base-dir", help="Folder holding the run folders."),

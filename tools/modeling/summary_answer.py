@@ -1,9 +1,9 @@
 """pytorch_model_summary's answer within the tools' size contract, and the full table as files.
 
-A measurement holds one row per module call (ResNet-50: 175; EfficientNet-V2-L: over 1,000), far
+A measurement holds one row per module call (ResNet-50: 183; EfficientNet-V2-L: 1,403), far
 more than an agent can read in one tool message. The default (``detail="brief"``) answer keeps
-the totals, the shapes, the memory, the rows down to depth 1 and the largest layers, and stays
-under :data:`BRIEF_CHARS` characters for any model; every row goes to two workspace files whose
+the totals, the shapes, the memory, the top levels' rows (as deep as keeps them at most
+:data:`BRIEF_ROWS`) and the largest layers, and stays under :data:`BRIEF_CHARS` characters for any model; every row goes to two workspace files whose
 paths it returns (``table_path``: the torchinfo-style table; ``layers_path``: the rows as JSON).
 ``detail=N`` shows the rows down to depth N (capped at :data:`DEPTH_CHARS`); ``detail="full"``
 answers with every row and writes no file (what Python callers such as the research graph use).
