@@ -35,6 +35,11 @@ LONG_VALUE_CHARS = 600  # a value longer than this (as JSON) is shortened when t
 MESSAGE_KEYS = ("message", "error", "traceback")  # texts in which absolute workspace paths become relative
 
 
+# A tool's answer: a JSON object with status and message first, then the tool's own keys (each
+# family types its keys in its types.py; the contract itself only needs these two).
+Answer = dict[str, Any]
+
+
 class AnswerContractError(ToolError):
     """A tool's answer broke the contract (None, a list, no status): a bug in torchscout, reported as one."""
 
@@ -44,7 +49,7 @@ def to_json(answer: Any) -> str:
     return json.dumps(answer, ensure_ascii=False)
 
 
-def checked_answer(tool_name: str, answer: Any) -> dict[str, Any]:
+def checked_answer(tool_name: str, answer: Any) -> Answer:
     """``answer`` made plain JSON data, checked against the contract and fitted to the size limit."""
     if not isinstance(answer, Mapping):
         raise AnswerContractError(f"{tool_name} answered {type(answer).__name__}, not a JSON object; this is a "
@@ -90,7 +95,7 @@ def write_details(tool_name: str, text: str, suffix: str = "json") -> str:
     return relative_to_workspace(path)
 
 
-def fit_answer(tool_name: str, answer: dict[str, Any]) -> dict[str, Any]:
+def fit_answer(tool_name: str, answer: Answer) -> Answer:
     """``answer`` if it fits; else the whole of it goes to a details file and the answer keeps the short parts."""
     text = to_json(answer)
     if len(text) <= MAX_ANSWER_CHARS:
@@ -135,7 +140,7 @@ def _shortened(value: Any) -> Any:
         return [*kept, f"... {len(value) - len(kept)} more of {len(value)} items in details_path"]
     if isinstance(value, dict):
         small = {key: item for key, item in value.items() if len(to_json(item)) <= 80}
-        kept_keys: dict[str, Any] = {}
+        kept_keys: Answer = {}
         for key, item in small.items():
             if len(to_json({**kept_keys, key: item})) > LONG_VALUE_CHARS - 80:
                 break

@@ -27,7 +27,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
-from torchscout.tools.answers import MAX_ANSWER_CHARS, checked_answer
+from torchscout.tools.answers import MAX_ANSWER_CHARS, Answer, checked_answer
 from torchscout.tools.errors import ToolError, what_to_change
 from torchscout.tools.limits import nesting_problem
 from torchscout.tools.workspace import workspace_root
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 # A builder of the agent's answer from what the plain function returned and the call's arguments.
-AnswerShaper = Callable[[Any, dict[str, Any]], dict[str, Any]]
+AnswerShaper = Callable[[Any, Answer], Answer]
 
 
 def format_tool_error(error: ToolException) -> str:

@@ -6,6 +6,7 @@ Every path is resolved inside the workspace (see :mod:`torchscout.tools.workspac
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -206,13 +207,18 @@ def _created(result: None, arguments: dict) -> dict:
             "message": f"The folder {shown} exists (created with any missing parents if it was not there)."}
 
 
+_CAP_NOTE = re.compile(r"^\.\.\. ([\d,]+) more entries not shown \(listing capped")
+
+
 def _listing(entries: list[str], arguments: dict) -> dict:
     shown = relative_to_workspace(resolve(arguments.get("path", ".")))
-    answer = {"status": "success", "path": shown, "count": len(entries), "entries": entries}
+    capped = _CAP_NOTE.match(entries[-1]) if len(entries) > MAX_LISTED_ENTRIES else None
+    count = MAX_LISTED_ENTRIES + int(capped.group(1).replace(",", "")) if capped else len(entries)
+    answer = {"status": "success", "path": shown, "count": count, "entries": entries}
     if not entries:
         return {**answer, "message": f"{shown} is empty."}
     if len(to_json(entries)) <= LISTING_ANSWER_CHARS:
-        return {**answer, "message": f"{len(entries):,} entries in {shown}; folders end with '/'."}
+        return {**answer, "message": f"{count:,} entries in {shown}; folders end with '/'."}
     kept: list[str] = []
     size = 2
     for entry in entries:
@@ -222,8 +228,9 @@ def _listing(entries: list[str], arguments: dict) -> dict:
         kept.append(entry)
     details = write_details("list_directory", "\n".join(entries) + "\n", "txt")
     return {**answer, "entries": kept, "details_path": details,
-            "message": f"{len(entries):,} entries in {shown}; the first {len(kept):,} are shown and all of them "
-                       f"are in {details}. List a subfolder to see fewer."}
+            "message": f"{count:,} entries in {shown}; the first {len(kept):,} are shown and "
+                       f"{'the first 2,000' if capped else 'all of them'} are in {details}. List a subfolder to see "
+                       "fewer."}
 
 
 read_file_tool = make_tool(read_file_window, ReadFileArgs, name="read_file")

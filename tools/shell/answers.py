@@ -9,9 +9,8 @@ lines; and, when that cut anything, the whole output in a log file under ``.torc
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from torchscout.tools.answers import to_json, write_details
+from torchscout.tools.answers import Answer, to_json, write_details
 from torchscout.tools.errors import user_location, what_to_change
 from torchscout.tools.workspace import workspace_root
 
@@ -28,7 +27,7 @@ def split_status(text: str) -> tuple[str, int | None, float | None]:
     return text[: found.start()], int(found.group(1)), float(found.group(2))
 
 
-def shortened_output(tool_name: str, output: str) -> dict[str, Any]:
+def shortened_output(tool_name: str, output: str) -> Answer:
     """The output, or its head and tail plus the path of a log with all of it."""
     if len(to_json(output)) <= OUTPUT_ANSWER_CHARS:
         return {"output": output}
@@ -43,14 +42,14 @@ def shortened_output(tool_name: str, output: str) -> dict[str, Any]:
             "output_chars": len(output), "log_path": log}
 
 
-def command_answer(tool_name: str, text: str, what: str = "The command") -> dict[str, Any]:
+def command_answer(tool_name: str, text: str, what: str = "The command") -> Answer:
     """The agent's answer for a finished command's text (timeouts raise before this).
 
     Python traceback lines name workspace files relative to the workspace (commands run in its root).
     """
     output, exit_code, seconds = split_status(text)
     output = output.replace(f'File "{workspace_root()}/', 'File "')
-    answer: dict[str, Any] = {"status": "success" if exit_code == 0 else "failed", "exit_code": exit_code,
+    answer: Answer = {"status": "success" if exit_code == 0 else "failed", "exit_code": exit_code,
                               "duration_s": seconds, **shortened_output(tool_name, output)}
     if exit_code == 0:
         answer["message"] = f"{what} finished with exit code 0 in {seconds} s."
