@@ -82,11 +82,16 @@ def _class_name(tool_name: str, suffix: str) -> str:
     return "Test" + "".join(part.title() for part in tool_name.split("_")) + suffix
 
 
+# Five real training runs each (~10-20 s apiece on 2 cores): in the slow set. The default suite still calls
+# both once through tests/test_answer_contract.py, and runs their unit suites.
+SLOW_INTEGRATION = {"pytorch_quick_evaluator", "pytorch_full_trainer"}
+
 for _name in TOOL_NAMES:
     globals()[_class_name(_name, "Unit")] = type(_class_name(_name, "Unit"), (_ToolUnderTest, ToolsUnitTests),
                                                  {"tool_name": _name})
-    globals()[_class_name(_name, "Integration")] = type(_class_name(_name, "Integration"),
-                                                        (_IntegrationWithContract,), {"tool_name": _name})
+    globals()[_class_name(_name, "Integration")] = type(
+        _class_name(_name, "Integration"), (_IntegrationWithContract,),
+        {"tool_name": _name, "pytestmark": [pytest.mark.slow] if _name in SLOW_INTEGRATION else []})
 
 
 def test_every_tool_has_an_example():

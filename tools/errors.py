@@ -63,17 +63,25 @@ def _workspace_root() -> Path:
     return Path(os.path.realpath(get_settings().workspace))
 
 
-def _origin(exc: BaseException) -> BaseException:
-    """The first exception of ``exc``'s chain (``raise ... from`` or during handling): where it went wrong."""
-    seen = [exc]
-    current = exc
-    while len(seen) < _MAX_CHAIN:
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, outermost first."""
+    chain = [exc]
+    while len(chain) < _MAX_CHAIN:
+        current = chain[-1]
         cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-        if cause is None or cause in seen:
+        if cause is None or cause in chain:
             break
-        seen.append(cause)
-        current = cause
-    return current
+        chain.append(cause)
+    return chain
+
+
+def _origin(exc: BaseException, root: Path) -> BaseException:
+    """The exception whose traceback shows the user's code: the outermost one with a workspace frame, else the first."""
+    chain = _chain(exc)
+    for candidate in chain:
+        if any(is_workspace_file(frame.filename, root) for frame in traceback.extract_tb(candidate.__traceback__)):
+            return candidate
+    return chain[-1]
 
 
 def is_workspace_file(filename: str, root: Path | None = None) -> bool:
@@ -110,9 +118,9 @@ def traceback_tail(exc: BaseException, max_lines: int = 20) -> str:
     (the call that failed), then the exception; library frames in between are left out and
     counted. Without any workspace frame it is the last few frames, as Python prints them.
     """
-    origin = _origin(exc)
-    frames = traceback.extract_tb(origin.__traceback__)
     root = _workspace_root()
+    origin = _origin(exc, root)
+    frames = traceback.extract_tb(origin.__traceback__)
     user = [index for index, frame in enumerate(frames) if is_workspace_file(frame.filename, root)]
     kept = user + ([len(frames) - 1] if frames and (not user or user[-1] != len(frames) - 1) else [])
     if not user:
@@ -136,7 +144,7 @@ def user_location(exc_or_traceback: BaseException | str) -> str | None:
     """``path:line`` of the last workspace frame (from an exception or a :func:`traceback_tail` text), else None."""
     if isinstance(exc_or_traceback, BaseException):
         root = _workspace_root()
-        frames = [frame for frame in traceback.extract_tb(_origin(exc_or_traceback).__traceback__)
+        frames = [frame for frame in traceback.extract_tb(_origin(exc_or_traceback, root).__traceback__)
                   if is_workspace_file(frame.filename, root)]
         return f"{shown_path(frames[-1].filename, root)}:{frames[-1].lineno}" if frames else None
     found = [match for match in _FRAME_LINE.finditer(exc_or_traceback) if not _looks_like_library(match.group(1))]

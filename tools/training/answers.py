@@ -27,7 +27,8 @@ def _failure_message(answer: Answer) -> str:
     stage = answer.get("stage")
     where = user_location(answer.get("traceback") or "")
     hint = what_to_change(f"{error}\n{answer.get('traceback') or ''}")
-    parts = [f"Failed{f' in {stage}' if stage else ''}" + (f" at {where}" if where else "") + f": {error}"]
+    parts = [f"Failed{f' in {stage}' if stage else ''}" + (f" at {where}" if where else "") + f": {error}"
+             + ("" if error.endswith((".", "!", "?")) else ".")]
     if answer.get("status") == DIVERGED:
         parts.append("Lower the learning rate, add gradient clipping or check the inputs' scale.")
     elif hint:
