@@ -178,7 +178,7 @@ def every_tool_call(workspace):
                                             "optimizer_details": {"type": "AdamW",
                                                                   "default_params": {"lr": 0.001}}}),
         ("pytorch_quick_evaluator", {"model_script_path": models, "model_class_name": "SmallCNN",
-                                     "eval_config": {**DIGITS, "epochs": 5, "max_steps": 10}}),
+                                     "eval_config": {**DIGITS, "epochs": 4, "max_steps": 8}}),
         ("pytorch_full_trainer", {"model_script_path": models, "model_class_name": "SmallCNN",
                                   "trainer_config": {**DIGITS, "epochs": 1, "optimizer": "tuned"},
                                   "experiment_name": "contract"}),
