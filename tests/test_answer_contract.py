@@ -159,6 +159,7 @@ def every_tool_call(workspace):
     """One valid call of each of the 15 tools, in an order that makes each work (real tools, no LLM)."""
     models = write_models(workspace)
     write_prose(workspace / "corpus/prose.txt", lines=300)
+    (workspace / "hello.py").write_text("import sys\nprint('hello', sys.argv[1:])\n")
     (workspace / "big").mkdir()
     for index in range(600):
         (workspace / f"big/file_{index:04d}.txt").touch()
@@ -170,16 +171,17 @@ def every_tool_call(workspace):
         ("create_directory", {"path": "experiments/a"}),
         ("list_directory", {"path": "big"}),
         ("bash_run", {"command": "seq 1 5000"}),
-        ("python_run", {"script_path": "proj/train.py", "args": ["--help"]}),
+        ("python_run", {"script_path": "hello.py", "args": ["--name", "x"]}),
         ("pytorch_model_assembler", {"model_config": SIMPLE_CNN, "output_script_path": "src/models/cnn.py"}),
         ("pytorch_model_summary", {"model_script_path": "src/models/cnn.py", "model_class_name": "SimpleCNN",
                                    "input_size": [1, 3, 32, 32]}),
         ("pytorch_optimizer_configurator", {"action": "generate_config", "config_name": "tuned",
                                             "optimizer_details": {"type": "AdamW",
                                                                   "default_params": {"lr": 0.001}}}),
-        ("pytorch_quick_evaluator", {"model_script_path": models, "model_class_name": "SmallCNN",
-                                     "eval_config": {**DIGITS, "epochs": 4, "max_steps": 8}}),
-        ("pytorch_full_trainer", {"model_script_path": models, "model_class_name": "SmallCNN",
+        ("pytorch_quick_evaluator", {"model_script_path": models, "model_class_name": "DropoutMLP",
+                                     "eval_config": {**DIGITS, "epochs": 4, "max_steps": None,
+                                                     "batch_size": 512}}),
+        ("pytorch_full_trainer", {"model_script_path": models, "model_class_name": "DropoutMLP",
                                   "trainer_config": {**DIGITS, "epochs": 1, "optimizer": "tuned"},
                                   "experiment_name": "contract"}),
         ("pytorch_tokenizer_manager", {"action": "train", "tokenizer_name": "prose",
@@ -202,4 +204,8 @@ def test_every_tool_answers_by_the_contract(every_tool_call, workspace):
         if details:
             assert (workspace / details).is_file(), (name, details)
         called.add(name)
+        if name == "pytorch_quick_evaluator":  # four epochs: the last three in the answer, all in the file
+            assert answer["history_epochs"] == 4 and [record["epoch"] for record in answer["history"]] == [2, 3, 4]
+            assert len(json.loads((workspace / answer["details_path"]).read_text())["history"]) == 4
+            assert answer["message"].startswith("Completed 4 epoch(s): train_loss")
     assert called == set(TOOL_NAMES)
