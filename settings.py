@@ -13,6 +13,7 @@ that changes an environment variable with ``monkeypatch`` sees the change at onc
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -102,7 +103,9 @@ class Settings(BaseModel):
         "or 'disabled'. TORCHSCOUT_WANDB_MODE, else WANDB_MODE.",
     )
     progress: bool = Field(
-        default=True, description="Show tqdm progress bars on stderr. TORCHSCOUT_PROGRESS=0 silences them."
+        default_factory=lambda: sys.stderr is not None and sys.stderr.isatty(),
+        description="Show tqdm progress bars on stderr; by default only when stderr is a terminal (a log file "
+        "gets the event lines, not every bar refresh). TORCHSCOUT_PROGRESS=0/1 decides explicitly.",
     )
 
     sandbox: SandboxMode = Field(

@@ -106,7 +106,7 @@ def _describe_pip_install(tool_call: Any, state: Any, runtime: Any) -> str:
     try:
         argv, _, notes = build_pip_command(
             str(args.get("package_name", "")), args.get("version"), str(args.get("pytorch_version", "2.1.0")),
-            str(args.get("cuda_version", "cu118")), bool(args.get("upgrade")), Path("constraints.txt"))
+            args.get("cuda_version") or None, bool(args.get("upgrade")), Path("constraints.txt"))
     except ToolError as exc:
         return f"pip install request the tool will refuse: {exc}"
     extra = "".join(f" ({note})" for note in notes)

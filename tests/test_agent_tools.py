@@ -1,5 +1,7 @@
 """The real tool objects inside a real LangChain agent, driven by a scripted fake chat model."""
 
+import json
+
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolMessage
@@ -45,7 +47,9 @@ def test_an_agent_writes_then_reads_a_file_through_the_real_tools(workspace):
     assert (workspace / "notes/plan.md").read_text() == "try a wider CNN\n"
     tool_messages = [m for m in result["messages"] if isinstance(m, ToolMessage)]
     assert [m.name for m in tool_messages] == ["write_file", "read_file"]
-    assert tool_messages[1].content == "try a wider CNN\n"
+    written, read = (json.loads(message.content) for message in tool_messages)
+    assert written["status"] == "success" and written["file_path"] == "notes/plan.md"
+    assert read["content"] == "try a wider CNN\n" and read["status"] == "success"
     assert result["messages"][-1].content == "The plan says: try a wider CNN."
 
 

@@ -7,6 +7,8 @@ really runs pip ("Requirement already satisfied") without any network.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 from typer.testing import CliRunner
@@ -86,7 +88,7 @@ def test_no_rejects_the_install_and_the_model_reads_why():
 def test_a_dry_run_and_ungated_threads_do_not_wait():
     dry = scripted(_install_call(dry_run=True), AIMessage(content="That is the command."), tool_calling=True)
     result = run_agent("Show the install command.", thread_id="dry", llm=dry, approve=["pip_install"])
-    assert result["status"] == "finished" and "dry run, would run" in _tool_messages(_messages("dry"))[0].content
+    assert result["status"] == "finished" and json.loads(_tool_messages(_messages("dry"))[0].content)["status"] == "dry_run"
 
     with pytest.raises(ToolError, match="not waiting for an approval"):
         run_agent(None, thread_id="dry", llm=dry, approve="yes")

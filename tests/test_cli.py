@@ -29,9 +29,10 @@ def test_tool_calls_a_tool_and_prints_json(workspace):
     (workspace / "a.txt").write_text("hello")
     result = run_cli("tool", "list_directory", "--args", '{"path": "."}', cwd=workspace)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == ["a.txt"]
+    listing = json.loads(result.stdout)
+    assert listing["entries"] == ["a.txt"] and listing["status"] == "success"
     result = run_cli("tool", "read_file", "--args", '{"file_path": "a.txt"}', cwd=workspace)
-    assert json.loads(result.stdout) == "hello"
+    assert json.loads(result.stdout)["content"] == "hello"
 
 
 @pytest.mark.parametrize(("args", "code", "needle"), [

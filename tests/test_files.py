@@ -1,5 +1,6 @@
 """The five file tools, through the real StructuredTool objects and the plain functions."""
 
+import json
 import os
 
 import pytest
@@ -16,9 +17,12 @@ from torchscout.tools.errors import WorkspaceError
 
 
 def test_write_then_read_round_trips_and_creates_parent_folders(workspace):
-    assert write_file.invoke({"file_path": "src/models/net.py", "content": "x = 1\n"}) is None
+    written = write_file.invoke({"file_path": "src/models/net.py", "content": "x = 1\n"})
+    assert written == {"status": "success", "message": "Wrote 6 characters to src/models/net.py (6 bytes).",
+                       "file_path": "src/models/net.py", "chars_written": 6, "size_bytes": 6}
     assert (workspace / "src/models/net.py").read_text() == "x = 1\n"
-    assert read_file.invoke({"file_path": "src/models/net.py"}) == "x = 1\n"
+    assert read_file.invoke({"file_path": "src/models/net.py"})["content"] == "x = 1\n"
+    assert plain.read_file("src/models/net.py") == "x = 1\n" and plain.write_file("b.py", "") is None
 
 
 def test_write_replaces_content_atomically_and_leaves_no_temp_files(workspace):
@@ -43,18 +47,23 @@ def test_failed_write_keeps_the_old_file(workspace, monkeypatch):
 
 def test_append_creates_then_extends(workspace):
     append_to_file.invoke({"file_path": "logs/run.log", "content": "one\n"})
-    append_to_file.invoke({"file_path": "logs/run.log", "content": "two\n"})
+    answer = append_to_file.invoke({"file_path": "logs/run.log", "content": "two\n"})
     assert (workspace / "logs/run.log").read_text() == "one\ntwo\n"
+    assert answer["status"] == "success" and answer["size_bytes"] == 8 and answer["file_path"] == "logs/run.log"
 
 
 def test_list_directory_sorted_marks_folders_and_skips_git(workspace):
     for name in ["b.py", "a/x.txt", "a/deep/y.txt", ".git/HEAD"]:
         (workspace / name).parent.mkdir(parents=True, exist_ok=True)
         (workspace / name).write_text("")
-    assert list_directory.invoke({}) == ["a/", "b.py"]
-    assert list_directory.invoke({"path": ".", "recursive": True}) == [
+    assert list_directory.invoke({})["entries"] == ["a/", "b.py"]
+    assert list_directory.invoke({"path": ".", "recursive": True})["entries"] == [
         "a/", "a/deep/", "a/deep/y.txt", "a/x.txt", "b.py"]
-    assert list_directory.invoke({"path": "a"}) == ["deep/", "x.txt"]
+    assert list_directory.invoke({"path": "a"})["entries"] == ["deep/", "x.txt"]
+    assert plain.list_directory("a") == ["deep/", "x.txt"]
+    (workspace / "empty").mkdir()
+    empty = list_directory.invoke({"path": "empty"})
+    assert empty["entries"] == [] and empty["count"] == 0 and "empty" in empty["message"]
 
 
 def test_list_directory_caps_long_listings_with_a_note(workspace):
@@ -62,15 +71,20 @@ def test_list_directory_caps_long_listings_with_a_note(workspace):
     folder.mkdir()
     for index in range(2005):
         (folder / f"f{index:05d}").touch()
-    listing = list_directory.invoke({"path": "many"})
+    listing = plain.list_directory("many")
     assert len(listing) == 2001
     assert listing[0] == "f00000"
     assert "5 more entries not shown" in listing[-1]
+    # the agent sees the first entries and the path of a file with the whole (capped) listing
+    answer = list_directory.invoke({"path": "many"})
+    assert answer["count"] == 2005 and answer["entries"][0] == "f00000" and len(json.dumps(answer)) <= 4000
+    full = (workspace / answer["details_path"]).read_text().splitlines()
+    assert full[:2000] == listing[:2000] and "5 more entries not shown" in full[-1]
 
 
 def test_create_directory_is_mkdir_p_and_idempotent(workspace):
-    assert create_directory.invoke({"path": "experiments/run/1"}) is None
-    assert create_directory.invoke({"path": "experiments/run/1"}) is None
+    assert create_directory.invoke({"path": "experiments/run/1"})["path"] == "experiments/run/1"
+    assert create_directory.invoke({"path": "experiments/run/1"})["status"] == "success"
     assert (workspace / "experiments/run/1").is_dir()
 
 
@@ -98,7 +112,7 @@ def test_a_symlink_pointing_out_of_the_workspace_is_refused(workspace, tmp_path)
 def test_a_symlink_inside_the_workspace_is_fine(workspace):
     (workspace / "real.txt").write_text("inside")
     (workspace / "alias.txt").symlink_to(workspace / "real.txt")
-    assert read_file.invoke({"file_path": "alias.txt"}) == "inside"
+    assert read_file.invoke({"file_path": "alias.txt"})["content"] == "inside"
 
 
 def test_bad_arguments_become_agent_readable_errors():
@@ -112,3 +126,19 @@ def test_bad_arguments_become_agent_readable_errors():
 def test_binary_files_are_refused_with_a_reason(workspace):
     (workspace / "blob.bin").write_bytes(b"\xff\xfe\x00\x81")
     assert "not UTF-8" in read_file.invoke({"file_path": "blob.bin"})
+
+
+def test_read_file_pages_a_long_file_in_windows_that_end_at_line_breaks(workspace):
+    text = "".join(f'line {index}: "quoted" text\n' for index in range(400))
+    (workspace / "long.py").write_text(text)
+    pages, offset = [], 0
+    while True:
+        answer = read_file.invoke({"file_path": "long.py", "offset": offset})
+        assert len(json.dumps(answer, ensure_ascii=False)) <= 4000 and answer["total_chars"] == len(text)
+        pages.append(answer["content"])
+        if "next_offset" not in answer:
+            break
+        assert answer["content"].endswith("\n") and f"offset={answer['next_offset']}" in answer["message"]
+        offset = answer["next_offset"]
+    assert "".join(pages) == text and len(pages) > 3
+    assert "past the end" in read_file.invoke({"file_path": "long.py", "offset": len(text) + 1})

@@ -26,7 +26,7 @@ LAYERS = {"torchscout": 7, "app": 6, "graphs.cli": 5, "graphs": 4, "agent": 3, "
           "prompts": 1, "settings": 0}
 
 # tools/: the shared modules every family may use, and which families each family may import
-TOOLS_SHARED = {"errors", "toolkit", "workspace", "loading", "registry", "lookup", "ownership", "limits"}
+TOOLS_SHARED = {"errors", "answers", "toolkit", "workspace", "loading", "registry", "lookup", "ownership", "limits"}
 TOOLS_FAMILIES = {
     "files": set(),
     "sandbox": set(),

@@ -12,6 +12,7 @@ from torchscout.tools.packages.pip_install import (
     companion_versions,
     installed_torch_version,
 )
+from torchscout.tools.packages.pip_install import pip_install_pytorch_package as plain_install
 
 
 @pytest.mark.parametrize(("torch_version", "vision", "audio"), [
@@ -59,15 +60,34 @@ def test_injection_attempts_and_bad_versions_are_refused(arguments, needle):
 
 
 def test_dry_run_returns_the_command_and_the_constraint():
-    text = tool.invoke({"package_name": "torchaudio", "cuda_version": "cpu", "dry_run": True})
+    text = plain_install("torchaudio", cuda_version="cpu", dry_run=True)
     assert "would run:" in text and "torchaudio==" in text
     assert "whl/cpu" in text and "torch cannot be replaced" in text
+    answer = tool.invoke({"package_name": "torchaudio", "cuda_version": "cpu", "dry_run": True})
+    assert answer["status"] == "dry_run" and "torchaudio==" in answer["command"]
+    assert "whl/cpu: cuda_version='cpu' was given" in answer["message"]
+    assert any("torch cannot be replaced" in note for note in answer["notes"])
+
+
+def test_the_wheel_index_follows_the_installed_torch_unless_cuda_version_is_given():
+    import torch
+
+    expected = "cu" + torch.version.cuda.replace(".", "") if torch.version.cuda else "cpu"
+    local = Version(metadata.version("torch")).local
+    expected = local if local else expected
+    answer = tool.invoke({"package_name": "torchvision", "dry_run": True})
+    assert f"--index-url https://download.pytorch.org/whl/{expected}" in answer["command"]
+    assert f"whl/{expected}: the installed torch" in answer["message"] and "pass cuda_version" in answer["message"]
+    chosen = tool.invoke({"package_name": "torchvision", "cuda_version": "cu121", "dry_run": True})
+    assert "--index-url https://download.pytorch.org/whl/cu121" in chosen["command"]
+    other = tool.invoke({"package_name": "timm", "dry_run": True})
+    assert "--index-url" not in other["command"] and "normal package index" in other["message"]
 
 
 def test_a_real_pip_run_with_the_torch_constraint_in_place():
     # an exact, already-installed requirement: pip answers from the environment, no network
     installed = metadata.version("PyYAML")
-    output = tool.invoke({"package_name": "PyYAML", "version": installed})
-    assert "Requirement already satisfied" in output
-    assert output.splitlines()[-1].startswith("[exit code 0")
-    assert "--constraint" in output
+    answer = tool.invoke({"package_name": "PyYAML", "version": installed})
+    assert "Requirement already satisfied" in answer["output"]
+    assert answer["status"] == "success" and answer["exit_code"] == 0
+    assert "--constraint" in answer["command"]

@@ -84,7 +84,7 @@ def test_required_refuses_to_run_what_this_kernel_cannot_confine(workspace):
 
 def test_the_shell_sees_the_limits(workspace):
     result = bash_run.invoke({"command": "ulimit -d; ulimit -f; ulimit -n; ulimit -t; ulimit -c"})
-    data, size, files, cpu, core = result.splitlines()[:5]
+    data, size, files, cpu, core = result["output"].splitlines()[:5]
     assert data != "unlimited" and size != "unlimited" and cpu != "unlimited"
     assert int(files) <= 16384 and core == "0"
 
@@ -96,9 +96,9 @@ def test_sandbox_network_on_lets_the_shell_reach_a_local_listener(workspace):
     port = listener.getsockname()[1]
     command = f"echo hi > /dev/tcp/127.0.0.1/{port} && echo connected"
     try:
-        assert "connected" not in bash_run.invoke({"command": command, "timeout_s": 10})  # the default: none
+        assert "connected" not in bash_run.invoke({"command": command, "timeout_s": 10})["output"]  # the default
         configure(sandbox_network="on")
-        assert "connected" in bash_run.invoke({"command": command, "timeout_s": 10})
+        assert "connected" in bash_run.invoke({"command": command, "timeout_s": 10})["output"]
     finally:
         listener.close()
 
@@ -202,10 +202,10 @@ def test_pip_installs_into_the_environment_and_the_shell_cannot(workspace, monke
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(workspace / "wheels"))
     denied = bash_run.invoke({"command": "pip install --no-index --find-links wheels torchscout-sandbox-probe"})
-    assert "[exit code 0" not in denied
+    assert denied["exit_code"] != 0, denied
     try:
         answer = pip_install_pytorch_package.invoke({"package_name": "torchscout-sandbox-probe", "version": "1.0"})
-        assert answer.splitlines()[-1].startswith("[exit code 0"), answer
+        assert answer["status"] == "success" and answer["exit_code"] == 0, answer
         check = subprocess.run([sys.executable, "-c", "import torchscout_sandbox_probe as p; print(p.VALUE)"],
                                capture_output=True, text=True, cwd=Path("/"))
         assert check.stdout.strip() == "42"

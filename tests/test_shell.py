@@ -1,5 +1,6 @@
 """bash_run and python_run: real child processes, real timeouts, real output capping."""
 
+import json
 import os
 import random
 import sys
@@ -38,10 +39,11 @@ def _unique_seconds() -> str:
 
 def test_bash_run_returns_combined_output_and_exit_code(workspace):
     result = bash_run.invoke({"command": "echo out; echo err >&2; pwd; exit 3"})
-    lines = result.splitlines()
+    lines = result["output"].splitlines()
     assert "out" in lines and "err" in lines
     assert str(workspace) in lines
-    assert lines[-1].startswith("[exit code 3 after")
+    assert result["status"] == "failed" and result["exit_code"] == 3 and "exit code 3" in result["message"]
+    assert plain.bash_run("exit 3").splitlines()[-1].startswith("[exit code 3 after")  # the PRD's text
 
 
 def test_timeout_kills_the_whole_process_tree_including_background_children(workspace):
@@ -62,7 +64,7 @@ def test_background_children_do_not_outlive_a_command_that_ends_normally(workspa
     seconds = _unique_seconds()
     result = bash_run.invoke({"command": f"nohup sleep {seconds} >/dev/null 2>&1 & setsid sleep {seconds} & "
                                          "echo done"})
-    assert result.splitlines()[-1].startswith("[exit code 0"), result
+    assert result["exit_code"] == 0 and result["status"] == "success", result
     deadline = time.monotonic() + 5
     while _living_with_argument(seconds) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -74,12 +76,18 @@ def test_plain_function_raises_on_timeout():
         plain.bash_run("sleep 5", timeout_s=0.5)
 
 
-def test_long_output_keeps_head_and_tail_and_says_how_much_was_cut():
+def test_long_output_keeps_head_and_tail_and_says_how_much_was_cut(workspace):
+    text = plain.bash_run("seq 1 100000")
+    assert text.startswith("1\n2\n3\n")
+    assert "99999\n100000\n" in text
+    assert "bytes of output cut" in text
+    assert len(text) < plain.MAX_OUTPUT_CHARS + 500
+    # the agent's answer: the head, the end, and a log with all the (capped) output
     result = bash_run.invoke({"command": "seq 1 100000"})
-    assert result.startswith("1\n2\n3\n")
-    assert "99999\n100000\n" in result
-    assert "bytes of output cut" in result
-    assert len(result) < plain.MAX_OUTPUT_CHARS + 500
+    assert result["output"].startswith("1\n2\n3\n") and result["output"].endswith("99999\n100000\n")
+    assert len(json.dumps(result)) <= 4000
+    log = (workspace / result["log_path"]).read_text()
+    assert log.startswith("1\n2\n3\n") and "bytes of output cut" in log and log.endswith("100000\n")
 
 
 def test_python_run_uses_this_interpreter_and_passes_arguments(workspace):
@@ -87,17 +95,20 @@ def test_python_run_uses_this_interpreter_and_passes_arguments(workspace):
     (workspace / "scripts/show.py").write_text(
         "import sys\nprint(sys.executable)\nprint(sys.argv[1:])\nsys.exit(int(sys.argv[-1]))\n")
     result = python_run.invoke({"script_path": "scripts/show.py", "args": ["--epochs", "10", "0"]})
-    assert sys.executable in result
-    assert "['--epochs', '10', '0']" in result
-    assert result.splitlines()[-1].startswith("[exit code 0")
+    assert sys.executable in result["output"]
+    assert "['--epochs', '10', '0']" in result["output"]
+    assert result["exit_code"] == 0
     failed = python_run.invoke({"script_path": "scripts/show.py", "args": ["4"]})
-    assert failed.splitlines()[-1].startswith("[exit code 4")
+    assert failed["exit_code"] == 4 and failed["status"] == "failed"
 
 
 def test_python_run_reports_tracebacks_as_output(workspace):
-    (workspace / "boom.py").write_text("raise ValueError('bad config')\n")
+    (workspace / "boom.py").write_text("import json\n\nraise ValueError('bad config')\n")
     result = python_run.invoke({"script_path": "boom.py"})
-    assert "ValueError: bad config" in result and "[exit code 1" in result
+    assert "ValueError: bad config" in result["output"] and result["exit_code"] == 1
+    # the traceback names the script relative to the workspace, and the message points at the line
+    assert 'File "boom.py", line 3' in result["output"] and str(workspace) not in result["output"]
+    assert "at boom.py:3" in result["message"]
 
 
 def test_python_run_times_out_and_refuses_missing_or_outside_scripts(workspace):
@@ -116,5 +127,5 @@ def test_python_and_pip_in_bash_run_are_this_environments_even_when_not_activate
     # as when the agent is started as .venv/bin/torchscout: the venv's bin is not on PATH
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     result = bash_run.invoke({"command": "python -c 'import sys, torch; print(sys.prefix)'"})
-    assert result.splitlines()[0] == sys.prefix, result
-    assert result.splitlines()[-1].startswith("[exit code 0")
+    assert result["output"].splitlines()[0] == sys.prefix, result
+    assert result["exit_code"] == 0

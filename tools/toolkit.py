@@ -6,6 +6,11 @@ object never lets an exception reach the calling agent: bad arguments and
 :class:`~torchscout.tools.errors.ToolError` become an ``Error: ...`` string the agent can act
 on, and an unexpected exception (a bug in torchscout or in the user's code) becomes an
 ``Error: ...`` string too, with the full traceback written to the log.
+
+Every answer goes through :func:`torchscout.tools.answers.checked_answer` (the answer contract:
+a JSON object with ``status`` and ``message``, at most ~4,000 characters, the rest in a file), and
+every error names workspace files by their relative paths and, for PyTorch's shape and dtype
+errors, says what to change.
 """
 
 from __future__ import annotations
@@ -22,15 +27,27 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
-from torchscout.tools.errors import ToolError
+from torchscout.tools.answers import MAX_ANSWER_CHARS, Answer, checked_answer
+from torchscout.tools.errors import ToolError, what_to_change
 from torchscout.tools.limits import nesting_problem
+from torchscout.tools.workspace import workspace_root
 
 logger = logging.getLogger(__name__)
 
 
+# A builder of the agent's answer from what the plain function returned and the call's arguments.
+AnswerShaper = Callable[[Any, Answer], Answer]
+
+
 def format_tool_error(error: ToolException) -> str:
-    """The text an agent receives when a tool raised."""
-    message = str(error).strip() or type(error).__name__
+    """The text an agent receives when a tool raised: workspace-relative paths, what to change, ~4,000 characters."""
+    message = (str(error).strip() or type(error).__name__).replace(f"{workspace_root()}/", "")
+    hint = what_to_change(message)
+    if hint and hint not in message:
+        message = f"{message}\n{hint}"
+    if len(message) > MAX_ANSWER_CHARS - 100:
+        head, tail = message[:1500], message[-(MAX_ANSWER_CHARS - 1700):]
+        message = f"{head}\n... [{len(message) - len(head) - len(tail):,} characters left out] ...\n{tail}"
     return message if message.startswith("Error:") else f"Error: {message}"
 
 
@@ -45,13 +62,14 @@ def format_validation_error(error: ValidationError | Exception) -> str:
     return f"Error: invalid arguments for {error.title}: " + "; ".join(problems)
 
 
-def _never_raise(tool_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap ``function`` so anything it raises reaches LangChain as a ToolException."""
+def _never_raise(tool_name: str, function: Callable[..., Any], answer: AnswerShaper | None) -> Callable[..., Any]:
+    """Wrap ``function`` so its answer keeps the contract and anything it raises reaches LangChain as a ToolException."""
 
     @functools.wraps(function)
     def call(**kwargs: Any) -> Any:
         try:
-            return function(**kwargs)
+            result = function(**kwargs)
+            return checked_answer(tool_name, answer(result, kwargs) if answer is not None else result)
         except ToolException:
             raise
         except (KeyboardInterrupt, SystemExit):
@@ -116,14 +134,19 @@ def make_tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    answer: AnswerShaper | None = None,
 ) -> TorchscoutTool:
-    """Build the agent-facing tool for ``function`` with ``args_schema`` validating its arguments."""
+    """Build the agent-facing tool for ``function`` with ``args_schema`` validating its arguments.
+
+    ``answer(result, arguments)`` builds the agent's answer when the plain function returns
+    something else (the PRD's ``None`` or text); either way the answer contract is checked.
+    """
     tool_name = name or function.__name__
     text = description or inspect.getdoc(function)
     if not text:
         raise ValueError(f"tool {tool_name} needs a docstring or a description an LLM can act on")
     return TorchscoutTool.from_function(
-        func=_never_raise(tool_name, function),
+        func=_never_raise(tool_name, function, answer),
         name=tool_name,
         description=text,
         args_schema=args_schema,

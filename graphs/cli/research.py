@@ -26,6 +26,39 @@ def _print_event(record: dict[str, Any]) -> None:
     typer.echo(format_event(record))
 
 
+def _print_json_event(record: dict[str, Any]) -> None:
+    typer.echo(json.dumps(record, default=str, ensure_ascii=False))
+
+
+def _ignore_event(record: dict[str, Any]) -> None:
+    return None
+
+
+QUIET_HELP = "No event lines and no progress bars: only the run's outcome (and errors) at the end."
+JSON_EVENTS_HELP = ("Print each event as one JSON object per line on stdout, then the outcome as a last JSON "
+                    "object with \"event\": \"outcome\" (for scripts); no progress bars.")
+
+
+def _output_mode(quiet: bool, json_events: bool) -> tuple[Callable[[dict[str, Any]], None], bool]:
+    """(the event printer, whether the outcome is JSON); scripts' modes turn the progress bars off."""
+    if quiet and json_events:
+        raise typer.BadParameter("use either --quiet or --json-events", param_hint="--quiet/--json-events")
+    if quiet or json_events:
+        from torchscout.settings import configure
+
+        configure(progress=False)
+    return (_print_json_event if json_events else _ignore_event if quiet else _print_event), json_events
+
+
+def _report_outcome(outcome: dict[str, Any], as_json: bool) -> None:
+    if not as_json:
+        _print_outcome(outcome)
+        return
+    _print_json_event({"event": "outcome", **outcome})
+    if outcome.get("problem"):
+        raise typer.Exit(1)
+
+
 def _print_waiting(outcome: dict[str, Any]) -> None:
     from torchscout.graphs.approval import format_request, resume_command
 
@@ -84,18 +117,22 @@ def run_command(
         None, "--approve",
         help="Comma-separated actions to pause before until you approve them: full_train, pip_install "
              "(default: the task file's `approve` list)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_events: bool = typer.Option(False, "--json-events", help=JSON_EVENTS_HELP),
 ) -> None:
     """Run the research loop on a task: propose, assemble, measure, evaluate, refine, confirm, train, report.
 
-    Prints one line per event; the report lands in runs/<name>/report.md. Killed or interrupted
+    Prints one line per event (--json-events: one JSON object per line; --quiet: none), and progress
+    bars only when stderr is a terminal; the report lands in runs/<name>/report.md. Killed or interrupted
     runs continue with `torchscout resume NAME`. With --approve full_train the run stops before
     the full training, shows what it will run and its estimated cost, and waits for
     `torchscout resume NAME --approve yes|no`.
     """
     from torchscout.graphs.driver import research
 
-    _print_outcome(_guarded(lambda: research(task_file, name=name, planner=planner, approve=approve,
-                                             on_event=_print_event)))
+    on_event, as_json = _output_mode(quiet, json_events)
+    _report_outcome(_guarded(lambda: research(task_file, name=name, planner=planner, approve=approve,
+                                              on_event=on_event)), as_json)
 
 
 def resume_command(
@@ -103,6 +140,8 @@ def resume_command(
     approve: str = typer.Option(None, "--approve",
                                 help="Answer for a run waiting at an approval gate: yes (run the step) or no "
                                      "(skip it)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_events: bool = typer.Option(False, "--json-events", help=JSON_EVENTS_HELP),
 ) -> None:
     """Finish an interrupted run from its last checkpoint, keeping every completed evaluation.
 
@@ -110,7 +149,8 @@ def resume_command(
     """
     from torchscout.graphs.driver import resume
 
-    _print_outcome(_guarded(lambda: resume(name, approve=approve, on_event=_print_event)))
+    on_event, as_json = _output_mode(quiet, json_events)
+    _report_outcome(_guarded(lambda: resume(name, approve=approve, on_event=on_event)), as_json)
 
 
 def history_command(

@@ -6,10 +6,12 @@ Every path is resolved inside the workspace (see :mod:`torchscout.tools.workspac
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from torchscout.tools.answers import to_json, write_details
 from torchscout.tools.errors import ToolError
 from torchscout.tools.ownership import check_not_state
 from torchscout.tools.toolkit import make_tool
@@ -17,11 +19,15 @@ from torchscout.tools.workspace import atomic_write_text, relative_to_workspace,
 
 MAX_READ_BYTES = 10 * 1024 * 1024
 MAX_LISTED_ENTRIES = 2000
+READ_WINDOW_CHARS = 3000  # of a file's text per read_file answer (the answer contract's ~4,000 in all)
+LISTING_ANSWER_CHARS = 3000  # of entries per list_directory answer; the full listing goes to a file
 SKIPPED_DIRECTORIES = {".git"}
 
 
 class ReadFileArgs(BaseModel):
     file_path: str = Field(description="Path of the file to read, relative to the workspace root.")
+    offset: int = Field(default=0, ge=0, description="Character offset to start reading at: 0, or the "
+                        "previous answer's next_offset for the rest of a long file.")
 
 
 class WriteFileArgs(BaseModel):
@@ -145,8 +151,90 @@ def create_directory(path: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-read_file_tool = make_tool(read_file, ReadFileArgs)
-write_file_tool = make_tool(write_file, WriteFileArgs)
-append_to_file_tool = make_tool(append_to_file, AppendToFileArgs)
-list_directory_tool = make_tool(list_directory, ListDirectoryArgs)
-create_directory_tool = make_tool(create_directory, CreateDirectoryArgs)
+# The agent's answers (see torchscout.tools.answers): the plain functions above keep the PRD's returns.
+
+
+def read_file_window(file_path: str, offset: int = 0) -> dict:
+    """Read a text file in the workspace: its content, up to 3,000 characters per call.
+
+    Use it to look at code, configs, logs and results before changing anything. A longer file
+    comes in windows that end at a line break: the answer's next_offset is the offset of the
+    next call. Files over 10 MiB and binary files are refused with a message saying so.
+    """
+    text = read_file(file_path)
+    shown_path = relative_to_workspace(resolve(file_path))
+    if offset > len(text):
+        raise ToolError(f"offset {offset} is past the end of {shown_path!r} ({len(text):,} characters); "
+                        "use offset=0 to read it from the start")
+    end = min(len(text), offset + READ_WINDOW_CHARS)
+    while len(to_json(text[offset:end])) > READ_WINDOW_CHARS:  # quotes and line breaks grow in JSON
+        end -= max(1, (len(to_json(text[offset:end])) - READ_WINDOW_CHARS) // 2)
+    if end < len(text):
+        line_end = text.rfind("\n", offset, end)
+        end = line_end + 1 if line_end > offset + READ_WINDOW_CHARS // 2 else end
+    answer = {"status": "success", "file_path": shown_path, "content": text[offset:end],
+              "total_chars": len(text), "offset": offset}
+    if end < len(text):
+        answer["next_offset"] = end
+        answer["message"] = (f"Characters {offset:,} to {end:,} of {len(text):,}; call read_file with "
+                             f"offset={end} for the rest.")
+    else:
+        answer["message"] = (f"The whole file ({len(text):,} characters)." if offset == 0 else
+                             f"Characters {offset:,} to the end ({len(text):,}).")
+    return answer
+
+
+def _written(result: None, arguments: dict) -> dict:
+    path = resolve(arguments["file_path"])
+    size = path.stat().st_size
+    return {"status": "success", "file_path": relative_to_workspace(path), "chars_written": len(arguments["content"]),
+            "size_bytes": size, "message": f"Wrote {len(arguments['content']):,} characters to "
+                                           f"{relative_to_workspace(path)} ({size:,} bytes)."}
+
+
+def _appended(result: None, arguments: dict) -> dict:
+    path = resolve(arguments["file_path"])
+    size = path.stat().st_size
+    return {"status": "success", "file_path": relative_to_workspace(path),
+            "chars_appended": len(arguments["content"]), "size_bytes": size,
+            "message": f"Appended {len(arguments['content']):,} characters to {relative_to_workspace(path)} "
+                       f"(now {size:,} bytes)."}
+
+
+def _created(result: None, arguments: dict) -> dict:
+    shown = relative_to_workspace(resolve(arguments["path"]))
+    return {"status": "success", "path": shown,
+            "message": f"The folder {shown} exists (created with any missing parents if it was not there)."}
+
+
+_CAP_NOTE = re.compile(r"^\.\.\. ([\d,]+) more entries not shown \(listing capped")
+
+
+def _listing(entries: list[str], arguments: dict) -> dict:
+    shown = relative_to_workspace(resolve(arguments.get("path", ".")))
+    capped = _CAP_NOTE.match(entries[-1]) if len(entries) > MAX_LISTED_ENTRIES else None
+    count = MAX_LISTED_ENTRIES + int(capped.group(1).replace(",", "")) if capped else len(entries)
+    answer = {"status": "success", "path": shown, "count": count, "entries": entries}
+    if not entries:
+        return {**answer, "message": f"{shown} is empty."}
+    if len(to_json(entries)) <= LISTING_ANSWER_CHARS:
+        return {**answer, "message": f"{count:,} entries in {shown}; folders end with '/'."}
+    kept: list[str] = []
+    size = 2
+    for entry in entries:
+        size += len(to_json(entry)) + 2
+        if size > LISTING_ANSWER_CHARS:
+            break
+        kept.append(entry)
+    details = write_details("list_directory", "\n".join(entries) + "\n", "txt")
+    return {**answer, "entries": kept, "details_path": details,
+            "message": f"{count:,} entries in {shown}; the first {len(kept):,} are shown and "
+                       f"{'the first 2,000' if capped else 'all of them'} are in {details}. List a subfolder to see "
+                       "fewer."}
+
+
+read_file_tool = make_tool(read_file_window, ReadFileArgs, name="read_file")
+write_file_tool = make_tool(write_file, WriteFileArgs, answer=_written)
+append_to_file_tool = make_tool(append_to_file, AppendToFileArgs, answer=_appended)
+list_directory_tool = make_tool(list_directory, ListDirectoryArgs, answer=_listing)
+create_directory_tool = make_tool(create_directory, CreateDirectoryArgs, answer=_created)

@@ -3,7 +3,8 @@
 The one `pip install` command it builds
 - pins the installed torch with a constraint file, so no dependency can silently replace it;
 - picks the torchvision / torchaudio release that matches the torch version;
-- uses PyTorch's own wheel index for `cuda_version` only for torch-family packages;
+- uses PyTorch's own wheel index only for torch-family packages: the one of the installed torch's build
+  (``torch.version.cuda``, ROCm or CPU) unless `cuda_version` is given;
 - validates every name and version first and runs pip as an argv list (never a shell string).
 """
 
@@ -20,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, Field
 
 from torchscout.tools.errors import ToolError
+from torchscout.tools.shell.answers import command_answer
 from torchscout.tools.shell.commands import run_shell_command
 from torchscout.tools.toolkit import make_tool
 
@@ -43,8 +45,9 @@ class PipInstallArgs(BaseModel):
                                 "Omit for the newest compatible one (torchvision/torchaudio: the match for torch).")
     pytorch_version: str = Field(default="2.1.0", description="The PyTorch version the package must work with. "
                                  "When torch is installed, its real version is used and pinned instead.")
-    cuda_version: str = Field(default="cu118", description="CUDA build for torch-family wheels: 'cu118', "
-                              "'cu121', 'cu124', 'rocm6.2' or 'cpu'. Other packages come from the normal index.")
+    cuda_version: str | None = Field(default=None, description="Build of torch-family wheels: 'cu118', 'cu124', "
+                                     "'cu130', 'rocm6.2' or 'cpu'. Omit to follow the installed torch's build. "
+                                     "Other packages come from the normal index.")
     upgrade: bool = Field(default=False, description="Pass --upgrade (torch itself stays pinned).")
     dry_run: bool = Field(default=False, description="Return the pip command that would run, without running it.")
 
@@ -85,19 +88,55 @@ def companion_versions(torch_version: Version) -> dict[str, str]:
     raise ToolError(f"no known torchvision/torchaudio pairing for torch {torch_version}; pass `version` explicitly")
 
 
+def installed_torch_build() -> tuple[str, str] | None:
+    """(build, reason) of the installed torch: 'cu130', 'rocm6.2' or 'cpu'; None when torch is not installed."""
+    try:
+        full = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+    local = Version(full).local
+    if local and CUDA_PATTERN.match(local):
+        return local, f"the installed torch {full} is a {local} build"
+    import torch  # a wheel without a local tag (PyPI's): ask torch itself
+
+    if torch.version.cuda:
+        build = "cu" + torch.version.cuda.replace(".", "")
+        return build, f"the installed torch {full} is built for CUDA {torch.version.cuda} (torch.version.cuda)"
+    hip = getattr(torch.version, "hip", None)
+    if hip:
+        build = "rocm" + ".".join(hip.split(".")[:2])
+        return build, f"the installed torch {full} is built for ROCm {hip}"
+    return "cpu", f"the installed torch {full} is a CPU build"
+
+
+def wheel_build(cuda_version: str | None) -> tuple[str, str]:
+    """(build, why) for PyTorch's wheel index: ``cuda_version`` when given, else the installed torch's build."""
+    if cuda_version:
+        return cuda_version, f"cuda_version={cuda_version!r} was given"
+    found = installed_torch_build()
+    if found is None:
+        return "cpu", ("no torch is installed and cuda_version was not given, so CPU wheels; pass cuda_version "
+                       "(e.g. 'cu124') for a CUDA build")
+    build, reason = found
+    return build, f"{reason} (pass cuda_version to choose another)"
+
+
 def build_pip_command(
     package_name: str,
     version: str | None,
     pytorch_version: str,
-    cuda_version: str,
+    cuda_version: str | None,
     upgrade: bool,
     constraints_file: Path,
 ) -> tuple[list[str], str, list[str]]:
-    """Return (argv, constraints file text, notes) for one validated pip install."""
+    """Return (argv, constraints file text, notes) for one validated pip install.
+
+    A torch-family install's notes say which wheel index was chosen and why.
+    """
     if not PACKAGE_PATTERN.match(package_name):
         raise ToolError(f"package_name {package_name!r} is not a valid package name (letters, digits, '.', '_', "
                         "'-', optional [extras]); give just the name and put the version in `version`")
-    if not CUDA_PATTERN.match(cuda_version):
+    if cuda_version is not None and not CUDA_PATTERN.match(cuda_version):
         raise ToolError(f"cuda_version {cuda_version!r} is not valid: use 'cpu', 'cu118', 'cu121', 'cu124', "
                         "'rocm6.2', ...")
     requested_torch = _parse_version(pytorch_version, "pytorch_version")
@@ -131,41 +170,79 @@ def build_pip_command(
         argv += ["--constraint", str(constraints_file)]
     argv.append(f"{package_name}=={pinned_version}" if pinned_version else package_name)
     if name in TORCH_FAMILY:
-        argv += ["--index-url", PYTORCH_INDEX.format(cuda_version=cuda_version)]
+        build, why = wheel_build(cuda_version)
+        index = PYTORCH_INDEX.format(cuda_version=build)
+        argv += ["--index-url", index]
+        notes.append(f"wheel index {index}: {why}")
     return argv, constraints, notes
+
+
+def _run_install(package_name: str, version: str | None, pytorch_version: str, cuda_version: str | None,
+                 upgrade: bool, dry_run: bool) -> tuple[list[str], list[str], str | None]:
+    """(argv, notes with the constraint, pip's text or None for a dry run)."""
+    with tempfile.TemporaryDirectory(prefix="torchscout-pip-") as folder:
+        constraints_file = Path(folder) / "constraints.txt"
+        argv, constraints, notes = build_pip_command(
+            package_name, version, pytorch_version, cuda_version, upgrade, constraints_file
+        )
+        if constraints:
+            notes.append(f"constraint: {constraints.strip()} (torch cannot be replaced by this install)")
+        if dry_run:
+            return argv, notes, None
+        constraints_file.write_text(constraints, encoding="utf-8")
+        # confined like every command, but with the network and the Python environment writable
+        result = run_shell_command(argv, PIP_TIMEOUT_S, profile="packages", network=True, extra_read=[folder])
+    if result.timed_out:
+        raise ToolError(f"pip did not finish within {PIP_TIMEOUT_S} s and was killed:\n{result.as_text()}")
+    return argv, notes, result.as_text()
 
 
 def pip_install_pytorch_package(
     package_name: str,
     version: str | None = None,
     pytorch_version: str = "2.1.0",
-    cuda_version: str = "cu118",
+    cuda_version: str | None = None,
     upgrade: bool = False,
     dry_run: bool = False,
 ) -> str:
     """Install a PyTorch-related package with pip into this environment, keeping torch intact.
 
     torch is pinned to the installed version with a constraint, torchvision/torchaudio get
-    the release matching torch, and torch-family wheels come from PyTorch's index for
-    `cuda_version`. Returns pip's combined output and exit code; with dry_run=True, the
-    command that would run.
+    the release matching torch, and torch-family wheels come from PyTorch's index for the
+    installed torch's build (or `cuda_version` when given). Returns pip's combined output and
+    exit code; with dry_run=True, the command that would run and why.
     """
-    with tempfile.TemporaryDirectory(prefix="torchscout-pip-") as folder:
-        constraints_file = Path(folder) / "constraints.txt"
-        argv, constraints, notes = build_pip_command(
-            package_name, version, pytorch_version, cuda_version, upgrade, constraints_file
-        )
-        header = "".join(f"note: {note}\n" for note in notes)
-        if constraints:
-            header += f"constraint: {constraints.strip()} (torch cannot be replaced by this install)\n"
-        if dry_run:
-            return f"{header}dry run, would run: {shlex.join(argv)}"
-        constraints_file.write_text(constraints, encoding="utf-8")
-        # confined like every command, but with the network and the Python environment writable
-        result = run_shell_command(argv, PIP_TIMEOUT_S, profile="packages", network=True, extra_read=[folder])
-    if result.timed_out:
-        raise ToolError(f"pip did not finish within {PIP_TIMEOUT_S} s and was killed:\n{result.as_text()}")
-    return f"{header}$ {shlex.join(argv)}\n{result.as_text()}"
+    argv, notes, text = _run_install(package_name, version, pytorch_version, cuda_version, upgrade, dry_run)
+    header = "".join(f"note: {note}\n" if not note.startswith("constraint:") else f"{note}\n" for note in notes)
+    if text is None:
+        return f"{header}dry run, would run: {shlex.join(argv)}"
+    return f"{header}$ {shlex.join(argv)}\n{text}"
 
 
-pip_install_pytorch_package_tool = make_tool(pip_install_pytorch_package, PipInstallArgs)
+def pip_install_answer(
+    package_name: str,
+    version: str | None = None,
+    pytorch_version: str = "2.1.0",
+    cuda_version: str | None = None,
+    upgrade: bool = False,
+    dry_run: bool = False,
+) -> dict:
+    """Install a PyTorch-related package with pip into this environment, keeping torch intact.
+
+    torch is pinned to the installed version with a constraint, torchvision/torchaudio get
+    the release matching torch, and torch-family wheels come from PyTorch's index for the
+    installed torch's build (torch.version.cuda, ROCm or CPU) unless `cuda_version` is given.
+    The answer has status (success, failed, or dry_run), the command, notes (the index chosen
+    and why, the constraint) and pip's exit code and output (long output: its end and log_path).
+    """
+    argv, notes, text = _run_install(package_name, version, pytorch_version, cuda_version, upgrade, dry_run)
+    plan = {"command": shlex.join(argv), "notes": notes}
+    if text is None:
+        index = next((note for note in notes if note.startswith("wheel index")), None)
+        source = f"{index[0].upper()}{index[1:]}." if index else f"{package_name} comes from the normal package index."
+        return {"status": "dry_run", **plan,
+                "message": f"Dry run: nothing was installed. {source} Call again without dry_run to install."}
+    return {**command_answer("pip_install_pytorch_package", text, f"pip install {package_name}"), **plan}
+
+
+pip_install_pytorch_package_tool = make_tool(pip_install_answer, PipInstallArgs, name="pip_install_pytorch_package")

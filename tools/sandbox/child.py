@@ -49,9 +49,19 @@ def call_job(job: dict) -> dict:
         with contextlib.suppress(Exception):
             _, hard = resource.getrlimit(resource.RLIMIT_DATA)
             resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
-        lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
         return {"ok": False, "error_type": type(exc).__name__, "error": str(exc),
-                "traceback": "\n".join(lines[-TRACEBACK_LINES:]), "details": getattr(exc, "sandbox_details", None)}
+                "traceback": _traceback_text(exc), "details": getattr(exc, "sandbox_details", None)}
+
+
+def _traceback_text(exc: BaseException) -> str:
+    """The user's frames and the failing call (see ``traceback_tail``); Python's last lines if that cannot run."""
+    try:
+        from torchscout.tools.errors import traceback_tail  # (already imported by the warm server's modules)
+
+        return traceback_tail(exc, TRACEBACK_LINES)
+    except Exception:  # noqa: BLE001 - e.g. out of memory: the plain traceback still reports the job's error
+        lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+        return "\n".join(lines[-TRACEBACK_LINES:])
 
 
 def encode_payload(payload: dict) -> bytes:

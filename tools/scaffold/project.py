@@ -98,12 +98,14 @@ def create_project(project_name: str, base_dir: str = ".", data_kinds: Iterable[
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    shown = relative_to_workspace(project)
     return {
         "status": "success",
-        "project_dir": relative_to_workspace(project),
+        "project_dir": shown,
         "files": files,
-        "next_steps": [f"cd {relative_to_workspace(project)}", "python train.py --config configs/base.yaml",
-                       "python -m pytest -q"],
+        "next_steps": [f"cd {shown}", "python train.py --config configs/base.yaml", "python -m pytest -q"],
+        "message": f"Created the project {shown} ({len(files)} files). Put models in {shown}/src/models; "
+                   f"`python train.py --config configs/base.yaml` in {shown} trains the baseline.",
     }
 
 

@@ -24,6 +24,7 @@ from torchscout.tools.sandbox.commands import MAX_TIMEOUT_S, CommandResult, run_
 from torchscout.tools.sandbox.environment import cache_environment, child_environment
 from torchscout.tools.sandbox.output import MAX_OUTPUT_CHARS
 from torchscout.tools.sandbox.policy import DEFAULT_MEMORY_LIMIT_BYTES
+from torchscout.tools.shell.answers import command_answer
 from torchscout.tools.toolkit import make_tool
 from torchscout.tools.workspace import resolve
 
@@ -93,9 +94,10 @@ def bash_run(command: str, timeout_s: float = 600) -> str:
     home-folder secrets, has no network unless the `sandbox_network` setting is "on", and sees no
     API keys or tokens in its environment; background processes are stopped when it ends.
 
-    The last line of the result is `[exit code N after T s]`. Output over 20,000 characters
-    keeps its head and tail and says how much was cut. After `timeout_s` the command and
-    every process it started are killed and an error says so.
+    The answer has status (success for exit code 0, else failed), exit_code, duration_s and
+    output: long output keeps its head and its last ~2,500 characters, and log_path names a file
+    with all of it. After `timeout_s` the command and every process it started are killed and
+    an error says so.
     """
     if not command.strip():
         raise ToolError("the command is empty")
@@ -105,8 +107,10 @@ def bash_run(command: str, timeout_s: float = 600) -> str:
 def python_run(script_path: str, args: list[str] | None = None, timeout_s: float = 3600) -> str:
     """Run a Python script with this environment's interpreter, in the workspace root.
 
-    Returns stdout+stderr and a last line `[exit code N after T s]`; a non-zero exit code is
-    reported, not raised. After `timeout_s` the script and its children are killed.
+    The answer has status (success for exit code 0, else failed), exit_code, duration_s and
+    output (stdout+stderr; long output keeps its head and end, log_path has all of it); a
+    non-zero exit code is reported, not raised. After `timeout_s` the script and its children
+    are killed.
     """
     script = resolve(script_path, must_exist=True, kind="script_path")
     if not script.is_file():
@@ -116,5 +120,7 @@ def python_run(script_path: str, args: list[str] | None = None, timeout_s: float
     return _result_or_timeout(result, f"python {script_path}")
 
 
-bash_run_tool = make_tool(bash_run, BashRunArgs)
-python_run_tool = make_tool(python_run, PythonRunArgs)
+bash_run_tool = make_tool(bash_run, BashRunArgs, answer=lambda text, arguments: command_answer("bash_run", text))
+python_run_tool = make_tool(
+    python_run, PythonRunArgs,
+    answer=lambda text, arguments: command_answer("python_run", text, f"`python {arguments['script_path']}`"))

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, Field
 
 from torchscout.tools import registry
+from torchscout.tools.answers import to_json, write_details
 from torchscout.tools.errors import ToolError
 from torchscout.tools.ownership import check_folder_target, write_owned_folder
 from torchscout.tools.registry import RegistryEntry
@@ -238,4 +239,35 @@ def pytorch_tokenizer_manager(
     raise ToolError(f"unknown action {action!r}; use 'train', 'load' or 'apply'")
 
 
-pytorch_tokenizer_manager_tool = make_tool(pytorch_tokenizer_manager, TokenizerManagerArgs)
+ENCODED_ANSWER_CHARS = 3000  # of encoded rows in one answer; all of them go to a file past that
+
+
+def tokenizer_answer(result: dict, arguments: dict) -> dict:
+    """The agent's answer: train and load answers as they are; apply's rows with a status, fitted to the size."""
+    name = arguments.get("tokenizer_name", "")
+    if "status" in result:
+        if "message" in result:
+            return result
+        size = (result.get("tokenizer_info") or {}).get("vocab_size")
+        return {**result, "message": f"Tokenizer {name!r} is registered" + (f" (vocab size {size:,})" if size else "")
+                + "; use it by name with action='apply' or in a training config."}
+    rows = len(result["input_ids"])
+    lengths = sorted({len(row) for row in result["input_ids"]})
+    answer = {"status": "success", "tokenizer_name": name, "num_texts": rows,
+              "tokens_per_text": lengths[0] if len(lengths) == 1 else {"min": lengths[0], "max": lengths[-1]}}
+    if len(to_json(result)) <= ENCODED_ANSWER_CHARS:
+        return {**answer, **result, "message": f"Encoded {rows} text(s) with {name!r}."}
+    details = write_details("pytorch_tokenizer_manager", to_json(result))
+    kept = 0
+    while kept < rows and len(to_json({key: values[: kept + 1] for key, values in result.items()})) <= ENCODED_ANSWER_CHARS:
+        kept += 1
+    shown = {key: values[:kept] for key, values in result.items()}
+    what = f"the first {kept} row(s) are shown"
+    if kept == 0:  # one text alone is too long: its first tokens
+        shown = {key: [values[0][:ENCODED_ANSWER_CHARS // 24]] for key, values in result.items()}
+        what = f"the first {len(shown['input_ids'][0])} tokens of the first text are shown"
+    return {**answer, **shown, "details_path": details,
+            "message": f"Encoded {rows} text(s) with {name!r}; {what} and all of them are in {details}."}
+
+
+pytorch_tokenizer_manager_tool = make_tool(pytorch_tokenizer_manager, TokenizerManagerArgs, answer=tokenizer_answer)

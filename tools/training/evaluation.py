@@ -28,6 +28,7 @@ from torchscout.tools.loading import parse_model_source
 from torchscout.tools.sandbox.commands import MAX_TIMEOUT_S
 from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.toolkit import make_tool
+from torchscout.tools.training.answers import training_answer
 from torchscout.tools.training.checks import run_checks
 from torchscout.tools.training.config import EvalConfig, parse_config
 from torchscout.tools.training.distributed import DistContext
@@ -201,7 +202,11 @@ def full_trainer_confined(model_script_path: str, model_class_name: str | None, 
 
 # The agent's tools run the model (code the agent or an LLM wrote) in the sandbox; the plain functions
 # above run in the caller's process (the confined child itself, `torchscout train`, tests).
-pytorch_quick_evaluator_tool = make_tool(quick_evaluator_confined, QuickEvaluatorArgs, name="pytorch_quick_evaluator",
-                                         description=inspect.getdoc(pytorch_quick_evaluator))
-pytorch_full_trainer_tool = make_tool(full_trainer_confined, FullTrainerArgs, name="pytorch_full_trainer",
-                                      description=inspect.getdoc(pytorch_full_trainer))
+pytorch_quick_evaluator_tool = make_tool(
+    quick_evaluator_confined, QuickEvaluatorArgs, name="pytorch_quick_evaluator",
+    description=inspect.getdoc(pytorch_quick_evaluator),
+    answer=lambda result, arguments: training_answer("pytorch_quick_evaluator", result))
+pytorch_full_trainer_tool = make_tool(
+    full_trainer_confined, FullTrainerArgs, name="pytorch_full_trainer",
+    description=inspect.getdoc(pytorch_full_trainer),
+    answer=lambda result, arguments: training_answer("pytorch_full_trainer", result))
