@@ -195,3 +195,13 @@ def test_the_training_tools_take_any_source(factories, workspace):
     assert not list(folder.glob("*.py"))  # nothing to copy: the model is the installed torch.nn.Linear
     with pytest.raises(ToolError, match="not_a_model.* returned 'int', not an instance of Module"):
         pytorch_quick_evaluator(factories, "not_a_model", quick)
+
+
+def test_the_fork_server_imports_torchvision_only_for_models_that_use_it(factories, workspace):
+    from torchscout.tools.modeling.summary import WARM_MEASUREMENT, _warm_for
+
+    (workspace / "zoo.py").write_text("from torchvision.models import resnet18\n")
+    assert _warm_for(parse_model_source("torchvision.models:resnet18", None)) == [WARM_MEASUREMENT]
+    assert _warm_for(parse_model_source("zoo.py", "resnet18")) == [WARM_MEASUREMENT]
+    assert _warm_for(parse_model_source("torch.nn:Linear", None)) == []
+    assert _warm_for(parse_model_source(factories, "Net")) == []

@@ -11,6 +11,7 @@ the source next to the measured table.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 MEASURE_TIMEOUT_S = 300.0
 WARM_MEASUREMENT = "torchscout.tools.modeling.summary_measure:prime_measurement"
+_IMPORTS_TORCHVISION = re.compile(r"^\s*(?:from|import)\s+torchvision\b", re.MULTILINE)
 
 
 Detail = Literal["brief", "full"] | int
@@ -72,6 +74,18 @@ def _check_arguments(model_script_path: str, model_class_name: str | None, input
                                                  and detail >= 0):
         raise ToolError(f"detail must be 'brief', 'full' or a depth such as 2; got {detail!r}")
     return source, sizes
+
+
+def _warm_for(source: ModelSource) -> list[str]:
+    """torchvision's models, imported once into the sandbox's fork server, when this model comes from
+    them (an import spec, or a workspace file importing torchvision); other models leave the server as
+    it is, so a research run whose candidates never use torchvision does not pay for importing it."""
+    if source.kind == "import":
+        uses_torchvision = source.location.partition(".")[0] == "torchvision"
+    else:
+        text = resolve(source.location).read_text(encoding="utf-8", errors="replace")
+        uses_torchvision = _IMPORTS_TORCHVISION.search(text) is not None
+    return [WARM_MEASUREMENT] if uses_torchvision else []
 
 
 def _source_text(source_file: str | None) -> str:
@@ -139,7 +153,7 @@ def pytorch_model_summary(
         job_source["location"] = str(resolve(source.location))
     result = run_in_sandbox(measure_model, {"source": job_source, "input_size": sizes, "input_dtype": input_dtype,
                                             "model_kwargs": kwargs}, timeout_s=MEASURE_TIMEOUT_S,
-                            warm=[WARM_MEASUREMENT])
+                            warm=_warm_for(source))
     if not result.ok:
         if result.error_type in {"ToolError", "WorkspaceError"}:
             raise ToolError(result.error or "")
