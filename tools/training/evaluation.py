@@ -33,6 +33,7 @@ from torchscout.tools.training.distributed import DistContext
 from torchscout.tools.training.engine import LoopState, fit
 from torchscout.tools.training.outcomes import COMPLETED, describe_run, failure_result, throughput
 from torchscout.tools.training.runs import make_monitor, prepare_run
+from torchscout.tools.training.timing import PhaseClock, record_preparation
 from torchscout.tools.training.trainer import run_full_trainer
 from torchscout.tools.training.types import FullTrainAnswer, QuickEvalAnswer
 
@@ -60,21 +61,26 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
     "duration_s", "device", "data_path", ...}; status is "completed", "diverged" or "failed"
     (then "error" and "traceback" say why).
     """
-    config = parse_config(EvalConfig, eval_config, "eval_config")
     started = time.perf_counter()
+    config = parse_config(EvalConfig, eval_config, "eval_config")
     state = LoopState()
     result: QuickEvalAnswer = {"status": COMPLETED, "metrics": {}, "train_loss": None, "val_loss": None,
                               "history": state.history, "samples_per_s": 0.0, "duration_s": 0.0,
                               "device": None, "data_path": None}
+    clock = PhaseClock()
+    clock.add("startup_s", time.perf_counter() - started)
     stage = "load"
     try:
         monitor = make_monitor("val_loss", None, config.metrics)
         prepared = prepare_run(model_script_path, model_class_name, config, context=DistContext(), monitor=monitor,
                                lr_find_plot=lr_find_plot_path(model_class_name) if config.lr_find else None)
         run = prepared.run
+        run.clock = clock
+        record_preparation(clock, prepared.timings)
         result.update(describe_run(prepared))
         stage = "sanity"
-        result.update(run_checks(run, prepared.num_classes, config.sanity))
+        with clock.phase("sanity_s"):
+            result.update(run_checks(run, prepared.num_classes, config.sanity))
         stage = "train"
         fit(run, state)
         last = state.history[-1]
@@ -83,7 +89,9 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str, eval_
     except Exception as exc:  # noqa: BLE001 - failure_result re-raises configuration errors
         result.update(failure_result(exc, config.batch_size, stage))
     result.update({"stop_reason": state.stop_reason, "epochs_completed": state.epoch,
-                   "samples_per_s": throughput(state), "duration_s": time.perf_counter() - started})
+                   "samples_per_s": throughput(state)})
+    result["duration_s"] = time.perf_counter() - started
+    result["timings"] = clock.summary(result["duration_s"])
     return result
 
 
