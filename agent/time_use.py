@@ -7,10 +7,13 @@ each evaluation's phases as the training engine measured them inside the sandbox
 call (``wall_s``), and the full training's phases.
 
 - ``training_s``: optimizer steps and validation passes, in the evaluations and the full training;
-- ``in_evaluations_s``: the evaluation and full-training nodes' time (what training and evaluating
-  cost end to end: the sandbox's fork, data, set-up, sanity check and the steps);
+- ``in_evaluations_s``: the wall time during which an evaluation was running (their intervals
+  joined, so parallel evaluations count once) plus the full training's: what training and
+  evaluating cost end to end (the sandbox's fork, data, set-up, sanity check and the steps);
 - ``orchestration_s``: the rest of the wall time (planning, assembly, measurement, baselines,
-  checkpoints, the report). Parallel tasks add up, so sums can exceed the wall time.
+  checkpoints, the report);
+- ``training_s`` and ``evaluation_phases_s`` are summed over evaluations, and ``nodes_s`` over each
+  node's tasks (waiting for a turn included): with parallel tasks they can exceed the wall time.
 """
 
 from __future__ import annotations
@@ -37,6 +40,29 @@ def evaluation_phases(state: ResearchState) -> dict[str, float]:
     return {phase: round(seconds, 3) for phase, seconds in sorted(totals.items())}
 
 
+def joined_seconds(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of ``(start, end)`` intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def _evaluation_wall_s(state: ResearchState) -> float:
+    """Seconds during which at least one evaluation ran (records without a start time: their wall)."""
+    intervals, unplaced = [], 0.0
+    for record in evaluations_of(state).values():
+        timings = record.get("timings") or {}
+        wall = float(timings.get("wall_s") or record.get("duration_s") or 0.0)
+        if "started_at" in timings:
+            intervals.append((float(timings["started_at"]), float(timings["started_at"]) + wall))
+        else:
+            unplaced += wall
+    return joined_seconds(intervals) + unplaced
+
+
 def time_use_section(state: ResearchState) -> dict[str, Any]:
     """The run's time split; fractions are of ``wall_s`` (the budget clock)."""
     wall = float(state.get("elapsed_s") or 0.0)
@@ -44,7 +70,7 @@ def time_use_section(state: ResearchState) -> dict[str, Any]:
     full_timings = (state.get("full_training") or {}).get("timings")
     training = sum(_work_s(record.get("timings")) for record in evaluations) + _work_s(full_timings)
     nodes = state.get("node_seconds") or {}
-    evaluating = sum(float(nodes.get(name, 0.0)) for name in EVALUATING_NODES)
+    evaluating = _evaluation_wall_s(state) + float(nodes.get("full_train", 0.0))
 
     def share(seconds: float) -> float:
         return round(seconds / wall, 4) if wall > 0 else 0.0
@@ -69,11 +95,13 @@ def time_use_lines(state: ResearchState) -> list[str]:
              f"evaluations and full training ({section['in_evaluations_s']:.1f} s), of which "
              f"{100 * section['training_fraction']:.0f}% of the wall time in training steps and validation "
              f"({section['training_s']:.1f} s); orchestration {section['orchestration_s']:.1f} s."]
-    others = [(name, seconds) for name, seconds in section["nodes_s"].items() if name not in EVALUATING_NODES]
+    others = [(name, seconds) for name, seconds in section["nodes_s"].items()
+              if name not in EVALUATING_NODES and seconds >= 0.05]
     if others:
         lines.append("- Other steps: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in others[:6]) + ".")
     phases = section["evaluation_phases_s"]
     if phases:
-        inside = ", ".join(f"{phase[:-2]} {seconds:.1f} s" for phase, seconds in phases.items() if seconds >= 0.05)
+        inside = ", ".join(f"{phase[:-2]} {seconds:.1f} s" for phase, seconds in phases.items()
+                           if seconds >= 0.05 and phase != "wall_s")
         lines.append(f"- Inside the evaluations: {inside}.")
     return lines

@@ -359,7 +359,7 @@ def print_options(workspace: Path, data_root: Path, model: str, args: argparse.N
                   device: torch.device) -> None:
     from torchvision import datasets
 
-    from evals.bench_training_options import StepTimer, measure_options
+    from evals.bench_training_options import StepTimer, measure_options, thread_settings
 
     raw = datasets.MNIST(str(data_root), train=True, download=False)
     inputs = MNIST.normalise(raw.data[:args.samples].float().div(255).unsqueeze(1)).to(device)
@@ -369,6 +369,11 @@ def print_options(workspace: Path, data_root: Path, model: str, args: argparse.N
     for option, bought in measure_options(timer, args.option_steps, 3, -(-args.samples // args.batch_size),
                                           args.compile):
         print(f"    {option:<40} {bought}")
+    if device.type == "cpu":
+        settings = thread_settings(str(workspace), MODEL_CLASS[model], args.batch_size, args.option_steps)
+        fastest = min(seconds for _, seconds in settings)
+        for label, seconds in settings:
+            print(f"    {label:<40} {seconds * 1000:8.2f} ms/step ({seconds / fastest:.2f}x the fastest)")
 
 
 if __name__ == "__main__":

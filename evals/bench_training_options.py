@@ -7,7 +7,8 @@ the same process, side by side in rotating order (load from other processes hits
 - ``channels_last`` memory format (model and inputs);
 - bf16 autocast (on CPU only where the CPU has bf16 instructions; on CUDA always);
 - ``torch.compile`` (its compile time is counted separately and amortised over one epoch);
-- torch intra-op threads: 1 against what torch uses by default.
+- torch intra-op threads and OpenMP's wait policy (each setting in a fresh process, see
+  :func:`thread_settings`).
 
 A time per training step (and per validation batch for ``inference_mode``) is the median over
 ``repeats`` timed blocks of ``steps`` steps each, after a warm-up block.
@@ -97,13 +98,47 @@ class StepTimer:
         return statistics.median(block() for _ in range(repeats))
 
 
-def _threads_step_s(timer: StepTimer, threads: int, steps: int, repeats: int) -> float:
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return timer.train_step_s(steps, repeats)[0]
-    finally:
-        torch.set_num_threads(before)
+# one process per thread setting: OpenMP reads OMP_WAIT_POLICY once, when torch loads it
+_STEP_SCRIPT = """
+import statistics, sys, time
+import torch
+from torch import nn
+sys.path.insert(0, sys.argv[1])
+from net import {model_class} as Net
+torch.set_num_threads(int(sys.argv[2]))
+torch.manual_seed(0)
+model, steps = Net(), int(sys.argv[3])
+inputs, targets = torch.randn({batch}, 1, 28, 28), torch.randint(0, 10, ({batch},))
+optimizer, loss_fn = torch.optim.Adadelta(model.parameters(), lr=1.0), nn.CrossEntropyLoss()
+def block(n):
+    started = time.perf_counter()
+    for _ in range(n):
+        loss_fn(model(inputs), targets).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return (time.perf_counter() - started) / n
+block(2)
+print(statistics.median(block(steps) for _ in range(3)))
+"""
+
+
+def thread_settings(folder: str, model_class: str, batch: int, steps: int) -> list[tuple[str, float]]:
+    """Seconds per training step with 1 thread, and with every core's thread waiting actively
+    (OpenMP spins) or passively (sleeps; torchscout's default), each in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    script = _STEP_SCRIPT.format(model_class=model_class, batch=batch)
+    cores = os.cpu_count() or 1
+    settings = [(1, "PASSIVE"), (cores, "ACTIVE"), (cores, "PASSIVE")] if cores > 1 else [(1, "PASSIVE")]
+    timings = []
+    for threads, policy in settings:
+        environment = {**os.environ, "OMP_WAIT_POLICY": policy}
+        completed = subprocess.run([sys.executable, "-c", script, folder, str(threads), str(steps)], env=environment,
+                                   capture_output=True, text=True, check=True)
+        timings.append((f"{threads} thread(s), OMP_WAIT_POLICY={policy}", float(completed.stdout.split()[-1])))
+    return timings
 
 
 def measure_options(timer: StepTimer, steps: int, repeats: int, steps_per_epoch: int,
@@ -130,7 +165,4 @@ def measure_options(timer: StepTimer, steps: int, repeats: int, steps_per_epoch:
         epoch_gain = (base - per_step) * steps_per_epoch - compile_s
         lines.append(("torch.compile", f"{saved(per_step)}; compile {compile_s:.1f} s, so one epoch of "
                       f"{steps_per_epoch} steps {'gains' if epoch_gain > 0 else 'loses'} {abs(epoch_gain):.1f} s"))
-    if timer.device.type == "cpu" and torch.get_num_threads() > 1:
-        lines.append((f"threads: 1 instead of {torch.get_num_threads()}",
-                      saved(_threads_step_s(timer, 1, steps, repeats))))
     return lines

@@ -215,13 +215,15 @@ def evaluate_confined(job: EvaluationJob, time_left_s: float) -> EvaluationRecor
     is raised again here (the node's RetryPolicy retries it).
     """
     arguments = {"job": job, "config": eval_config(job, time_left_s), "metric": task_of(job).metric}
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     result = run_in_sandbox(evaluate_job, arguments, profile="evaluation",
                             timeout_s=time_left_s + EVALUATION_SLACK_S, warm=[WARM_TRAINING],
                             threads=torch.get_num_threads())
     if result.ok:
         record = result.value
-        record["timings"] = {**record.get("timings", {}), "wall_s": round(time.monotonic() - started, 4)}
+        # when (epoch seconds) and how long, as the graph saw it: result.json's time_use joins the intervals
+        record["timings"] = {**record.get("timings", {}), "started_at": round(started_at, 3),
+                             "wall_s": round(time.monotonic() - started, 4)}
         return record
     _raise_transient(result.error_type, result.error)
     if result.error_type == "SandboxUnavailable":
