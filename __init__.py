@@ -15,7 +15,15 @@ stays cheap; ``torchscout.EXPORTS.descriptions()`` lists it:
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# OpenMP threads that wait for work sleep instead of spinning (unless the user chose otherwise). Set
+# before torch loads its OpenMP runtime, here and in every process started from here (the sandbox's
+# fork server, torchrun workers). On a machine whose cores are busy with anything else, spinning
+# threads steal the cores from each other: a small CNN's training step measured 10-20x slower with
+# 2 spinning threads than with passive ones (evals/bench_training.py prints the comparison).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from torchscout.tools.lookup import Registry
 

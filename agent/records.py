@@ -113,6 +113,9 @@ class EvaluationRecord(TypedDict):
     history: NotRequired[list[EpochRecord]]
     samples_per_s: NotRequired[float | None]
     rung: NotRequired[int]               # the fidelity it ran at (missing: screen 0, every other kind 1)
+    # where the evaluation's time went: the engine's phases (train_steps_s, validation_s, ...) and wall_s,
+    # the whole confined call as the graph saw it (fork, confinement and the reply included)
+    timings: NotRequired[dict[str, float]]
 
 
 class DecisionRecord(TypedDict):
@@ -250,6 +253,7 @@ class FullTrainingRecord(TypedDict, total=False):
     stop_reason: str | None              # early_stopping, time_budget; None: every epoch of the cap ran
     epochs_completed: int
     restored_epoch: int | None           # the best epoch, whose weights were restored for the final evaluation
+    timings: dict[str, float]            # the trainer's seconds per phase (see tools/training/timing.py)
 
 
 # -- reading and merging ------------------------------------------------------------------------
@@ -319,6 +323,14 @@ def latest_clock(current: float | None, update: float | None) -> float:
     return max(current or 0.0, update or 0.0)
 
 
+def add_seconds(current: dict[str, float] | None, update: dict[str, float] | None) -> dict[str, float]:
+    """Sum seconds per name (each node reports its own duration; parallel tasks add up)."""
+    total = dict(current or {})
+    for name, seconds in (update or {}).items():
+        total[name] = round(total.get(name, 0.0) + float(seconds), 4)
+    return total
+
+
 class ResearchState(TypedDict, total=False):
     """The research graph's state (see :mod:`torchscout.graphs.state` for how it is used)."""
 
@@ -338,6 +350,7 @@ class ResearchState(TypedDict, total=False):
     decisions: Annotated[list[DecisionRecord], operator.add]
     failures: Annotated[list[FailureRecord], operator.add]
     elapsed_s: Annotated[float, latest_clock]  # budget seconds used so far (nodes report the clock; max wins)
+    node_seconds: Annotated[dict[str, float], add_seconds]  # node name -> seconds spent in it, summed
     stop_reason: str | None               # what ended the search, in words
     stopped_by: StopCause | None          # ... and as one word (result.json's stopped_by)
     halving_done: bool                    # the round's successive halving has no further rung

@@ -17,6 +17,7 @@ from torchscout.agent.records import CandidateRecord, EpochRecord, ResearchState
 from torchscout.agent.report_baselines import baselines_report_section
 from torchscout.agent.report_budget import budget_line, full_training_line, halving_section, stop_line
 from torchscout.agent.run_result import test_section
+from torchscout.agent.time_use import time_use_lines
 from torchscout.tools.training.status import DIVERGED, FAILED
 from torchscout.tools.workspace import atomic_write_text, atomic_writer, relative_to_workspace, resolve
 
@@ -288,6 +289,9 @@ def render_report(state: ResearchState, pareto_png: str | None, curves_png: str 
         lines += ["## Best model: training curves", "", f"![curves]({curves_png})", ""]
     lines += _experiments_section(state)
     lines += llm_section(state)
+    time_use = time_use_lines(state)
+    if time_use:
+        lines += ["## Time use", "", *time_use, ""]
     lines += _decisions_and_failures(state)
     lines += ["## Reproducibility", "",
               f"- Task seed {task['seed']}; confirmation seeds {task['seed'] + 1000}..."

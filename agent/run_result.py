@@ -13,6 +13,7 @@ and ``torchscout report`` give the same file and a new section is one line in :d
 - ``baselines`` / ``baselines_test``: each classical baseline's scores on validation / test;
 - ``stopped_by``: what ended the search (target, max_rounds, patience, time, round_cap);
 - ``budget_used_s`` and ``evaluations`` (how many evaluations the run recorded);
+- ``time_use``: the share of the wall time in training and evaluation vs orchestration (``agent/time_use.py``);
 - ``llm``: the run's LLM calls, tokens, seconds and cost per purpose (added by the graph).
 """
 
@@ -31,6 +32,7 @@ from torchscout.agent.records import (
     SeedStats,
     evaluations_of,
 )
+from torchscout.agent.time_use import time_use_section
 from torchscout.agent.training_configs import TrainingRecord
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
 
@@ -116,6 +118,7 @@ SECTIONS: list[tuple[str, Callable[[ResearchState], object]]] = [
     ("stopped_by", lambda state: state.get("stopped_by")),
     ("budget_used_s", lambda state: round(float(state.get("elapsed_s") or 0.0), 3)),
     ("evaluations", lambda state: len(state.get("evaluations") or {})),
+    ("time_use", time_use_section),
 ]
 
 

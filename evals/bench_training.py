@@ -1,30 +1,32 @@
-"""Benchmark: the quick evaluator's epoch time against the classic PyTorch MNIST loop and a minimal loop.
+"""Benchmark: where a quick evaluation's time goes, and the engine against the textbook loop and a bare loop.
 
-Three ways to train the same model (by default the ``Net`` of pytorch/examples ``mnist/main.py``:
-two convs, max-pool, dropout, two linear layers; ``--model small`` for a lighter CNN whose
-compute no longer hides the data pipeline) on the same MNIST-format data, batch size, optimizer
-(Adadelta, lr 1.0) and device, in one process:
+For each model (``--models``: ``example``, the compute-bound ``Net`` of pytorch/examples
+``mnist/main.py``; ``small``, a data-bound CNN about 20x lighter), on the same MNIST-format data,
+batch size, optimizer (Adadelta, lr 1.0) and device, in one process:
 
-1. **classic** -- PyTorch's MNIST example: ``torchvision.datasets.MNIST`` with
-   ``ToTensor() + Normalize``, a shuffling ``DataLoader`` (``num_workers=1``, ``pin_memory`` on CUDA,
-   as in the example) and the usual loop. Every sample is turned into a PIL image and back each epoch.
-2. **quick evaluator** -- ``pytorch_quick_evaluator`` with ``dataset: mnist``: the data is decoded and
-   normalised once into tensors on the device; epochs slice seeded permutations; the loop also
-   records gradient norms, loss spikes and checks for divergence.
-3. **minimal** -- a hand-written loop over the same preloaded tensors with nothing else in it:
-   the floor that shows the quick evaluator's own overhead.
+1. **textbook** -- PyTorch's MNIST example: ``torchvision.datasets.MNIST`` with ``ToTensor() +
+   Normalize``, a shuffling ``DataLoader`` (``num_workers=1``, ``pin_memory`` on CUDA) and the
+   usual loop. Every sample becomes a PIL image and a tensor again each epoch.
+2. **quick evaluator** -- ``pytorch_quick_evaluator`` with ``dataset: mnist``: decoded and normalised
+   once into tensors on the device; epochs slice seeded permutations; the loop also records
+   gradient norms, loss spikes and checks for divergence.
+3. **bare preloaded loop** -- a hand-written loop over the same preloaded tensors, nothing else:
+   the floor that shows the engine's own overhead.
 
-Each side trains ``--epochs`` epochs per round (train time only, no evaluation), the sides take
-turns for ``--rounds`` rounds, and the reported number is the median of every epoch after each
-round's first (warm-up). Targets: quick evaluator faster than classic on CPU
-and >= 3x faster on a GPU; quick evaluator within 10% of minimal.
+The sides take turns for ``--rounds`` rounds of ``--epochs`` epochs; the number is the median of
+every epoch after each round's first. Targets: >= 1.0x the textbook loop on ``Net`` on a CPU,
+>= 2x on the data-bound model, overhead vs the bare loop <= 3%. Then the quick evaluation's own
+breakdown (the engine's ``timings``: start-up, data, set-up, sanity check, train steps,
+validation, metrics, callbacks, results; plus the sandbox's per-job start-up when confined), and
+what each PyTorch option buys here (``evals/bench_training_options.py``: inference_mode,
+channels_last, bf16 autocast, ``--compile``, threads and OpenMP's wait policy).
 
-Data: the real MNIST files under ``--data-root`` if they are there, else random images written in
-MNIST's idx format (same sizes and formats, so timings are the same; accuracy is meaningless)::
+Data: the real MNIST files under ``--data-root`` if they are there, else synthetic digits
+(scikit-learn's 8x8 digits scaled to 20x20 and placed like MNIST's) written as MNIST's idx files,
+read by torchvision like the real ones; no download::
 
-    .venv/bin/python evals/bench_training.py                       # 6000 train images, CPU
-    .venv/bin/python evals/bench_training.py --threads 1           # steadier on a busy machine
-    .venv/bin/python evals/bench_training.py --model small         # a lighter CNN
+    .venv/bin/python evals/bench_training.py                        # 6000 images, both models, CPU
+    .venv/bin/python evals/bench_training.py --models example --compile
     .venv/bin/python evals/bench_training.py --samples 60000 --device cuda
 """
 
@@ -98,13 +100,31 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
+def synthetic_digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` 28x28 digit images: scikit-learn's 8x8 digits scaled to 20x20 and placed like MNIST's
+    (a random shift around the centre, a little noise), with their labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    chosen = rng.integers(0, len(digits.target), count)
+    small = torch.from_numpy(digits.images[chosen] / 16.0).float().unsqueeze(1)
+    scaled = nn.functional.interpolate(small, size=(20, 20), mode="bilinear", align_corners=False)[:, 0].numpy()
+    images = np.zeros((count, 28, 28), dtype=np.float32)
+    for index, (dy, dx) in enumerate(rng.integers(2, 7, (count, 2))):
+        images[index, dy:dy + 20, dx:dx + 20] = scaled[index]
+    images = np.clip(images + rng.normal(0, 0.05, images.shape), 0, 1)
+    return (images * 255).round().astype(np.uint8), digits.target[chosen].astype(np.uint8)
+
+
 def synthetic_mnist(root: Path, train: int, test: int) -> None:
+    """MNIST's four idx files (the format torchvision reads) with synthetic digits, no download."""
     rng = np.random.default_rng(0)
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, size in (("train", train), ("t10k", test)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (size, 28, 28)))
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, size))
+        images, labels = synthetic_digits(size, rng)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
 
 
 MODEL_CLASS = {"example": "Net", "small": "SmallNet"}
@@ -151,16 +171,17 @@ def classic_epochs(workspace: Path, data_root: Path, model_name: str, samples: i
 
 
 def quick_evaluator_epochs(data_root: Path, model_name: str, samples: int, batch_size: int, epochs: int,
-                           device: torch.device, amp: bool = True) -> list[float]:
+                           device: torch.device, amp: bool = True) -> tuple[list[float], dict[str, float]]:
+    """The evaluator's epoch times and its own breakdown of the whole evaluation (``timings``)."""
     from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 
     result = pytorch_quick_evaluator("net.py", MODEL_CLASS[model_name], {
         "dataset": "mnist", "data_root": str(data_root), "train_subset": samples, "batch_size": batch_size,
         "epochs": epochs, "optimizer": "Adadelta", "learning_rate": 1.0, "device": device.type,
-        "metrics": ["accuracy"], "sanity": "off", "amp": amp})
+        "metrics": ["accuracy"], "amp": amp})
     if result["status"] != "completed":
         raise SystemExit(f"quick evaluator failed: {result.get('error')}\n{result.get('traceback', '')}")
-    return [record["epoch_time_s"] for record in result["history"]]
+    return [record["epoch_time_s"] for record in result["history"]], result["timings"]
 
 
 def minimal_epochs(workspace: Path, data_root: Path, model_name: str, samples: int, batch_size: int, epochs: int,
@@ -193,30 +214,56 @@ def minimal_epochs(workspace: Path, data_root: Path, model_name: str, samples: i
     return times
 
 
-def run_rounds(workspace: Path, data_root: Path, args: argparse.Namespace,
-               device: torch.device) -> dict[str, list[float]]:
+QUICK = "quick evaluator"
+CLASSIC = "textbook (DataLoader + ToTensor)"
+BARE = "bare preloaded loop"
+
+
+def run_rounds(workspace: Path, data_root: Path, model: str, args: argparse.Namespace,
+               device: torch.device) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Interleave the sides round by round, so load from other processes hits them alike.
 
     Each round trains every side for ``args.epochs`` epochs and keeps the epochs after the first;
-    the order rotates from round to round.
+    the order rotates from round to round. Also returns the last quick evaluation's ``timings``.
     """
     sizes = (args.samples, args.batch_size, args.epochs, device)
+    breakdown: dict[str, float] = {}
+
+    def quick() -> list[float]:
+        times, timings = quick_evaluator_epochs(data_root, model, *sizes)
+        breakdown.clear()
+        breakdown.update(timings)
+        return times
+
     sides: dict[str, Callable[[], list[float]]] = {
-        "classic (DataLoader + ToTensor)": lambda: classic_epochs(workspace, data_root, args.model, *sizes),
-        "quick evaluator": lambda: quick_evaluator_epochs(data_root, args.model, *sizes),
-        "minimal preloaded loop": lambda: minimal_epochs(workspace, data_root, args.model, *sizes),
+        CLASSIC: lambda: classic_epochs(workspace, data_root, model, *sizes),
+        QUICK: quick,
+        BARE: lambda: minimal_epochs(workspace, data_root, model, *sizes),
     }
-    if device.type == "cuda":
-        # the classic loop runs in fp32: show how much of the gap is bf16 autocast
-        sides["quick evaluator, fp32 (amp off)"] = lambda: quick_evaluator_epochs(
-            data_root, args.model, *sizes, amp=False)
     times: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     for round_number in range(args.rounds):
-        # rotate who goes first, so whatever a side leaves behind (worker processes, cache) is shared out
         for name in names[round_number % len(names):] + names[:round_number % len(names)]:
             times[name].extend(sides[name]()[1:])
-    return times
+    return times, breakdown
+
+
+def confined_startup_s(data_root: Path) -> tuple[float, float]:
+    """(sandbox start-up per job, the fork server's own start) for a tiny evaluation run confined."""
+    from torchscout.tools.sandbox.runner import warm_up
+    from torchscout.tools.training.evaluation import quick_evaluator_confined
+
+    started = time.perf_counter()
+    warm_up()
+    server_s = time.perf_counter() - started
+    config = {"dataset": "mnist", "data_root": str(data_root), "train_subset": 256, "batch_size": 64, "epochs": 1,
+              "device": "cpu", "metrics": ["accuracy"]}
+    overheads = []
+    for _ in range(4):
+        started = time.perf_counter()
+        result = quick_evaluator_confined("net.py", "SmallNet", config)
+        overheads.append(time.perf_counter() - started - result["duration_s"])
+    return statistics.median(overheads[1:]), server_s
 
 
 def machine(device: torch.device) -> str:
@@ -224,51 +271,111 @@ def machine(device: torch.device) -> str:
     text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if device.type == "cuda":
         text += f", {torch.cuda.get_device_name(device)}"
-    return text
+    return text + f", load average {os.getloadavg()[0]:.1f}"
+
+
+def print_breakdown(timings: dict[str, float], startup_s: float | None) -> None:
+    print(f"  where one quick evaluation's {timings['total_s']:.2f} s went ({args_note(timings)}):")
+    if startup_s is not None:
+        print(f"    {'sandbox start-up (fork, confine, reply)':<40} {startup_s:8.3f} s   (per job, outside the tool)")
+    for phase, label in PHASE_LABELS.items():
+        print(f"    {label:<40} {timings.get(phase, 0.0):8.3f} s   {100 * timings.get(phase, 0.0) / timings['total_s']:5.1f}%")
+
+
+PHASE_LABELS = {"startup_s": "start-up (config, imports)", "data_s": "data (decode, normalise, move)",
+                "setup_s": "model, optimizer, scheduler", "sanity_s": "sanity check",
+                "train_steps_s": "train steps", "validation_s": "validation forward passes",
+                "metrics_s": "metrics and epoch statistics", "callbacks_s": "callbacks",
+                "results_s": "writing results", "other_s": "unaccounted"}
+
+
+def args_note(timings: dict[str, float]) -> str:
+    return f"{100 * timings['work_fraction']:.1f}% in train steps and validation"
+
+
+def compare(name: str, sides: dict[str, list[float]]) -> tuple[float, float]:
+    """Print each side's epoch times; return (quick vs textbook speed-up, overhead vs the bare loop)."""
+    for side, times in sides.items():
+        print(f"  {side:<34} {statistics.median(times):8.3f} s/epoch   ({', '.join(f'{t:.3f}' for t in times)})")
+    classic, quick, bare = (statistics.median(sides[side]) for side in (CLASSIC, QUICK, BARE))
+    return classic / quick, quick / bare - 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=6000, help="training images per epoch")
-    parser.add_argument("--model", choices=sorted(MODEL_CLASS), default="example",
-                        help="example: the Net of PyTorch's MNIST example; small: a lighter CNN")
+    parser.add_argument("--models", default="example,small",
+                        help="comma-separated: example (the Net of PyTorch's MNIST example), small (data-bound)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per side and round (the first is warm-up)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all sides, interleaved")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-root", type=Path, default=None, help="folder with MNIST/raw (else synthetic)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (1 gives stable numbers on a busy shared machine)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--option-steps", type=int, default=20, help="steps per timed block of an option (0: skip)")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile (minutes on a CPU)")
+    parser.add_argument("--no-sandbox", action="store_true", help="skip the confined start-up measurement")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = sorted(set(models) - set(MODEL_CLASS))
+    if unknown:
+        raise SystemExit(f"unknown --models {unknown}; choose from {sorted(MODEL_CLASS)}")
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder)
-        os.environ["TORCHSCOUT_WORKSPACE"] = str(workspace)
-        os.environ["TORCHSCOUT_PROGRESS"] = "0"
+        os.environ.update(TORCHSCOUT_WORKSPACE=str(workspace), TORCHSCOUT_PROGRESS="0")
         os.chdir(workspace)
         (workspace / "net.py").write_text(MODEL_SOURCE, encoding="utf-8")
-        data_root = args.data_root
-        if data_root is None or not (data_root / "MNIST" / "raw").is_dir():
-            data_root = workspace / "data"
-            synthetic_mnist(data_root, args.samples, 1000)
-            source = "synthetic MNIST-format idx files"
-        else:
-            source = f"MNIST from {data_root}"
-        sides = run_rounds(workspace, data_root, args, device)
-    print(f"machine: {machine(device)}")
-    print(f"model: {MODEL_CLASS[args.model]}; data: {source}; {args.samples} training images, batch {args.batch_size}, device {device}, "
-          f"median over {args.rounds} interleaved rounds of epochs 2..{args.epochs}")
-    for name, times in sides.items():
-        print(f"  {name:<34} {statistics.median(times):8.3f} s/epoch   ({', '.join(f'{t:.3f}' for t in times)})")
-    classic, quick, minimal = (statistics.median(sides[name]) for name in list(sides)[:3])
-    print(f"quick evaluator vs classic loop: {classic / quick:.2f}x faster")
-    if device.type == "cuda":
-        fp32 = statistics.median(sides["quick evaluator, fp32 (amp off)"])
-        print(f"quick evaluator in fp32 vs classic loop (fp32 too): {classic / fp32:.2f}x faster")
-    print(f"quick evaluator overhead vs minimal loop: {100 * (quick / minimal - 1):+.1f}%")
+        data_root, source = prepare_data(workspace, args)
+        print(f"machine: {machine(device)}")
+        print(f"data: {source}; {args.samples} training images, batch {args.batch_size}, Adadelta, device {device}; "
+              f"median over {args.rounds} interleaved rounds of epochs 2..{args.epochs}")
+        startup_s = None
+        if not args.no_sandbox and device.type == "cpu":
+            startup_s, server_s = confined_startup_s(data_root)
+            print(f"sandbox: fork server start {server_s:.2f} s once per process; {startup_s * 1000:.0f} ms per job")
+        for model in models:
+            print(f"\n{MODEL_CLASS[model]} ({'compute-bound' if model == 'example' else 'data-bound'}):")
+            sides, timings = run_rounds(workspace, data_root, model, args, device)
+            speedup, overhead = compare(model, sides)
+            target = 1.0 if model == "example" else 2.0
+            print(f"  quick evaluator vs textbook loop: {speedup:.2f}x (target >= {target:.1f}x)")
+            print(f"  quick evaluator overhead vs bare preloaded loop: {100 * overhead:+.1f}% (target <= 3%)")
+            print_breakdown(timings, startup_s)
+            if args.option_steps > 0:
+                print_options(workspace, data_root, model, args, device)
+
+
+def prepare_data(workspace: Path, args: argparse.Namespace) -> tuple[Path, str]:
+    data_root = args.data_root
+    if data_root is not None and (data_root / "MNIST" / "raw").is_dir():
+        return data_root, f"MNIST from {data_root}"
+    data_root = workspace / "data"
+    synthetic_mnist(data_root, args.samples, 1000)
+    return data_root, "synthetic digits written as MNIST idx files"
+
+
+def print_options(workspace: Path, data_root: Path, model: str, args: argparse.Namespace,
+                  device: torch.device) -> None:
+    from torchvision import datasets
+
+    from evals.bench_training_options import StepTimer, measure_options, thread_settings
+
+    raw = datasets.MNIST(str(data_root), train=True, download=False)
+    inputs = MNIST.normalise(raw.data[:args.samples].float().div(255).unsqueeze(1)).to(device)
+    timer = StepTimer(load_net(workspace, model), inputs, raw.targets[:args.samples].to(device),
+                      args.batch_size, device)
+    print(f"  PyTorch options on the bare loop ({args.option_steps} steps per block, median of 3):")
+    for option, bought in measure_options(timer, args.option_steps, 3, -(-args.samples // args.batch_size),
+                                          args.compile):
+        print(f"    {option:<40} {bought}")
+    if device.type == "cpu":
+        settings = thread_settings(str(workspace), MODEL_CLASS[model], args.batch_size, args.option_steps)
+        fastest = min(seconds for _, seconds in settings)
+        for label, seconds in settings:
+            print(f"    {label:<40} {seconds * 1000:8.2f} ms/step ({seconds / fastest:.2f}x the fastest)")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def timed(node: Node[NodeInput]) -> Node[NodeInput]:
         started = time.monotonic()
         with llm_step(state, runtime, node.__name__):  # the step's LLM limits, ledger and notices
             update = ResearchState(**(node(state, runtime) or {}))
+        update["node_seconds"] = {node.__name__: time.monotonic() - started}  # result.json's time_use
         context = context_of(runtime)
         if context is not None:
             update["elapsed_s"] = context.used_s()

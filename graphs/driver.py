@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +56,7 @@ from torchscout.graphs.preflight import check_task_data
 from torchscout.graphs.run_lock import lock_holder, run_lock
 from torchscout.graphs.state import ResearchState, initial_state, task_of
 from torchscout.tools.errors import ToolError
+from torchscout.tools.training.evaluation import warm_training_sandbox
 from torchscout.tools.training.status import COMPLETED
 from torchscout.tools.workspace import resolve
 
@@ -106,6 +108,22 @@ def _graph() -> Iterator[tuple[CompiledStateGraph, SqliteSaver]]:
         close_checkpointer(saver)
 
 
+def warm_up_in_background() -> threading.Thread:
+    """Start the sandbox and import the training stack in it while the run sets up (checks the data,
+    scaffolds, fits the baselines, plans): the first evaluation then starts warm."""
+
+    def warm() -> None:
+        try:
+            if not warm_training_sandbox():
+                logger.debug("sandbox warm-up job failed; the first evaluation starts the sandbox instead")
+        except ToolError as exc:  # e.g. sandbox: required on a kernel that cannot confine
+            logger.debug("no sandbox warm-up: %s", exc)
+
+    thread = threading.Thread(target=warm, name="sandbox-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _stream(graph: CompiledStateGraph, graph_input: ResearchState | Command | None, config: RunnableConfig,
             on_event: EventCallback | None) -> None:
     snapshot = graph.get_state(config)
@@ -153,6 +171,7 @@ def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, 
     A run name already used in this workspace is refused (use :func:`resume` to finish it).
     """
     validated = load_task(task, planner=planner, approve=approve)
+    warm_up_in_background()
     # fail now, not at round 1's propose, when the planner cannot work here (e.g. `llm` with no LLM set)
     get_planner(validated.planner)
     run_name = name or validated.name
@@ -185,6 +204,7 @@ def resume(name: str, *, approve: str | bool | None = None, on_event: EventCallb
                             f"`torchscout resume {name}` continues it and asks when it reaches a gated step")
         if not snapshot.next or (waiting and answer is None):
             return _outcome(graph, name)
+        warm_up_in_background()
         # a run killed before its first step has no values yet: only its input is checkpointed
         values: ResearchState = snapshot.values or {}
         graph_input = Command(resume={item.id: answer for item in waiting}) if waiting else None

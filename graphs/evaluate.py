@@ -203,6 +203,8 @@ def evaluate_job(job: EvaluationJob, config: QuickEvalConfig, metric: str) -> Ev
             samples_per_s=_float_or_none(result.get("samples_per_s")),
             error=None if ok else (result.get("error") or f"status {status}, no {metric} in the result"),
         )
+        if result.get("timings"):
+            record["timings"] = dict(result["timings"])
     return record
 
 
@@ -213,11 +215,16 @@ def evaluate_confined(job: EvaluationJob, time_left_s: float) -> EvaluationRecor
     is raised again here (the node's RetryPolicy retries it).
     """
     arguments = {"job": job, "config": eval_config(job, time_left_s), "metric": task_of(job).metric}
+    started, started_at = time.monotonic(), time.time()
     result = run_in_sandbox(evaluate_job, arguments, profile="evaluation",
                             timeout_s=time_left_s + EVALUATION_SLACK_S, warm=[WARM_TRAINING],
                             threads=torch.get_num_threads())
     if result.ok:
-        return result.value
+        record = result.value
+        # when (epoch seconds) and how long, as the graph saw it: result.json's time_use joins the intervals
+        record["timings"] = {**record.get("timings", {}), "started_at": round(started_at, 3),
+                             "wall_s": round(time.monotonic() - started, 4)}
+        return record
     _raise_transient(result.error_type, result.error)
     if result.error_type == "SandboxUnavailable":
         raise ToolError(result.error or "the sandbox is unavailable")

@@ -313,7 +313,8 @@ def _kept_result(result: dict[str, Any], config: FullTrainConfig) -> FullTrainin
         best_checkpoint_path=result.get("best_checkpoint_path"), best_metric=result.get("best_metric"),
         final_eval=result.get("final_eval"), stopped_early=result.get("stopped_early"),
         duration_s=result.get("duration_s"), samples_per_s=result.get("samples_per_s"),
-        wandb_run_dir=result.get("wandb_run_dir"), history=history, trainer_config=config)
+        wandb_run_dir=result.get("wandb_run_dir"), history=history, trainer_config=config,
+        timings=dict(result.get("timings") or {}))
 
 
 def _install_in_project(state: ResearchState, candidate: CandidateRecord, config: FullTrainConfig) -> None:

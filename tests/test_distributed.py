@@ -40,6 +40,44 @@ def test_two_gloo_processes_train_with_ddp_and_rank0_writes_one_checkpoint(works
     saved = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in saved["model"]), "the unwrapped model is saved"
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
+    # each rank's own output is kept with the experiment
+    assert sorted(path.parent.name for path in (folder / "ranks").glob("*/attempt_*/*/stderr.log")) == ["0", "1"]
+
+
+ABORTING_MODEL = """
+import os
+import sys
+
+from torch import nn
+
+
+class AbortsOnRankOne(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+        self.steps = 0
+
+    def forward(self, x):
+        self.steps += 1
+        if os.environ.get("RANK") == "1" and self.training and self.steps > 2:
+            print("rank one gives up here", file=sys.stderr, flush=True)
+            os.abort()
+        return self.net(x)
+"""
+
+
+def test_a_rank_that_dies_is_named_in_the_error_with_its_own_last_lines(workspace):
+    from torchscout.tools.errors import ToolError
+    from torchscout.tools.training.launch import run_distributed
+
+    (workspace / "aborts.py").write_text(ABORTING_MODEL, encoding="utf-8")
+    config = write_config(workspace, {**CONFIG, "epochs": 1})
+    with pytest.raises(ToolError) as failure:
+        run_distributed("aborts.py", "AbortsOnRankOne", config, "dies", "full_experiments", nproc=2)
+    message = str(failure.value)
+    assert "rank 1 failed with signal SIGABRT" in message, message
+    assert "rank one gives up here" in message and "full_experiments/dies/ranks" in message
+    assert list((workspace / "full_experiments" / "dies" / "ranks").glob("*/attempt_*/1/stderr.log"))
 
 
 def test_a_diverged_ddp_run_reports_its_result_like_a_single_process_run(workspace):

@@ -152,3 +152,21 @@ def test_each_quick_evaluation_gets_its_own_lr_find_plot_file():
     first, second = lr_find_plot_path("SmallCNN"), lr_find_plot_path("SmallCNN")
     assert first != second and first.parent == second.parent
     assert first.name.startswith("SmallCNN-") and first.suffix == ".png"
+
+
+def test_the_answer_splits_its_wall_time_by_phase(models):
+    from torchscout.tools.training.timing import PHASES
+
+    result = pytorch_quick_evaluator(models, "SmallCNN", {**DIGITS, "epochs": 2})
+    timings = result["timings"]
+    assert set(PHASES) <= set(timings)
+    for phase in ("data_s", "setup_s", "sanity_s", "train_steps_s", "validation_s", "metrics_s"):
+        assert timings[phase] > 0, phase
+    # the phases account for the evaluation: together with what no phase covers they make up its wall time
+    assert sum(timings[phase] for phase in PHASES) + timings["other_s"] == pytest.approx(timings["total_s"], abs=0.01)
+    assert timings["total_s"] == pytest.approx(result["duration_s"], abs=0.01)
+    # the train steps are most of each epoch's time; the epoch statistics are measured apart from them
+    epochs_s = sum(record["epoch_time_s"] for record in result["history"])
+    assert 0.5 * epochs_s < timings["train_steps_s"] <= epochs_s
+    work = timings["train_steps_s"] + timings["validation_s"]
+    assert timings["work_fraction"] == pytest.approx(work / timings["total_s"], abs=1e-3)

@@ -102,3 +102,36 @@ def test_seed_statistics_and_noise_test():
     assert tied[2] is False
     single = selection.gap_beats_noise(selection.seed_statistics([0.9]), selection.seed_statistics([0.8]))
     assert single[2] is False
+
+
+def test_time_use_splits_the_wall_time_into_training_evaluation_and_orchestration(workspace):
+    from torchscout.agent.run_result import build_result
+    from torchscout.agent.time_use import joined_seconds
+
+    state = _state()
+    # two evaluations that overlapped for one second (parallel workers): the wall time counts it once
+    state["evaluations"]["r1c0/quick"]["timings"] = {"data_s": 0.5, "train_steps_s": 1.0, "validation_s": 0.25,
+                                                    "total_s": 2.0, "wall_s": 2.25, "started_at": 1000.0}
+    state["evaluations"]["r1c1/quick"]["timings"] = {"data_s": 0.5, "train_steps_s": 2.0, "validation_s": 0.25,
+                                                    "total_s": 3.0, "wall_s": 3.25, "started_at": 1001.25}
+    state["full_training"]["timings"] = {"train_steps_s": 4.0, "validation_s": 0.5, "results_s": 0.5}
+    state["node_seconds"] = {"evaluate": 6.0, "full_train": 6.0, "assemble": 3.0, "propose": 1.0, "analyze": 2.0}
+    use = build_result(state)["time_use"]
+    assert use["wall_s"] == 42.0
+    assert use["training_s"] == 1.25 + 2.25 + 4.5 and use["training_fraction"] == round(8.0 / 42.0, 4)
+    assert use["in_evaluations_s"] == 4.5 + 6.0 and use["evaluation_fraction"] == round(10.5 / 42.0, 4)
+    assert use["orchestration_s"] == 42.0 - 10.5
+    assert list(use["nodes_s"]) == ["evaluate", "full_train", "assemble", "analyze", "propose"]  # biggest first
+    assert use["evaluation_phases_s"] == {"data_s": 1.0, "train_steps_s": 3.0, "validation_s": 0.5, "wall_s": 5.5}
+    assert joined_seconds([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.75)]) == 4.0
+    text = (workspace / write_report(state)).read_text()
+    assert "## Time use" in text
+    assert "Wall time 42.0 s: 25% in evaluations and full training (10.5 s), of which 19% of the wall time" in text
+    assert "Other steps: assemble 3.0 s, analyze 2.0 s, propose 1.0 s." in text
+
+
+def test_node_seconds_add_up_across_updates():
+    from torchscout.agent.records import add_seconds
+
+    assert add_seconds(None, {"evaluate": 0.5}) == {"evaluate": 0.5}
+    assert add_seconds({"evaluate": 0.5, "propose": 1.0}, {"evaluate": 0.25}) == {"evaluate": 0.75, "propose": 1.0}

@@ -54,6 +54,11 @@ def test_a_regression_run_pauses_resumes_and_reports_r2_on_val_and_test_next_to_
     assert 0.2 < result["baselines"]["ridge"]["r2"] < 0.8
     assert result["task"]["task_type"] == "regression" and result["evaluations"] == len(state["evaluations"])
     assert 0 < result["budget_used_s"] <= 5 * 60
+    time_use = result["time_use"]  # measured, not estimated: every evaluation and the training recorded it
+    assert time_use["wall_s"] == result["budget_used_s"] and 0 < time_use["training_s"] < time_use["in_evaluations_s"]
+    assert 0 < time_use["training_fraction"] < time_use["evaluation_fraction"] <= 1
+    assert {"evaluate", "full_train", "propose"} <= set(time_use["nodes_s"])
+    assert all(item.get("timings", {}).get("wall_s", 0) > 0 for item in quick)
     report = (workspace / "runs" / "diabetes" / "report.md").read_text()
     assert "regression of 1 target(s); metric **r2**" in report
     assert "## Neural model vs classical baselines" in report and "| ridge | test |" in report

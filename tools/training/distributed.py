@@ -102,7 +102,17 @@ def wrap_model(model: nn.Module, context: DistContext, device: torch.device) -> 
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def shutdown() -> None:
-    """Leave the process group (end of a torchrun worker)."""
-    if dist.is_available() and dist.is_initialized():
+def shutdown(together: bool = True) -> None:
+    """Leave the process group (end of a torchrun worker).
+
+    ``together`` (a rank that finished normally): wait at a barrier first, so no rank tears down its
+    connections while a peer is still inside a collective or still receiving rank 0's result. A
+    rank that failed leaves at once: its peers may never reach a barrier.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if together:
+            dist.barrier()
+    finally:
         dist.destroy_process_group()

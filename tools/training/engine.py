@@ -30,6 +30,7 @@ from torchscout.tools.training.data import BatchSource
 from torchscout.tools.training.distributed import DistContext
 from torchscout.tools.training.divergence import loss_growth_problem
 from torchscout.tools.training.metrics import create_metrics
+from torchscout.tools.training.timing import PhaseClock
 from torchscout.tools.training.types import BestMetric, EpochRecord, SavedLoopState
 
 SPIKE_FACTOR = 3.0  # a step loss above 3x the running mean of the epoch so far counts as a spike
@@ -98,6 +99,7 @@ class Run:
     progress: bool = False
     deadline: float | None = None  # time.perf_counter() value after which training stops
     augment: BatchAugmenter | None = None  # applied to training batches only
+    clock: PhaseClock = field(default_factory=PhaseClock)  # where the run's time goes, by phase
 
     @property
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -212,12 +214,24 @@ def train_one_epoch(run: Run, state: LoopState, epoch: int) -> EpochRecord:
         if config.max_steps is not None and state.global_step >= config.max_steps:
             state.stop_reason = "max_steps"
             break
-    # moving the step statistics to the host waits for the device, so the epoch time is honest on GPUs too
+    if run.device.type == "cuda":
+        torch.cuda.synchronize(run.device)  # the steps' own time, apart from the statistics' below
+    run.clock.add("train_steps_s", time.perf_counter() - started)
+    with run.clock.phase("metrics_s"):
+        record = _epoch_record(run, state, epoch, losses, grad_norms, samples)
+    record.update(lr=lr_used, steps=state.global_step - steps_before)
+    elapsed = time.perf_counter() - started
+    state.train_time_s += elapsed
+    record.update(epoch_time_s=elapsed, samples_per_s=record["samples"] / elapsed if elapsed > 0 else 0.0)
+    return record
+
+
+def _epoch_record(run: Run, state: LoopState, epoch: int, losses: list[torch.Tensor],
+                  grad_norms: list[torch.Tensor], samples: int) -> EpochRecord:
+    """The epoch's loss statistics (moved to the host once); raises TrainingDiverged on runaway growth."""
     step_losses = torch.stack(losses).float().cpu().tolist() if losses else []
     norms = torch.stack(grad_norms).float().cpu() if grad_norms else torch.zeros(1)
-    elapsed = time.perf_counter() - started
     total_samples = samples * run.dist.world_size
-    state.train_time_s += elapsed
     state.train_samples += total_samples
     epoch_loss = run.dist.mean(sum(step_losses) / max(1, len(step_losses)))
     if state.initial_loss is None and step_losses:
@@ -228,38 +242,41 @@ def train_one_epoch(run: Run, state: LoopState, epoch: int) -> EpochRecord:
     return {
         "epoch": epoch,
         "train_loss": epoch_loss,
-        "lr": lr_used,
         "grad_norm_mean": float(norms.mean()),
         "grad_norm_max": float(norms.max()),
         "loss_spikes": count_spikes(step_losses),
-        "steps": state.global_step - steps_before,
         "samples": total_samples,
-        "epoch_time_s": elapsed,
-        "samples_per_s": total_samples / elapsed if elapsed > 0 else 0.0,
     }
 
 
 @torch.no_grad()
 def evaluate(run: Run, source: BatchSource, model: nn.Module | None = None) -> dict[str, float]:
     """Mean loss and every configured metric over ``source`` (no sharding: call it on rank 0)."""
+    started = time.perf_counter()
     model = model or run.raw_model
     was_training = model.training
     model.eval()
     metrics = create_metrics(run.config.metrics)
     loss_sum = torch.zeros((), device=run.device, dtype=torch.float64)
-    count = 0
+    count, metric_s = 0, 0.0
     for inputs, targets in source.batches(0):
         with run.autocast:
             outputs = model(inputs)
             loss = run.loss_fn(outputs, targets)
         loss_sum += loss.double() * len(targets)
         count += len(targets)
+        updating = time.perf_counter()
         outputs = outputs.float()
         for metric in metrics.values():
             metric.update(outputs, targets)
+        metric_s += time.perf_counter() - updating
     model.train(was_training)
     results = {"loss": float(loss_sum.item()) / max(1, count)}
+    computing = time.perf_counter()
     results.update({name: metric.compute() for name, metric in metrics.items()})
+    metric_s += time.perf_counter() - computing
+    run.clock.add("metrics_s", metric_s)
+    run.clock.add("validation_s", time.perf_counter() - started - metric_s)
     return results
 
 
@@ -303,8 +320,9 @@ class Callback:
 
 def fit(run: Run, state: LoopState, callbacks: list[Callback] = ()) -> LoopState:
     """Train from ``state.epoch + 1`` to ``config.epochs`` (or until a stop reason), calling the callbacks."""
-    for callback in callbacks:
-        callback.on_train_start(run, state)
+    with run.clock.phase("callbacks_s"):
+        for callback in callbacks:
+            callback.on_train_start(run, state)
     epochs = tqdm(range(state.epoch + 1, run.config.epochs + 1), desc="training", unit="epoch",
                   disable=not run.progress or run.config.epochs == 1)
     for epoch in epochs:
@@ -316,11 +334,13 @@ def fit(run: Run, state: LoopState, callbacks: list[Callback] = ()) -> LoopState
         state.history.append(record)
         state.epoch = epoch
         improved = _update_monitor(run, state, record)
-        for callback in callbacks:
-            callback.on_epoch_end(run, state, record, improved)
+        with run.clock.phase("callbacks_s"):
+            for callback in callbacks:
+                callback.on_epoch_end(run, state, record, improved)
         epochs.set_postfix(train_loss=f"{record['train_loss']:.4f}", val_loss=f"{record['val_loss']:.4f}")
         if state.stop_reason:
             break
-    for callback in callbacks:
-        callback.on_train_end(run, state)
+    with run.clock.phase("callbacks_s"):
+        for callback in callbacks:
+            callback.on_train_end(run, state)
     return state

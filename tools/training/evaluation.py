@@ -35,6 +35,7 @@ from torchscout.tools.training.distributed import DistContext
 from torchscout.tools.training.engine import LoopState, fit
 from torchscout.tools.training.outcomes import COMPLETED, describe_run, failure_result, throughput
 from torchscout.tools.training.runs import make_monitor, prepare_run
+from torchscout.tools.training.timing import PhaseClock, record_preparation
 from torchscout.tools.training.trainer import run_full_trainer
 from torchscout.tools.training.types import FullTrainAnswer, QuickEvalAnswer
 
@@ -64,22 +65,27 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str | None
     "duration_s", "device", "data_path", ...}; status is "completed", "diverged" or "failed"
     (then "error" and "traceback" say why).
     """
+    started = time.perf_counter()
     config = parse_config(EvalConfig, eval_config, "eval_config")
     model_name = parse_model_source(model_script_path, model_class_name).name
-    started = time.perf_counter()
     state = LoopState()
     result: QuickEvalAnswer = {"status": COMPLETED, "metrics": {}, "train_loss": None, "val_loss": None,
                               "history": state.history, "samples_per_s": 0.0, "duration_s": 0.0,
                               "device": None, "data_path": None}
+    clock = PhaseClock()
+    clock.add("startup_s", time.perf_counter() - started)
     stage = "load"
     try:
         monitor = make_monitor("val_loss", None, config.metrics)
         prepared = prepare_run(model_script_path, model_class_name, config, context=DistContext(), monitor=monitor,
                                lr_find_plot=lr_find_plot_path(model_name) if config.lr_find else None)
         run = prepared.run
+        run.clock = clock
+        record_preparation(clock, prepared.timings)
         result.update(describe_run(prepared))
         stage = "sanity"
-        result.update(run_checks(run, prepared.num_classes, config.sanity))
+        with clock.phase("sanity_s"):
+            result.update(run_checks(run, prepared.num_classes, config.sanity))
         stage = "train"
         fit(run, state)
         last = state.history[-1]
@@ -88,7 +94,9 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str | None
     except Exception as exc:  # noqa: BLE001 - failure_result re-raises configuration errors
         result.update(failure_result(exc, config.batch_size, stage))
     result.update({"stop_reason": state.stop_reason, "epochs_completed": state.epoch,
-                   "samples_per_s": throughput(state), "duration_s": time.perf_counter() - started})
+                   "samples_per_s": throughput(state)})
+    result["duration_s"] = time.perf_counter() - started
+    result["timings"] = clock.summary(result["duration_s"])
     return result
 
 
@@ -149,13 +157,29 @@ def prime_training() -> None:
     from sklearn.model_selection import train_test_split
 
     from torchscout.tools.optim import configurator  # noqa: F401
-    from torchscout.tools.training import file_sources, vision_sources  # noqa: F401
+    from torchscout.tools.training import file_sources, vision_sources  # noqa: F401 - file_sources: imported to warm it
 
     labels = numpy.array([0, 1, 0, 1])  # a stratified split's lazy imports and input checks, once
     train_test_split(numpy.arange(4), test_size=0.5, random_state=0, stratify=labels)
+    vision_sources.digits_arrays()  # parsed once here, shared by every forked evaluation
 
 
 WARM_TRAINING = "torchscout.tools.training.evaluation:prime_training"
+
+
+def sandbox_ready() -> bool:
+    """A job that does nothing: sent once to get the fork server started and the training stack
+    imported in it (its ``warm``) before the first real evaluation needs them."""
+    return True
+
+
+def warm_training_sandbox() -> bool:
+    """Start the sandbox's fork server now and import the training stack in it (~2-3 s, once per
+    process), so that the first evaluation starts as warm as the later ones. Meant to run in a
+    background thread while the caller does other set-up; returns whether it worked."""
+    result = run_in_sandbox(sandbox_ready, {}, profile="evaluation", timeout_s=120.0, warm=[WARM_TRAINING],
+                            threads=1)
+    return result.ok
 TOOL_SLACK_S = 600.0  # on top of a time budget: data loading, checks, the final evaluation, W&B's finish
 # errors the caller can fix, raised in the child: the agent gets the same message as without the sandbox
 _CALLER_ERRORS = {"ToolError", "WorkspaceError", "UnknownNameError", "ValueError", "ValidationError"}

@@ -20,8 +20,9 @@ from torchscout.tools.workspace import atomic_write_bytes, atomic_write_text, re
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # what the full trainer writes in an experiment folder before its config.yaml (the model's copy comes after)
+# (and "ranks": torchrun's per-worker logs, written before any rank starts)
 EXPERIMENT_ENTRIES = {"config.yaml", "metrics.jsonl", "train.log", "checkpoints", "curves.png", "result.json",
-                      "lr_find.png", "wandb"}
+                      "lr_find.png", "wandb", "ranks"}
 
 
 def experiment_name_or_timestamp(name: str | None) -> str:

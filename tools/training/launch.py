@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,8 +22,9 @@ from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
 from torchscout.tools.sandbox.commands import MAX_TIMEOUT_S, run_command
 from torchscout.tools.training.experiment import experiment_name_or_timestamp
+from torchscout.tools.training.rank_logs import RANK_LOGS, failure_report
 from torchscout.tools.training.types import FullTrainAnswer
-from torchscout.tools.workspace import resolve
+from torchscout.tools.workspace import relative_to_workspace, resolve
 
 DEFAULT_DISTRIBUTED_TIMEOUT_S = float(MAX_TIMEOUT_S)
 
@@ -42,8 +44,10 @@ def read_config(path: str) -> dict[str, Any]:
 
 
 def torchrun_command(model: str, class_name: str, config: str, experiment_name: str, log_base_dir: str,
-                     nproc: int) -> list[str]:
+                     nproc: int, log_dir: Path) -> list[str]:
+    # every worker's stdout and stderr go to its own file under log_dir (kept with the experiment)
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "--log-dir", str(log_dir), "--redirects", "3",
             "-m", "torchscout.tools.training.launch", model, class_name, config,
             "--experiment-name", experiment_name, "--log-base-dir", log_base_dir]
 
@@ -59,7 +63,8 @@ def run_distributed(model: str, class_name: str, config: str, experiment_name: s
     if timeout_s == DEFAULT_DISTRIBUTED_TIMEOUT_S and trainer_config.get("time_budget_s"):
         timeout_s = float(trainer_config["time_budget_s"]) + 600.0
     name = experiment_name_or_timestamp(experiment_name)
-    command = torchrun_command(model, class_name, config, name, log_base_dir, nproc)
+    log_dir = resolve(Path(log_base_dir) / name / RANK_LOGS, kind="log_base_dir/experiment_name")
+    command = torchrun_command(model, class_name, config, name, log_base_dir, nproc, log_dir)
     settings = get_settings()
     # the workers must see the same workspace and data dir, even when they were set with configure()
     env = {**os.environ, "TORCHSCOUT_WORKSPACE": str(settings.workspace), "TORCHSCOUT_DATA_DIR": str(settings.data_dir)}
@@ -67,12 +72,14 @@ def run_distributed(model: str, class_name: str, config: str, experiment_name: s
     # kills torchrun and every worker (one process group) if a wedged collective would otherwise keep
     # the caller waiting for ever
     completed = run_command(command, timeout_s=timeout_s, cwd=settings.workspace, env=env, policy=None)
+    shown_as = relative_to_workspace(log_dir)
     if completed.timed_out:
-        raise ToolError(f"torchrun with {nproc} processes ran past {timeout_s:.0f} s and was killed:\n"
+        raise ToolError(f"torchrun with {nproc} processes ran past {timeout_s:.0f} s and was killed "
+                        f"(each rank's output: {shown_as}):\n"
                         + "\n".join(completed.output.strip().splitlines()[-30:]))
     if completed.exit_code != 0:
-        tail = "\n".join(completed.output.strip().splitlines()[-30:])
-        raise ToolError(f"torchrun with {nproc} processes failed (exit {completed.exit_code}):\n{tail}")
+        report = failure_report(completed.output, log_dir, shown_as)
+        raise ToolError(f"torchrun with {nproc} processes failed (exit {completed.exit_code}):\n{report}")
     result_file = resolve(Path(log_base_dir) / name / "result.json", must_exist=True, kind="result file")
     return json.loads(result_file.read_text(encoding="utf-8"))
 
@@ -92,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         result = pytorch_full_trainer(args.model_script_path, args.model_class_name,
                                       read_config(args.config_path), experiment_name=args.experiment_name,
                                       log_base_dir=args.log_base_dir)
-    finally:
-        shutdown()
+    except BaseException:
+        shutdown(together=False)
+        raise
+    shutdown(together=True)
     if int(os.environ.get("RANK", "0")) == 0:
         sys.stdout.write(json.dumps(result, default=str) + "\n")
     # a diverged or failed run is still a result (written to result.json, status says which); a non-zero
@@ -101,5 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_worker(code: int) -> None:
+    """End a torchrun worker without the interpreter's teardown.
+
+    The run is over and its files are written; what finalisation would still do is destroy objects
+    left from training (the DDP reducer, gloo's work objects and the tensors they hold) after the
+    process group is gone, with C++ threads racing the interpreter's shutdown: a known way for a
+    rank to die of SIGABRT after a successful run. Flush, then leave.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_worker(main())

@@ -28,6 +28,7 @@ from torchscout.tools.training.experiment import (
 )
 from torchscout.tools.training.outcomes import COMPLETED, describe_run, failure_result, throughput
 from torchscout.tools.training.runs import PreparedRun, make_monitor, prepare_run
+from torchscout.tools.training.timing import PhaseClock, record_preparation
 from torchscout.tools.training.tracking import WandbTracker
 from torchscout.tools.training.types import ExperimentDescription, FinalEval, FullTrainAnswer
 from torchscout.tools.workspace import relative_to_workspace, resolve
@@ -100,8 +101,9 @@ def _resume(run: Run, log_base_dir: str, name: str) -> LoopState:
 def run_full_trainer(model_script_path: str, model_class_name: str | None, trainer_config: dict[str, Any],
                      experiment_name: str | None, log_base_dir: str) -> FullTrainAnswer:
     """See :func:`torchscout.tools.training.evaluation.pytorch_full_trainer`."""
-    config = parse_config(TrainerConfig, trainer_config, "trainer_config")
     started = time.perf_counter()
+    config = parse_config(TrainerConfig, trainer_config, "trainer_config")
+    clock = PhaseClock()
     context = context_from_env(resolve_device(config.device)[0].type)
     name = context.broadcast(experiment_name_or_timestamp(experiment_name))
     source = parse_model_source(model_script_path, model_class_name)
@@ -113,6 +115,7 @@ def run_full_trainer(model_script_path: str, model_class_name: str | None, train
                        "experiment_name": name, "trainer_config": config.model_dump(mode="json")}
         files = ExperimentFiles(experiment_folder(log_base_dir, name, config.resume), config, description, script)
     context.barrier()
+    clock.add("startup_s", time.perf_counter() - started)
     state = LoopState()
     result: FullTrainAnswer = {
         "status": COMPLETED, "experiment_dir": relative_to_workspace(resolve(f"{log_base_dir}/{name}")),
@@ -123,18 +126,22 @@ def run_full_trainer(model_script_path: str, model_class_name: str | None, train
     try:
         prepared = _prepare(config, model_script_path, model_class_name, context, files and files.folder)
         run = prepared.run
+        run.clock = clock
+        record_preparation(clock, prepared.timings)
         result.update(describe_run(prepared))
         if config.resume:
             state = _resume(run, log_base_dir, name)
             result["resumed_from_epoch"] = state.epoch
         else:
             stage = "sanity"
-            result.update(run_checks(run, prepared.num_classes, config.sanity))
+            with clock.phase("sanity_s"):
+                result.update(run_checks(run, prepared.num_classes, config.sanity))
         stage = "train"
         fit(run, state, files.callbacks() if files else [])
         if files is not None:
             stage = "final_eval"
-            result["final_eval"] = files.final_eval(run)
+            with clock.phase("results_s"):
+                result["final_eval"] = files.final_eval(run)
     except Exception as exc:  # noqa: BLE001 - failure_result re-raises configuration errors
         try:
             result.update(failure_result(exc, config.batch_size, stage))
@@ -147,6 +154,9 @@ def run_full_trainer(model_script_path: str, model_class_name: str | None, train
                    "stopped_early": state.stop_reason == "early_stopping", "stop_reason": state.stop_reason,
                    "epochs_completed": state.epoch, "samples_per_s": throughput(state),
                    "duration_s": time.perf_counter() - started})
+    result["timings"] = clock.summary(time.perf_counter() - started)
     if files is not None:
-        files.finish(result, state)
+        with clock.phase("results_s"):
+            files.finish(result, state)  # result.json holds the timings up to the final evaluation
+        result["timings"] = clock.summary(time.perf_counter() - started)
     return context.broadcast(result)

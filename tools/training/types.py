@@ -118,6 +118,8 @@ class RunAnswer(RunChecks):
     # how the run ended
     stop_reason: NotRequired[str | None]  # early_stopping, max_steps, time_budget; None: all epochs ran
     epochs_completed: NotRequired[int]
+    # seconds per phase (startup_s, data_s, ..., train_steps_s, validation_s), other_s, total_s, work_fraction
+    timings: NotRequired[dict[str, float]]
 
 
 class QuickEvalAnswer(RunAnswer):
