@@ -1,0 +1,75 @@
+"""Parallel candidate evaluations on one machine: ``budget.workers``, the slots, the plan, the same results."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tests.research_helpers import digits_task
+from torchscout.agent.task import TaskError, load_task
+from torchscout.graphs.executor import (
+    Slots,
+    executor_for,
+    graph_threads,
+    parallel_wall_s,
+    plan_workers,
+)
+
+
+def test_the_default_plan_takes_one_worker_per_gpu_else_one_per_core_up_to_a_cap():
+    assert plan_workers(None, 2) == plan_workers(2, 2)
+    assert plan_workers(None, 2).threads == 1
+    assert plan_workers(None, 64).workers == 8 and plan_workers(None, 64).threads == 8
+    on_gpus = plan_workers(None, 16, ("0", "1", "2", "3"))
+    assert (on_gpus.workers, on_gpus.threads) == (4, 4)
+    assert [on_gpus.gpu_of(slot) for slot in range(5)] == ["0", "1", "2", "3", "0"]
+    assert plan_workers(None, 4).gpu_of(0) is None
+    # asked for more workers than cores: one thread each, never zero
+    assert plan_workers(6, 2).threads == 1
+    # on a cluster an evaluation's threads fit on its largest node
+    assert plan_workers(2, 64, max_threads=8, default_cap=None).threads == 8
+
+
+def test_parallel_wall_time_is_the_busiest_slot_not_the_sum():
+    assert parallel_wall_s([10, 10], 1) == 20
+    assert parallel_wall_s([10, 10], 2) == 10
+    assert parallel_wall_s([9, 5, 4, 3], 2) == 12  # 9+3 and 5+4
+    assert parallel_wall_s([], 3) == 0
+
+
+def test_slots_let_only_as_many_holders_in_as_there_are_slots():
+    slots, inside, peak, lock = Slots(2), [0], [0], threading.Lock()
+    seen: list[int] = []
+
+    def hold() -> None:
+        with slots.held() as index:
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+                seen.append(index)
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=hold) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] == 2 and sorted(set(seen)) == [0, 1]
+
+
+def test_task_keys_for_workers_and_the_executor_are_validated():
+    task = load_task(digits_task(workers=3, max_minutes=1))
+    assert task.budget.workers == 3 and task.executor == "local" and task.ray_address is None
+    assert graph_threads(task) == 3 + 4
+    assert executor_for(task).plan.workers == 3
+    with pytest.raises(TaskError, match="budget.workers"):
+        load_task(digits_task(workers=0))
+    with pytest.raises(TaskError, match="executor"):
+        load_task({**digits_task(), "executor": "dask"})
+    with pytest.raises(TaskError, match="ray_address: only an executor: ray run"):
+        load_task({**digits_task(), "ray_address": "127.0.0.1:6379"})
+    assert load_task({**digits_task(), "executor": "ray", "ray_address": "10.0.0.1:6379"}).executor == "ray"
