@@ -5,7 +5,7 @@ graph's own thread pool already runs the tasks of one step side by side and chec
 it finishes (``durability="sync"``): a crash loses only the evaluations in flight. What this module
 adds is the limit and the place:
 
-- a :class:`Slots` pool of ``workers`` numbered slots: a task holds one while its evaluation runs
+- a :class:`~torchscout.graphs.workers.Slots` pool of ``workers`` numbered slots: a task holds one while its evaluation runs
   (the others wait for a free slot), so at most ``workers`` evaluations share the machine, each with
   ``threads`` torch threads (the cores split between them, so their thread pools do not fight) and,
   on a machine with GPUs, the GPU of its slot;
@@ -21,85 +21,19 @@ count can still change the last bits of a float sum, so runs are compared at the
 
 from __future__ import annotations
 
-import os
-import queue
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Protocol
-
-import torch
 
 from torchscout.agent.records import EvaluationRecord
 from torchscout.agent.task import Task
 from torchscout.graphs.evaluate import evaluate_confined
+from torchscout.graphs.ray_executor import RayExecutor
 from torchscout.graphs.state import EvaluationJob
+from torchscout.graphs.workers import Slots, WorkerPlan, machine_cores, plan_workers, visible_gpus
 
-# Evaluations at once by default on a CPU-only machine: one per core, at most this many (each holds
-# its data set and model in memory; past a few, rungs wait on the slowest candidate anyway).
-MAX_DEFAULT_CPU_WORKERS = 8
 # The graph's thread pool holds a thread per waiting evaluation plus a few for checkpoint writes.
 POOL_HEADROOM = 4
 RAY_DEFAULT_POOL = 64  # threads for a Ray run without budget.workers (the cluster's size is known later)
-
-
-@dataclass(frozen=True)
-class WorkerPlan:
-    """How evaluations share the machine (or the cluster): how many at once, threads and GPUs each."""
-
-    workers: int
-    threads: int                      # torch intra-op threads of one evaluation
-    gpus: tuple[str, ...] = ()        # the GPUs the slots take in turn (CUDA_VISIBLE_DEVICES names)
-
-    def gpu_of(self, slot: int) -> str | None:
-        return self.gpus[slot % len(self.gpus)] if self.gpus else None
-
-
-def machine_cores() -> int:
-    """Cores this process may run on (a container's or taskset's limit, not the host's count)."""
-    return len(os.sched_getaffinity(0))
-
-
-def visible_gpus() -> tuple[str, ...]:
-    """The CUDA devices a child may use, by the names CUDA_VISIBLE_DEVICES gives them."""
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    named = [name.strip() for name in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if name.strip()]
-    return tuple(named[:count]) if named else tuple(str(index) for index in range(count))
-
-
-def plan_workers(requested: int | None, cores: int, gpus: tuple[str, ...] = (), *,
-                 max_threads: int | None = None, default_cap: int | None = MAX_DEFAULT_CPU_WORKERS) -> WorkerPlan:
-    """``requested`` workers (default: one per GPU, else one per core up to ``default_cap``), each with an
-    equal share of ``cores`` as threads (at most ``max_threads``: one node's cores on a cluster)."""
-    cores = max(1, cores)
-    if requested is not None:
-        workers = requested
-    elif gpus:
-        workers = len(gpus)
-    else:
-        workers = cores if default_cap is None else min(cores, default_cap)
-    threads = max(1, cores // workers)
-    if max_threads is not None:
-        threads = max(1, min(threads, max_threads))
-    return WorkerPlan(workers=workers, threads=threads, gpus=gpus)
-
-
-class Slots:
-    """``count`` numbered slots; :meth:`held` waits for a free one and gives its number back after."""
-
-    def __init__(self, count: int) -> None:
-        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for index in range(count):
-            self._free.put(index)
-
-    @contextmanager
-    def held(self) -> Iterator[int]:
-        index = self._free.get()
-        try:
-            yield index
-        finally:
-            self._free.put(index)
 
 
 class Executor(Protocol):
@@ -132,8 +66,6 @@ def executor_for(task: Task) -> Executor:
     with _EXECUTORS_LOCK:
         if key not in _EXECUTORS:
             if task.executor == "ray":
-                from torchscout.graphs.ray_executor import RayExecutor
-
                 _EXECUTORS[key] = RayExecutor(task.ray_address, task.budget.workers)
             else:
                 _EXECUTORS[key] = LocalExecutor(plan_workers(task.budget.workers, machine_cores(), visible_gpus()))
@@ -149,12 +81,3 @@ def graph_threads(task: Task) -> int:
     else:
         workers = plan_workers(None, machine_cores(), visible_gpus()).workers
     return workers + POOL_HEADROOM
-
-
-def parallel_wall_s(durations: list[float], workers: int) -> float:
-    """Wall seconds ``workers`` slots take for jobs of ``durations`` (longest first, each to the slot free
-    first): what the time budget must fit, rather than their sum."""
-    loads = [0.0] * max(1, workers)
-    for seconds in sorted(durations, reverse=True):
-        loads[loads.index(min(loads))] += seconds
-    return max(loads)

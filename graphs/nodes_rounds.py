@@ -30,9 +30,10 @@ from torchscout.graphs import budget, fidelity
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import context_of, decision, round_candidates, timed
 from torchscout.graphs.events import emit
-from torchscout.graphs.executor import executor_for, parallel_wall_s
+from torchscout.graphs.executor import executor_for
 from torchscout.graphs.state import task_of
 from torchscout.graphs.training_cost import throughput
+from torchscout.graphs.workers import parallel_wall_s
 
 
 def _params_of(state: ResearchState):

@@ -21,8 +21,8 @@ from typing import Any
 
 from torchscout.agent.records import EvaluationRecord
 from torchscout.graphs.evaluate import EVALUATION_SLACK_S, evaluate_confined
-from torchscout.graphs.executor import Slots, WorkerPlan, plan_workers
 from torchscout.graphs.state import EvaluationJob
+from torchscout.graphs.workers import Slots, WorkerPlan, plan_workers
 from torchscout.settings import reset_configuration
 from torchscout.tools.errors import ToolError
 from torchscout.tools.sandbox.runner import settings_environment

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.research_helpers import digits_task
+from tests.research_helpers import cli_command, cli_env, digits_task, events, write_task
 from torchscout.agent.task import TaskError, load_task
-from torchscout.graphs.executor import (
-    Slots,
-    executor_for,
-    graph_threads,
-    parallel_wall_s,
-    plan_workers,
-)
+from torchscout.graphs.executor import executor_for, graph_threads
+from torchscout.graphs.workers import Slots, parallel_wall_s, plan_workers
 
 
 def test_the_default_plan_takes_one_worker_per_gpu_else_one_per_core_up_to_a_cap():
@@ -73,3 +71,48 @@ def test_task_keys_for_workers_and_the_executor_are_validated():
     with pytest.raises(TaskError, match="ray_address: only an executor: ray run"):
         load_task({**digits_task(), "ray_address": "127.0.0.1:6379"})
     assert load_task({**digits_task(), "executor": "ray", "ray_address": "10.0.0.1:6379"}).executor == "ray"
+
+
+def _in_flight_peak(recorded: list[dict]) -> int:
+    """The most evaluations started and not yet finished at one time, from the event log."""
+    running, peak = set(), 0
+    for item in recorded:
+        if item["event"] == "started":
+            running.add(item["key"])
+        elif item["event"] in {"evaluated", "failed", "skipped"} and "key" in item:
+            running.discard(item["key"])
+        peak = max(peak, len(running))
+    return peak
+
+
+def _run_on_one_core(workspace: Path, task: dict) -> subprocess.CompletedProcess:
+    """The CLI on one core: one worker or two get one torch thread per evaluation alike (a float sum
+    split over another number of threads may round differently, which is not what this compares)."""
+    core = min(os.sched_getaffinity(0))
+    return subprocess.run(cli_command("run", str(write_task(workspace, task))), cwd=workspace,
+                          env=cli_env(workspace), capture_output=True, text=True, timeout=600,
+                          preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+
+
+@pytest.mark.slow  # two research runs on one core: a minute on a quiet machine (the default suite's digits
+# run already evaluates with the default workers, two on two cores)
+def test_two_workers_give_every_candidate_the_same_metrics_as_one(tmp_path, monkeypatch):
+    from torchscout.graphs.driver import run_state
+    from torchscout.settings import reset_configuration
+
+    evaluations = {}
+    for workers in (1, 2):
+        workspace = tmp_path / f"workers{workers}"
+        workspace.mkdir()
+        task = digits_task("digits", max_rounds=1, candidates_per_round=3, quick_epochs=2, optimizer_trials=1,
+                           confirm_seeds=1, full_epochs=0, max_minutes=30, workers=workers)
+        finished = _run_on_one_core(workspace, task)
+        assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+        assert _in_flight_peak(events(workspace, "digits")) == workers
+        monkeypatch.setenv("TORCHSCOUT_WORKSPACE", str(workspace))
+        reset_configuration()
+        state = run_state("digits")
+        assert f"{workers} evaluation(s) at once (local, 1 thread(s) each)" in state["decisions"][0]["text"]
+        evaluations[workers] = {key: (item["status"], item["metric"]) for key, item in state["evaluations"].items()}
+    assert sum(status == "completed" for status, _ in evaluations[1].values()) >= 3
+    assert evaluations[2] == evaluations[1]
