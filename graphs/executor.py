@@ -33,7 +33,6 @@ from torchscout.graphs.workers import Slots, WorkerPlan, machine_cores, plan_wor
 
 # The graph's thread pool holds a thread per waiting evaluation plus a few for checkpoint writes.
 POOL_HEADROOM = 4
-RAY_DEFAULT_POOL = 64  # threads for a Ray run without budget.workers (the cluster's size is known later)
 
 
 class Executor(Protocol):
@@ -73,11 +72,7 @@ def executor_for(task: Task) -> Executor:
 
 
 def graph_threads(task: Task) -> int:
-    """Threads the graph's pool needs so that every evaluation that may run at once has one."""
-    if task.budget.workers is not None:
-        workers = task.budget.workers
-    elif task.executor == "ray":
-        workers = RAY_DEFAULT_POOL
-    else:
-        workers = plan_workers(None, machine_cores(), visible_gpus()).workers
-    return workers + POOL_HEADROOM
+    """Threads the graph's pool needs so that every evaluation that may run at once has one. Called
+    before the run streams, in the main thread: a Ray cluster is reached (or refused) here, before any
+    step runs, and Ray's driver sets up there rather than in one of the pool's threads."""
+    return executor_for(task).plan.workers + POOL_HEADROOM

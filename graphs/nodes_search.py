@@ -70,7 +70,7 @@ def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     emit(run_dir, "setup", run=state["run_name"], project=project_dir, planner=task.planner)
     rounds = (f"{task.budget.max_rounds} rounds" if task.budget.max_rounds is not None else
               f"rounds until the time or patience ({task.budget.patience} without improvement) ends the search")
-    plan = executor_for(task).plan  # a Ray cluster is reached here, before any work
+    plan = executor_for(task).plan
     text = (f"Run {state['run_name']}: {task.goal or task.name} ({task.dataset}, {task.modality} inputs, "
             f"{task.metric} {task.mode}); budget {rounds} x {task.budget.candidates_per_round} candidates, "
             f"{task.budget.max_minutes} min; {plan.workers} evaluation(s) at once ({task.executor}, "

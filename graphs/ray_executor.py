@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
 from torchscout.agent.records import EvaluationRecord
@@ -43,9 +44,27 @@ def _ray() -> Any:
     return ray
 
 
+# Seconds to wait for the cluster's address to answer before Ray's own, much longer, connection retries.
+REACH_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """A ToolError now when nothing answers at ``address`` (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ToolError(f"ray_address {address!r}: give HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ToolError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; start it with "
+                        "`ray start --head` or check ray_address") from exc
+
+
 def connect(address: str | None) -> Any:
     """Ray, connected to the cluster at ``address`` or to a new local instance; a ToolError when unreachable."""
     ray = _ray()
+    if address:
+        _check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from an offline-first tool
     if ray.is_initialized():
         return ray

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -116,3 +117,17 @@ def test_two_workers_give_every_candidate_the_same_metrics_as_one(tmp_path, monk
         evaluations[workers] = {key: (item["status"], item["metric"]) for key, item in state["evaluations"].items()}
     assert sum(status == "completed" for status, _ in evaluations[1].values()) >= 3
     assert evaluations[2] == evaluations[1]
+
+
+def test_an_unreachable_ray_cluster_is_one_clear_error_before_the_run_starts(workspace):
+    pytest.importorskip("ray")
+    from torchscout.graphs.driver import list_runs, research
+    from torchscout.tools.errors import ToolError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    task = {**digits_task("remote"), "executor": "ray", "ray_address": address}
+    with pytest.raises(ToolError, match=f"cannot reach the Ray cluster at {address}"):
+        research(task)
+    assert [row["name"] for row in list_runs()] == []  # nothing was checkpointed
