@@ -7,9 +7,7 @@ seed, no full training) since only the search is timed. The search phase is the 
 
 Reported: each run's search time, the ratio (target on a 2-core machine with ``--workers 2``: at most
 0.65), the most evaluations in flight at once, and the evaluations whose metric differs between the
-runs (with 1 worker an evaluation gets every core's thread, with N a share: a float sum split over
-other threads may round differently, so a few metrics may differ in the last digits; with ``--one-core``
-both runs get one thread per evaluation and the metrics are identical). Timings on a busy machine are
+runs (none: an evaluation's torch threads are set by the machine, not by ``workers``). Timings are
 noisy: run it on a quiet one, and more than once::
 
     .venv/bin/python evals/bench_workers.py
@@ -40,17 +38,15 @@ def digits_task(name: str, workers: int, rounds: int) -> dict:
                                   "patience_rounds": rounds}}
 
 
-def run(workers: int, rounds: int, one_core: bool) -> dict:
+def run(workers: int, rounds: int) -> dict:
     workspace = Path(tempfile.mkdtemp(prefix=f"bench-workers{workers}-"))
     task_path = workspace / "digits.yaml"
     task_path.write_text(yaml.safe_dump(digits_task("digits", workers, rounds)))
     environment = {**os.environ, "TORCHSCOUT_WORKSPACE": str(workspace), "TORCHSCOUT_PROGRESS": "0",
                    "TORCHSCOUT_LLM": "builtin", "WANDB_MODE": "offline"}
-    core = min(os.sched_getaffinity(0))
     started = time.monotonic()
     finished = subprocess.run([sys.executable, "-m", "torchscout.graphs.cli", "run", str(task_path)],
-                              cwd=workspace, env=environment, capture_output=True, text=True, timeout=3600,
-                              preexec_fn=(lambda: os.sched_setaffinity(0, {core})) if one_core else None)
+                              cwd=workspace, env=environment, capture_output=True, text=True, timeout=3600)
     total_s = time.monotonic() - started
     if finished.returncode != 0:
         raise SystemExit(f"the run with {workers} worker(s) failed:\n{finished.stdout[-2000:]}{finished.stderr[-2000:]}")
@@ -78,10 +74,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--one-core", action="store_true", help="both runs on one core (identical metrics)")
     arguments = parser.parse_args()
-    one = run(1, arguments.rounds, arguments.one_core)
-    many = run(arguments.workers, arguments.rounds, arguments.one_core)
+    one = run(1, arguments.rounds)
+    many = run(arguments.workers, arguments.rounds)
     print(f"machine: {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f}")
     for item in (one, many):
         print(f"workers {item['workers']}: search phase {item['search_s']:.1f} s (whole run {item['total_s']:.1f} s), "

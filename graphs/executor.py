@@ -5,18 +5,19 @@ graph's own thread pool already runs the tasks of one step side by side and chec
 it finishes (``durability="sync"``): a crash loses only the evaluations in flight. What this module
 adds is the limit and the place:
 
-- a :class:`~torchscout.graphs.workers.Slots` pool of ``workers`` numbered slots: a task holds one while its evaluation runs
-  (the others wait for a free slot), so at most ``workers`` evaluations share the machine, each with
-  ``threads`` torch threads (the cores split between them, so their thread pools do not fight) and,
-  on a machine with GPUs, the GPU of its slot;
+- a :class:`~torchscout.graphs.workers.Slots` pool of ``workers`` numbered slots: a task holds one
+  while its evaluation runs (the others wait for a free slot), so at most ``workers`` evaluations
+  share the machine, each with ``threads`` torch threads (the cores split between the default number
+  of workers, so their thread pools do not fight) and, on a machine with GPUs, the GPU of its slot;
 - the executor that runs the evaluation itself: :class:`LocalExecutor` sends it to this process's
   warm fork server (``graphs.evaluate.evaluate_confined``, confined as always), the Ray executor
   (:mod:`torchscout.graphs.ray_executor`) makes it a task of a Ray cluster, where it is confined the
   same way on the node that runs it.
 
 Either way the record comes back into the node that waited for it, so the state, the checkpoints
-and a resume are the same as with one worker. An evaluation's seed fixes its result; the thread
-count can still change the last bits of a float sum, so runs are compared at the same ``threads``.
+and a resume are the same as with one worker. An evaluation's seed and its thread count fix its
+result; the thread count is set by the machine, not by ``workers``, so the metrics per candidate do
+not depend on how many workers a run has (see :func:`~torchscout.graphs.workers.plan_workers`).
 """
 
 from __future__ import annotations

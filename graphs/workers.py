@@ -42,19 +42,22 @@ def visible_gpus() -> tuple[str, ...]:
 
 def plan_workers(requested: int | None, cores: int, gpus: tuple[str, ...] = (), *,
                  max_threads: int | None = None, default_cap: int | None = MAX_DEFAULT_CPU_WORKERS) -> WorkerPlan:
-    """``requested`` workers (default: one per GPU, else one per core up to ``default_cap``), each with an
-    equal share of ``cores`` as threads (at most ``max_threads``: one node's cores on a cluster)."""
+    """``requested`` workers (default: one per GPU, else one per core up to ``default_cap``).
+
+    Each evaluation's torch threads are the cores split between the *default* number of workers (at
+    most ``max_threads``: one node's cores on a cluster), whatever ``requested`` says: the thread count
+    can change a float sum's rounding, so keeping it fixed per machine keeps every candidate's metrics
+    the same with any number of workers. Fewer workers than the default leave cores idle.
+    """
     cores = max(1, cores)
-    if requested is not None:
-        workers = requested
-    elif gpus:
-        workers = len(gpus)
+    if gpus:
+        default = len(gpus)
     else:
-        workers = cores if default_cap is None else min(cores, default_cap)
-    threads = max(1, cores // workers)
+        default = cores if default_cap is None else min(cores, default_cap)
+    threads = max(1, cores // default)
     if max_threads is not None:
         threads = max(1, min(threads, max_threads))
-    return WorkerPlan(workers=workers, threads=threads, gpus=gpus)
+    return WorkerPlan(workers=requested or default, threads=threads, gpus=gpus)
 
 
 class Slots:
