@@ -44,6 +44,8 @@ def _ray() -> Any:
     return ray
 
 
+# The address this process's Ray driver connected to (None: a local instance it started).
+_CONNECTED_TO: list[str | None] = []
 # Seconds to wait for the cluster's address to answer before Ray's own, much longer, connection retries.
 REACH_TIMEOUT_S = 10.0
 
@@ -67,7 +69,10 @@ def connect(address: str | None) -> Any:
         _check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from an offline-first tool
     if ray.is_initialized():
-        return ray
+        if _CONNECTED_TO == [address]:
+            return ray
+        ray.shutdown()  # this process ran with another cluster before: one driver connects to one cluster
+    _CONNECTED_TO[:] = [address]
     try:
         if address:
             ray.init(address=address, namespace="torchscout", logging_level=logging.WARNING, log_to_driver=False)

@@ -125,6 +125,17 @@ def test_the_cluster_run_gives_every_candidate_the_local_runs_metrics(runs, monk
     assert "finished" in runs["resume_output"]
 
 
+def test_without_an_address_a_local_ray_instance_runs_the_evaluations(runs, monkeypatch, workspace):
+    finished = run_cli(workspace, "run", str(write_task(workspace, _task("digits_own_ray", executor="ray"))),
+                       timeout=600)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    local = _state(runs["local"], "digits_local", monkeypatch)["evaluations"]
+    own = _state(workspace, "digits_own_ray", monkeypatch)
+    assert "evaluation(s) at once (ray," in own["decisions"][0]["text"]
+    assert {key: item["metric"] for key, item in own["evaluations"].items()} == {
+        key: item["metric"] for key, item in local.items()}
+
+
 def test_a_killed_cluster_run_resumes_keeping_its_finished_evaluations(runs, monkeypatch):
     before = runs["first"]["events"]
     finished_before = {item["key"] for item in before if item["event"] in DONE and "key" in item}
