@@ -108,6 +108,11 @@ class Budget(BaseModel):
         default=None, ge=1,
         description="Stop searching after this many rounds without improvement (default: 1 with max_rounds, "
                     "2 without).")
+    workers: int | None = Field(
+        default=None, ge=1, le=256,
+        description="Candidate evaluations run at once (default: what the machine has: one per GPU, else one "
+                    "per CPU core up to 8; with executor ray, what the cluster has). Each gets an equal share "
+                    "of the cores as its torch threads.")
 
     @property
     def patience(self) -> int:
@@ -164,6 +169,14 @@ class Task(BaseModel):
         default_factory=dict,
         description="Text tasks: {type: BPE|WordPiece|CharLevel, vocab_sizes: [..], text_column, min_frequency}.",
     )
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where candidate evaluations run: local (this machine, budget.workers at once) or ray "
+                    "(tasks of a Ray cluster; needs the torchscout[ray] extra).")
+    ray_address: str | None = Field(
+        default=None,
+        description="executor ray: the cluster to use ('HOST:6379' from a node of the cluster, or "
+                    "'ray://HOST:10001'); without it a local Ray instance is started.")
     approve: list[str] = Field(
         default_factory=list,
         description="Actions the run pauses before until a person answers `torchscout resume NAME --approve "
@@ -255,6 +268,13 @@ class Task(BaseModel):
         if self.loss_function is not None and self.loss_function not in REGRESSION_LOSSES:
             raise ValueError(f"loss_function: a regression task trains with one of {', '.join(REGRESSION_LOSSES)}, "
                              f"not {self.loss_function}")
+
+    @model_validator(mode="after")
+    def _ray_address_needs_ray(self) -> Task:
+        if self.ray_address is not None and self.executor != "ray":
+            raise ValueError("ray_address: only an executor: ray run uses a Ray cluster; add executor: ray "
+                             "or remove ray_address")
+        return self
 
     @property
     def modality(self) -> Modality:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypedDict
 
 import torch
@@ -167,13 +168,16 @@ def _new_record(job: EvaluationJob) -> EvaluationRecord:
                             metric=None, status=FAILED)
 
 
-def evaluate_job(job: EvaluationJob, config: QuickEvalConfig, metric: str) -> EvaluationRecord:
+def evaluate_job(job: EvaluationJob, config: QuickEvalConfig, metric: str, gpu: str | None = None) -> EvaluationRecord:
     """Evaluate one job in this process with the quick evaluator's ``config``; the record of ``metric``.
 
     Never raises for the candidate's own faults. Self-contained, plain data in and out (the task
     was resolved into ``config`` by the caller, so no registry of the caller's is needed here):
-    :func:`evaluate_confined` runs it in a confined child; a pool of workers can run it just the same.
+    :func:`evaluate_confined` runs it in a confined child. ``gpu`` (a CUDA_VISIBLE_DEVICES name) pins
+    it to one GPU of several; it takes effect because CUDA starts only in this fresh child.
     """
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     candidate = job["candidate"]
     record = _new_record(job)
     started = time.monotonic()
@@ -208,17 +212,19 @@ def evaluate_job(job: EvaluationJob, config: QuickEvalConfig, metric: str) -> Ev
     return record
 
 
-def evaluate_confined(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
+def evaluate_confined(job: EvaluationJob, time_left_s: float, *, threads: int | None = None,
+                      gpu: str | None = None) -> EvaluationRecord:
     """:func:`evaluate_job` in a confined child: no network, writes only in the workspace, limits.
 
-    A candidate that crashes or hangs the child gets a failed record; a transient error inside it
-    is raised again here (the node's RetryPolicy retries it).
+    ``threads`` is the child's torch threads (default: this process's), ``gpu`` the one GPU it may use
+    (default: all). A candidate that crashes or hangs the child gets a failed record; a transient
+    error inside it is raised again here (the node's RetryPolicy retries it).
     """
-    arguments = {"job": job, "config": eval_config(job, time_left_s), "metric": task_of(job).metric}
+    arguments = {"job": job, "config": eval_config(job, time_left_s), "metric": task_of(job).metric, "gpu": gpu}
     started, started_at = time.monotonic(), time.time()
     result = run_in_sandbox(evaluate_job, arguments, profile="evaluation",
                             timeout_s=time_left_s + EVALUATION_SLACK_S, warm=[WARM_TRAINING],
-                            threads=torch.get_num_threads())
+                            threads=threads or torch.get_num_threads())
     if result.ok:
         record = result.value
         # when (epoch seconds) and how long, as the graph saw it: result.json's time_use joins the intervals
@@ -259,8 +265,10 @@ def train_confined(script: str, class_name: str, config: FullTrainConfig, *, exp
     raise result.to_error("full training")
 
 
-def run_evaluation(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
-    """Evaluate one job in a confined child; returns the evaluation record (never raises for the candidate's faults)."""
+def run_evaluation(job: EvaluationJob, time_left_s: float,
+                   evaluate: Callable[[EvaluationJob, float], EvaluationRecord] = evaluate_confined) -> EvaluationRecord:
+    """Evaluate one job with ``evaluate`` (a confined child here, by default, or an executor's worker);
+    returns the evaluation record, saved and announced (never raises for the candidate's faults)."""
     key = job["key"]
     if time_left_s < MIN_EVAL_SECONDS:
         record = _new_record(job)
@@ -268,7 +276,7 @@ def run_evaluation(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
         emit(job["run_dir"], "skipped", key=key, candidate_id=job["candidate_id"], reason=record["error"])
         return record
     emit(job["run_dir"], "started", key=key, kind=job["kind"], candidate_id=job["candidate_id"])
-    record = evaluate_confined(job, time_left_s)
+    record = evaluate(job, time_left_s)
     _save(job, record)
     if record["status"] == COMPLETED:
         emit(job["run_dir"], "evaluated", key=key, kind=job["kind"], candidate_id=job["candidate_id"],

@@ -24,6 +24,7 @@ from torchscout.agent.task import Task
 from torchscout.graphs import nodes_baselines, nodes_final, nodes_rounds, nodes_search, routing
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS
+from torchscout.graphs.executor import graph_threads
 from torchscout.graphs.state import ResearchState
 
 # Transient infrastructure errors get a few more tries; a candidate's own errors are recorded instead.
@@ -39,12 +40,16 @@ def recursion_limit(task: Task) -> int:
 
 
 def run_config(run_name: str, task: Task | None = None, checkpoint_id: str | None = None) -> RunnableConfig:
-    """The RunnableConfig of a research run: thread = run name, one evaluation at a time."""
+    """The RunnableConfig of a research run: thread = run name, a thread for each evaluation that may run."""
     configurable = {"thread_id": run_name}
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
-    # (no max_concurrency: with 1 the sync runner deadlocks; evaluations serialise themselves instead)
-    return RunnableConfig(configurable=configurable, recursion_limit=recursion_limit(task) if task is not None else 200)
+    config = RunnableConfig(configurable=configurable, recursion_limit=recursion_limit(task) if task is not None else 200)
+    if task is not None:
+        # the executor's slots limit the evaluations at once; the pool only has to hold them (and the
+        # checkpoint writes the sync runner submits to it too: with 1 thread it would deadlock)
+        config["max_concurrency"] = graph_threads(task)
+    return config
 
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:

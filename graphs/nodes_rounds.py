@@ -30,8 +30,10 @@ from torchscout.graphs import budget, fidelity
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.common import context_of, decision, round_candidates, timed
 from torchscout.graphs.events import emit
+from torchscout.graphs.executor import executor_for
 from torchscout.graphs.state import task_of
 from torchscout.graphs.training_cost import throughput
+from torchscout.graphs.workers import parallel_wall_s
 
 
 def _params_of(state: ResearchState):
@@ -87,12 +89,14 @@ def _finished_at(state: ResearchState, rung: int) -> list[EvaluationRecord]:
 
 def _within_time(state: ResearchState, ordered: list[EvaluationRecord], epochs: int,
                  left_s: float) -> list[EvaluationRecord]:
-    """The leading ``ordered`` evaluations whose candidates' runs of ``epochs`` fit together in ``left_s``."""
-    chosen, total = [], 0.0
+    """The leading ``ordered`` evaluations whose candidates' runs of ``epochs`` fit together in ``left_s``
+    (side by side on the run's workers)."""
+    workers = executor_for(task_of(state)).plan.workers
+    chosen, runs = [], []
     for item in ordered:
         model = throughput(state, item["candidate_id"])
-        total += model.run_s(epochs) if model is not None else 0.0
-        if total > left_s:
+        runs.append(model.run_s(epochs) if model is not None else 0.0)
+        if parallel_wall_s(runs, workers) > left_s:
             break
         chosen.append(item)
     return chosen
@@ -189,17 +193,22 @@ def _stop_verdict(state: ResearchState, task: Task, raw: list[EvaluationRecord],
 
 
 def _round_cost_s(state: ResearchState) -> float:
-    """Seconds the current round's screen and quick evaluations take at the measured steady speed (a
-    run's first evaluation also pays one-time costs): what another round needs at least."""
-    keys = {fidelity.evaluation_key(item["id"], rung) for item in round_candidates(state)
-            for rung in (fidelity.SCREEN, fidelity.QUICK)}
+    """Wall seconds the current round's screen and quick evaluations take at the measured steady speed
+    (a run's first evaluation also pays one-time costs), each rung's side by side on the run's workers:
+    what another round needs at least."""
+    workers = executor_for(task_of(state)).plan.workers
+    evaluations = state.get("evaluations") or {}
     total = 0.0
-    for key, item in (state.get("evaluations") or {}).items():
-        if key not in keys or not item.get("duration_s"):
-            continue
-        model = throughput(state, item["candidate_id"]) if item.get("history") else None
-        steady = model.run_s(len(item["history"])) if model is not None else math.inf
-        total += min(float(item["duration_s"]), steady)
+    for rung in (fidelity.SCREEN, fidelity.QUICK):
+        seconds = []
+        for candidate in round_candidates(state):
+            item = evaluations.get(fidelity.evaluation_key(candidate["id"], rung))
+            if item is None or not item.get("duration_s"):
+                continue
+            model = throughput(state, item["candidate_id"]) if item.get("history") else None
+            steady = model.run_s(len(item["history"])) if model is not None else math.inf
+            seconds.append(min(float(item["duration_s"]), steady))
+        total += parallel_wall_s(seconds, workers)
     return total
 
 

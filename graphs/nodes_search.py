@@ -9,7 +9,6 @@ the evaluations) receive a job payload through ``Send`` and touch only that cand
 from __future__ import annotations
 
 import json
-import threading
 
 import yaml
 from langgraph.runtime import Runtime
@@ -34,6 +33,7 @@ from torchscout.graphs.common import (
 )
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
 from torchscout.graphs.events import emit
+from torchscout.graphs.executor import executor_for
 from torchscout.graphs.preflight import check_task_data
 from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, task_of
 from torchscout.graphs.text_data import train_tokenizers
@@ -70,9 +70,11 @@ def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     emit(run_dir, "setup", run=state["run_name"], project=project_dir, planner=task.planner)
     rounds = (f"{task.budget.max_rounds} rounds" if task.budget.max_rounds is not None else
               f"rounds until the time or patience ({task.budget.patience} without improvement) ends the search")
+    plan = executor_for(task).plan
     text = (f"Run {state['run_name']}: {task.goal or task.name} ({task.dataset}, {task.modality} inputs, "
             f"{task.metric} {task.mode}); budget {rounds} x {task.budget.candidates_per_round} candidates, "
-            f"{task.budget.max_minutes} min.")
+            f"{task.budget.max_minutes} min; {plan.workers} evaluation(s) at once ({task.executor}, "
+            f"{plan.threads} thread(s) each).")
     return {"project_dir": project_dir, "phase": "search", "decisions": [decision("setup", text)]}
 
 
@@ -187,22 +189,20 @@ def _over_budget(max_params: int | None, max_flops: int | None, params: int, flo
     return None
 
 
-# Evaluations run one at a time even when LangGraph runs their tasks in parallel threads: they
-# share the CPU cores (or the GPU), so parallel runs would only slow each other and skew timings.
-EVALUATION_SLOT = threading.Lock()
-
-
 @timed
 def evaluate(job: EvaluationJob, runtime: Runtime[RunContext]) -> ResearchState:
-    """Run one evaluation job (a Send task) and record it; the candidate's fault never stops the run."""
-    with EVALUATION_SLOT:
-        context = context_of(runtime)
+    """Run one evaluation job (a Send task) in a free worker slot and record it; the candidate's fault
+    never stops the run. LangGraph runs a step's tasks in parallel threads; the executor's slots let
+    ``budget.workers`` of them evaluate at once (see :mod:`torchscout.graphs.executor`)."""
+    executor = executor_for(task_of(job))
+    with executor.slots.held() as slot:
+        context = context_of(runtime)  # the time left is read once a slot is free, not when the job was sent
         if context is not None:
             left = budget.budget_s(task_of(job)) - job["reserve_s"] - context.used_s()
         else:
             left = job["time_left_s"]
-        record = EvaluationRecord(**run_evaluation(job, left), rung=fidelity.rung_of(job))
-    return _evaluation_update(job, record)
+        record = run_evaluation(job, left, lambda item, seconds: executor.evaluate(item, seconds, slot))
+    return _evaluation_update(job, EvaluationRecord(**record, rung=fidelity.rung_of(job)))
 
 
 def _evaluation_update(job: EvaluationJob, record: EvaluationRecord) -> ResearchState:
