@@ -108,7 +108,7 @@ def _scope(node_input: Mapping[str, Any], runtime: Runtime[RunContext] | None, s
     if not run_dir:
         return None
     task = _task_of(node_input, run_dir)
-    context = getattr(runtime, "context", None) if runtime is not None else None
+    context = budget.clock_of(runtime)
     used = context.used_s() if context is not None else float(node_input.get("elapsed_s", 0.0))
     round_index = node_input.get("round") or (node_input.get("candidate") or {}).get("round")
     if step == "propose":  # it plans the next round
