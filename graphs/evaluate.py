@@ -21,6 +21,7 @@ from torchscout.agent.task import Task
 from torchscout.agent.training_configs import Objective, OptimizerSpec, QuickEvalConfig, TrainingRecord
 from torchscout.graphs.events import emit
 from torchscout.graphs.state import EvaluationJob, task_of
+from torchscout.graphs.tracking import log_evaluation
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.training.evaluation import pytorch_quick_evaluator
 from torchscout.tools.training.status import COMPLETED, DIVERGED, FAILED
@@ -183,6 +184,7 @@ def run_evaluation(job: EvaluationJob, time_left_s: float) -> EvaluationRecord:
             error=None if ok else (result.get("error") or f"status {status}, no {task.metric} in the result"),
         )
     _save(job, record)
+    log_evaluation(job, record)
     if record["status"] == COMPLETED:
         emit(job["run_dir"], "evaluated", key=key, kind=job["kind"], candidate_id=job["candidate_id"],
              metric=record["metric"], metric_name=task.metric, duration_s=record["duration_s"])

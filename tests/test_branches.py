@@ -3,7 +3,8 @@
 One tiny digits run (real graph, real SQLite checkpointer, real training), finished, then forked
 from its checkpoint after `propose`: the fork assembles, evaluates and trains again in
 runs/<name>/branches/<id>/, and the parent's files and checkpoints stay byte for byte as they were.
-The same run checks the trace contract against graphs/trace_schema.json.
+The same run checks the trace contract against graphs/trace_schema.json, and the W&B runs both
+branches wrote, read back from their offline ``.wandb`` files.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.research_helpers import digits_task
+from tests.training_helpers import wandb_records
 from torchscout.app import app
 from torchscout.graphs.driver import checkpoint_history, checkpoint_trace, report_text, research, run_state
 from torchscout.graphs.trace import SCHEMA_FILE, SCHEMA_VERSION
+from torchscout.graphs.tracking import PROJECT
 from torchscout.tools.errors import ToolError
 
 RUN = "forked"
@@ -31,13 +34,15 @@ TINY = {"max_rounds": 1, "candidates_per_round": 1, "screen_steps": 5, "quick_ep
 
 
 @pytest.fixture(autouse=True)
-def no_wandb(monkeypatch):
-    monkeypatch.setenv("TORCHSCOUT_WANDB_MODE", "disabled")  # tests/test_wandb_runs.py checks W&B
+def offline_wandb(monkeypatch):
+    monkeypatch.setenv("TORCHSCOUT_WANDB_MODE", "offline")
 
 
 def _files(folder: Path, skip: str) -> dict[str, str]:
+    """Hashes of the files under ``folder`` but ``skip`` (W&B's links to its service log are not run files)."""
     return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file() and not str(path.relative_to(folder)).startswith(skip)}
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.is_symlink() and not str(path.relative_to(folder)).startswith(skip)}
 
 
 def _checkpoint_rows(workspace: Path, ids: set[str]) -> dict[str, tuple[Any, ...]]:
@@ -101,6 +106,7 @@ def test_a_fork_trains_in_its_own_folder_and_leaves_the_parent_untouched(workspa
     assert "## Branch" not in (run_dir / "report.md").read_text()
 
     _check_trace(branch["branch_id"])
+    _check_wandb(run_dir, branch["branch_id"])
 
 
 def _check_trace(branch_id: str) -> None:
@@ -146,6 +152,52 @@ def _apply(state: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
         target, key = parent_and_key(pointer)
         del target[key]
     return state
+
+
+def _wandb_runs(folder: Path) -> list[dict[str, Any]]:
+    """Every W&B run written under ``folder``, read back from its offline .wandb file."""
+    runs = []
+    for run_file in sorted(folder.rglob("run-*.wandb")):
+        run: dict[str, Any] = {"file": run_file, "config": {}, "history": [], "step_metrics": {}}
+        for record in wandb_records(run_file):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                header = record.run
+                run.update(run_id=header.run_id, project=header.project, group=header.run_group,
+                           job_type=header.job_type, name=header.display_name, tags=set(header.tags))
+                run["config"].update({item.key: json.loads(item.value_json) for item in header.config.update})
+            elif kind == "config":
+                run["config"].update({item.key: json.loads(item.value_json) for item in record.config.update})
+            elif kind == "history":
+                run["history"].append({item.key or ".".join(item.nested_key): json.loads(item.value_json)
+                                       for item in record.history.item})
+            elif kind == "metric":
+                run["step_metrics"][record.metric.name or record.metric.glob_name] = record.metric.step_metric
+        runs.append(run)
+    return runs
+
+
+def _check_wandb(run_dir: Path, branch_id: str) -> None:
+    runs = _wandb_runs(run_dir)
+    assert len({run["run_id"] for run in runs}) == len(runs)  # no run id in two folders
+    assert {run["project"] for run in runs} == {PROJECT} and {run["group"] for run in runs} == {RUN}
+    forked = [run for run in runs if f"branches/{branch_id}/" in str(run["file"])]
+    main = [run for run in runs if run not in forked]
+    assert all("branch:main" in run["tags"] for run in main)
+    assert forked and all(f"branch:{branch_id}" in run["tags"] for run in forked)
+    for branch_runs in (main, forked):
+        kinds = sorted(run["job_type"] for run in branch_runs)
+        assert {"screen", "quick", "full_train", "summary"} <= set(kinds), kinds
+        for run in branch_runs:
+            if run["job_type"] in {"screen", "quick", "confirm"}:
+                config = run["config"]
+                assert config["blueprint"] and config["params"] > 0 and config["flops"] > 0, config
+                assert config["dataset"] == "digits" and config["batch_size"] > 0 and config["seed"] >= 0
+                assert config["optimizer"] and config["learning_rate"] > 0
+                assert run["step_metrics"].get("*") == "epoch"
+                assert run["history"] and all(row["epoch"] >= 1 for row in run["history"])
+        full = next(run for run in branch_runs if run["job_type"] == "full_train")
+        assert [row["epoch"] for row in full["history"] if "val_accuracy" in row] == [1, 2]
 
 
 def test_a_used_run_name_is_refused_with_the_ways_out(workspace):
