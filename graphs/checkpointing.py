@@ -6,13 +6,16 @@ One SQLite file per workspace, ``<workspace>/.torchscout/graph.sqlite``, one thr
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 
@@ -44,6 +47,21 @@ class HistoryRow(TypedDict):
 
 def checkpoint_path() -> Path:
     return get_settings().state_dir / CHECKPOINT_FILE
+
+
+@contextlib.asynccontextmanager
+async def server_checkpointer() -> AsyncIterator[AsyncSqliteSaver]:
+    """The workspace's checkpoint database for a LangGraph server (``langgraph.json``'s ``checkpointer``).
+
+    ``langgraph dev`` then writes its threads where the CLI reads them, so ``torchscout runs``,
+    ``history``, ``resume``, ``report`` and ``replay`` work on runs started through the server (the
+    workspace is the server's ``TORCHSCOUT_WORKSPACE``, else its working folder).
+    """
+    path = checkpoint_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        await saver.conn.execute("PRAGMA journal_mode=WAL")  # the CLI may read while the server writes
+        yield saver
 
 
 def open_checkpointer(path: Path | None = None) -> SqliteSaver:

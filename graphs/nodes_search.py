@@ -66,14 +66,17 @@ def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     the task may be a YAML path): this node builds the rest of the state, so a run started through a
     LangGraph server is the same as one started by the CLI.
     """
-    task = load_task(state["task"]) if isinstance(state["task"], str) else task_of(state)
     run_name = state["run_name"]
     try:
-        load_task(task, name=run_name)  # the run name becomes a folder name: same rules as task names
-    except TaskError as exc:
-        raise ToolError(f"invalid run name {run_name!r}: use letters, digits, '_', '-' or '.' (max 64)") from exc
-    check_task_data(task)  # also when the run was started without the driver (e.g. the LangGraph server)
-    claim_run(run_name, current_thread(run_name))
+        task = load_task(state["task"]) if isinstance(state["task"], str) else task_of(state)
+        try:
+            load_task(task, name=run_name)  # the run name becomes a folder name: same rules as task names
+        except TaskError as exc:
+            raise ToolError(f"invalid run name {run_name!r}: use letters, digits, '_', '-' or '.' (max 64)") from exc
+        check_task_data(task)  # also when the run was started without the driver (e.g. the LangGraph server)
+        claim_run(run_name, current_thread(run_name))
+    except ToolError as exc:
+        raise SetupRefused(str(exc)) from exc
     built = initial_state(task.model_dump(), run_name)
     run_dir = state.get("run_dir") or built["run_dir"]  # a fork made before setup keeps its own folder
     folder = resolve(run_dir, kind="run folder")
@@ -89,6 +92,11 @@ def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
             f"{task.metric} {task.mode}); budget {rounds} x {task.budget.candidates_per_round} candidates, "
             f"{task.budget.max_minutes} min.")
     return {**built, "run_dir": run_dir, "project_dir": project_dir, "decisions": [decision("setup", text)]}
+
+
+class SetupRefused(ToolError, ValueError):
+    """The run cannot start (its task, data or name is not usable); the message says what to change.
+    A ValueError too, so a LangGraph server passes the message to its client instead of hiding it."""
 
 
 def current_thread(default: str) -> str:
