@@ -31,7 +31,8 @@ Node = Callable[[NodeInput, Runtime[RunContext]], ResearchState]
 
 
 def timed(node: Node[NodeInput]) -> Node[NodeInput]:
-    """Report the budget clock in ``elapsed_s`` when the node finishes (the state keeps the maximum).
+    """Report the budget clock in ``elapsed_s`` when the node finishes (the state keeps the maximum), and
+    the node's name in ``step_node`` (history and the trace read which node wrote each checkpoint).
 
     With a :class:`RunContext` (every ``research`` call passes one) the clock is wall time since
     the run began, summed over its invocations; without one (LangGraph Studio) it falls back to
