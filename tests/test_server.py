@@ -23,11 +23,13 @@ from pathlib import Path
 from types import ModuleType
 
 import httpx
+import jsonschema
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from tests.research_helpers import digits_task, write_task
 from torchscout.graphs.state import initial_state
+from torchscout.graphs.trace import SCHEMA_FILE
 from torchscout.tools.errors import ToolError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,13 +134,29 @@ async def _run_through_the_sdk(url: str, task: dict) -> dict:
     second = await client.threads.create()
     reused = await client.runs.wait(second["thread_id"], "research", input={"task": task, "run_name": "srv-1"},
                                     raise_error=False)
+    # a run the CLI will answer: the server leaves it waiting at the gate
+    third = await client.threads.create()
+    gated = await client.runs.wait(third["thread_id"], "research", input={"task": task, "run_name": "srv-2"})
     return {"thread_id": thread["thread_id"], "request": request, "finished": finished, "history": history,
-            "reused": reused}
+            "reused": reused, "gated": gated, "gated_thread": third["thread_id"]}
+
+
+async def _thread_values(url: str, thread_id: str) -> dict:
+    from langgraph_sdk import get_client
+
+    return (await get_client(url=url).threads.get_state(thread_id))["values"]
 
 
 @pytest.mark.slow
 def test_langgraph_dev_runs_the_graph_and_the_cli_sees_the_run(workspace, tmp_path):
-    from torchscout.graphs.driver import checkpoint_history, list_runs, report_text, research
+    from torchscout.graphs.driver import (
+        checkpoint_history,
+        checkpoint_trace,
+        list_runs,
+        report_text,
+        research,
+        resume,
+    )
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -147,6 +165,11 @@ def test_langgraph_dev_runs_the_graph_and_the_cli_sees_the_run(workspace, tmp_pa
         _wait_until_up(server, url, tmp_path / "server.log")
         task = {**digits_task("srv", **TINY), "approve": ["full_train"]}
         answers = asyncio.run(_run_through_the_sdk(url, task))
+        assert answers["gated"]["__interrupt__"][0]["value"]["run"] == "srv-2"
+        answered = resume("srv-2", approve="yes")  # the CLI's resume, on the server's thread
+        assert answered["status"] == "finished" and answered["full_training"]["status"] == "completed"
+        seen_by_server = asyncio.run(_thread_values(url, answers["gated_thread"]))
+        assert seen_by_server["phase"] == "done" and seen_by_server["report_path"] == "runs/srv-2/report.md"
     finally:
         if server.poll() is None:
             os.killpg(server.pid, 15)
@@ -170,5 +193,8 @@ def test_langgraph_dev_runs_the_graph_and_the_cli_sees_the_run(workspace, tmp_pa
     history = checkpoint_history("srv-1")
     assert len(history) == len(steps) and history[-1]["node"] == "analyze"
     assert report_text("srv-1").startswith("# Research report: srv-1")
+    trace = json.loads(json.dumps(checkpoint_trace("srv-1")))  # the server's checkpoint metadata too
+    jsonschema.validate(trace, json.loads(SCHEMA_FILE.read_text()))
+    assert trace["thread_id"] == answers["thread_id"] and len(trace["steps"]) == len(steps)
     with pytest.raises(ToolError, match="--name"):
         research(digits_task("srv", **TINY), name="srv-1")
