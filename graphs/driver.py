@@ -36,7 +36,7 @@ from torchscout.agent.records import ApprovalRecord, ApprovalRequest, Configurat
 from torchscout.agent.report import LeaderboardRow, leaderboard_rows
 from torchscout.agent.task import Task, TaskError, load_task
 from torchscout.graphs.approval import pending_requests, resume_command
-from torchscout.graphs.branches import fork_updates, new_branch_id, producing_node
+from torchscout.graphs.branches import branch_of, fork_updates, new_branch_id, producing_node
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.checkpointing import (
     DamagedDatabaseError,
@@ -84,6 +84,7 @@ class Outcome(TypedDict):
     full_training: FullTrainingRecord
     report_path: str | None
     run_dir: str | None
+    branch: str                           # "main", or the fork's branch id after a replay
     evaluations: int
     problem: str | None                   # set when the run produced no usable result (see run_problem)
 
@@ -144,6 +145,7 @@ def _outcome(graph: CompiledStateGraph, run_name: str) -> Outcome:
         full_training=state.get("full_training") or {},
         report_path=state.get("report_path"),
         run_dir=state.get("run_dir"),
+        branch=branch_of(state),
         evaluations=len(state.get("evaluations") or {}),
         problem=run_problem(state) if status == "finished" else None,
     )

@@ -67,6 +67,10 @@ def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
     LangGraph server is the same as one started by the CLI.
     """
     run_name = state["run_name"]
+    if state.get("candidates") or state.get("evaluations") or state.get("report_path"):
+        # a new input on a thread that already ran: its records would mix with the new run's
+        raise SetupRefused(f"this thread already holds a run ({state.get('run_dir')}); start each new run in a "
+                           "new thread, or fork this one with `torchscout replay`")
     try:
         task = load_task(state["task"]) if isinstance(state["task"], str) else task_of(state)
         try:

@@ -31,12 +31,20 @@ def _index_file(run_name: str) -> Path:
     return resolve(f"runs/{run_name}/{THREAD_FILE}", kind="run folder")
 
 
+def _read_claim(path: Path) -> str:
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["thread_id"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ToolError(f"{path.parent.name}/{THREAD_FILE} is damaged ({exc}); it should read "
+                        f'{{"run_name": "{path.parent.name}", "thread_id": "<the run\'s thread>"}}') from exc
+
+
 def recorded_thread(run_name: str) -> str | None:
     """The thread recorded for ``run_name`` (None when the run has no index entry)."""
     path = _index_file(run_name)
     if not path.is_file():
         return None
-    return str(json.loads(path.read_text(encoding="utf-8"))["thread_id"])
+    return _read_claim(path)
 
 
 def claim_run(run_name: str, thread_id: str) -> None:
@@ -66,7 +74,7 @@ def names_by_thread() -> dict[str, str]:
     """Thread id -> run name for every indexed run whose thread is not its name (server runs)."""
     names = {}
     for path in sorted((workspace_root() / "runs").glob(f"*/{THREAD_FILE}")):
-        thread_id = str(json.loads(path.read_text(encoding="utf-8"))["thread_id"])
+        thread_id = _read_claim(path)
         if thread_id != path.parent.name:
             names[thread_id] = path.parent.name
     return names

@@ -71,7 +71,7 @@ def test_a_fork_trains_in_its_own_folder_and_leaves_the_parent_untouched(workspa
 
     output = _invoke("replay", RUN, "--checkpoint", fork_point["checkpoint_id"])
 
-    assert "finished" in output
+    assert "finished" in output and f"runs/{RUN}/branches/" in output
     assert _files(run_dir, skip="branches") == parent_files  # report, result.json, checkpoints, train.log
     assert _checkpoint_rows(workspace, set(parent_rows)) == parent_rows
     state = run_state(RUN)

@@ -75,8 +75,13 @@ def test_setup_builds_the_whole_state_from_the_minimal_input(workspace):
     claim = json.loads((workspace / "runs/mini-1/thread.json").read_text())
     assert claim == {"run_name": "mini-1", "thread_id": "a-server-thread"}
     other = {"configurable": {"thread_id": "another-thread"}}
-    with pytest.raises(ToolError, match="already exists in this workspace"):
+    with pytest.raises(ToolError, match="already exists in this workspace") as refused:
         graph.invoke({"task": str(task_file), "run_name": "mini-1"}, other, interrupt_after=["setup"])
+    assert isinstance(refused.value, ValueError)  # so a LangGraph server shows its message to the client
+    # a second input on a thread that already ran is refused, not mixed into the first run's records
+    graph.update_state(config, {"report_path": "runs/mini-1/report.md"})
+    with pytest.raises(ToolError, match="this thread already holds a run"):
+        graph.invoke({"task": str(task_file), "run_name": "mini-2"}, config)
 
 
 def _free_port() -> int:

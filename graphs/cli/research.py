@@ -37,6 +37,8 @@ def _print_waiting(outcome: dict[str, Any]) -> None:
 def _print_outcome(outcome: dict[str, Any]) -> None:
     typer.echo("")
     typer.echo(f"run {outcome['name']}: {outcome['status']} ({outcome['evaluations']} evaluations)")
+    if outcome.get("branch") not in (None, "main"):
+        typer.echo(f"branch {outcome['branch']}: its files are in {outcome['run_dir']}/")
     if outcome["status"] == "waiting_for_approval":
         _print_waiting(outcome)
         return
