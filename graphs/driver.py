@@ -223,9 +223,9 @@ def replay(name: str, checkpoint_id: str, *, on_event: EventCallback | None = No
                             f"fork an earlier one from `torchscout history {name}`")
         parent = graph.get_state(snapshot.parent_config) if snapshot.parent_config else None
         producer = producing_node(snapshot, parent)
-        if producer is None or "," in producer:
-            raise ToolError(f"checkpoint {checkpoint_id} is not the end of one node's step; fork another one "
-                            f"from `torchscout history {name}`")
+        if producer not in graph.nodes:  # the input, a fork's own first checkpoint, a step of two nodes
+            raise ToolError(f"checkpoint {checkpoint_id} is not the end of one node's step ({producer or 'input'});"
+                            f" fork another one from `torchscout history {name}`")
         branch_id = new_branch_id()
         fork_config = graph.update_state(source, fork_updates(snapshot, checkpoint_id, branch_id, updates),
                                          as_node=producer)

@@ -96,6 +96,9 @@ def test_a_fork_trains_in_its_own_folder_and_leaves_the_parent_untouched(workspa
     assert forked[0]["parent_checkpoint_id"] == fork_point["checkpoint_id"] and forked[0]["node"] == "replay"
     assert [row["node"] for row in forked][1:3] == ["assemble", "inspect"]
     assert [row for row in after if row["branch"] == "main"] == rows  # the parent's rows, as they were
+    refused = CliRunner().invoke(app, ["replay", RUN, "--checkpoint", forked[0]["checkpoint_id"]])
+    assert refused.exit_code == 1 and "not the end of one node's step" in refused.output
+    assert "Traceback" not in refused.output
     listed = json.loads(_invoke("history", RUN, "--json"))
     assert listed == after
     table = _invoke("history", RUN)
