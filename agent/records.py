@@ -331,6 +331,23 @@ def add_seconds(current: dict[str, float] | None, update: dict[str, float] | Non
     return total
 
 
+def latest_write(current: str | None, update: str | None) -> str | None:
+    """Keep the latest value (parallel tasks of one step write the same one)."""
+    return update if update is not None else current
+
+
+class BranchRecord(TypedDict, total=False):
+    """A fork of a run (``torchscout replay NAME --checkpoint ID``): where it started and what it changed."""
+
+    branch_id: str
+    parent_checkpoint_id: str             # the checkpoint it forked from
+    parent_step: int | None
+    parent_run_dir: str                   # the parent branch's folder (the fork never writes there)
+    run_dir: str                          # the fork's own folder: runs/<name>/branches/<branch_id>
+    changes: dict[str, Any]               # state updates the fork started with, besides its folders
+    created: str                          # UTC ISO-8601
+
+
 class ResearchState(TypedDict, total=False):
     """The research graph's state (see :mod:`torchscout.graphs.state` for how it is used)."""
 
@@ -362,3 +379,5 @@ class ResearchState(TypedDict, total=False):
     baselines: list[BaselineRecord]       # classical baselines on the same split (flat and signal inputs)
     report_path: str | None
     llm_usage: dict[str, PurposeUsage]   # purpose -> LLM calls, tokens, seconds of the run (set by analyze)
+    step_node: Annotated[str, latest_write]  # the node whose step wrote the checkpoint (every node sets it)
+    branch: BranchRecord                  # set on a fork: what it forked from (absent on the original run)

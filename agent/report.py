@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 from torchscout.agent.llm_report import llm_section
 from torchscout.agent.records import CandidateRecord, EpochRecord, ResearchState, Status, evaluations_of
 from torchscout.agent.report_baselines import baselines_report_section
+from torchscout.agent.report_branch import branch_section
 from torchscout.agent.report_budget import budget_line, full_training_line, halving_section, stop_line
 from torchscout.agent.run_result import test_section
 from torchscout.agent.time_use import time_use_lines
@@ -277,6 +278,7 @@ def render_report(state: ResearchState, pareto_png: str | None, curves_png: str 
              f"{_predicts(task)}; metric **{task['metric']}** ({task['mode']}); planner "
              f"`{task['planner']}`; seed {task['seed']}.", "",
              budget_line(state), "", stop_line(state), ""]
+    lines += branch_section(state)
     lines += _result_section(state)
     lines += baselines_report_section(state)
     rows = leaderboard_rows(state)
@@ -297,7 +299,7 @@ def render_report(state: ResearchState, pareto_png: str | None, curves_png: str 
               f"- Task seed {task['seed']}; confirmation seeds {task['seed'] + 1000}..."
               f"{task['seed'] + 1000 + budget['confirm_seeds'] - 1}.",
               f"- Candidate scripts, summaries and per-evaluation metrics: `{state['run_dir']}/candidates/`.",
-              f"- Event log: `{state['run_dir']}/events.jsonl`; checkpoints: thread `{state['run_name']}` in "
+              f"- Event log: `{state['run_dir']}/events.jsonl`; checkpoints: run `{state['run_name']}` in "
               "`.torchscout/graph.sqlite` (`torchscout history`).", ""]
     return "\n".join(lines)
 

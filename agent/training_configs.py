@@ -80,6 +80,8 @@ class WandbSettings(TypedDict):
     mode: str
     group: str
     tags: list[str]
+    project: NotRequired[str]
+    job_type: NotRequired[str]
 
 
 class EarlyStoppingSpec(TypedDict):

@@ -38,6 +38,12 @@ def resume_command(run_name: str) -> str:
     return f"torchscout resume {run_name} --approve yes|no"
 
 
+def answer_ways(run_name: str) -> str:
+    """Both ways to answer a request: the CLI, and a LangGraph server client (Studio, langgraph_sdk)."""
+    return (f"{resume_command(run_name)} (CLI, same workspace), or on a LangGraph server resume the run's "
+            f"thread with Command(resume=\"yes\") or Command(resume=\"no\")")
+
+
 def recorded_answer(state: ResearchState, key: str) -> Answer | None:
     """The answer already given for gate ``key`` in this run, if any."""
     return ((state.get("approvals") or {}).get(key) or {}).get("answer")
@@ -60,7 +66,7 @@ def ask(state: ResearchState, action: GatedAction, summary: str, details: GateDe
         return earlier == YES, {}
     request = ApprovalRequest(action=action, key=key, run=state["run_name"], summary=summary, details=details,
                               question=f"Approve {GATED_ACTIONS[action]}?",
-                              answer_with=resume_command(state["run_name"]))
+                              answer_with=answer_ways(state["run_name"]))
     answer = parse_answer(interrupt(request), "the resume value")
     approved = answer == YES
     text = (f"{action} approved by the user: {summary}" if approved else

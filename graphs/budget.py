@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+from typing_extensions import TypedDict  # LangGraph's server reads schemas from here on Python 3.11
 
 from torchscout.agent.task import Task
 from torchscout.graphs.state import ResearchState, task_of
@@ -39,6 +42,18 @@ class RunContext:
 
     def used_s(self) -> float:
         return self.used_before_s + (time.monotonic() - self.started)
+
+
+class ResearchContext(TypedDict, total=False):
+    """The graph's public context schema (what ``langgraph dev`` / Studio offer to set per invocation):
+    nothing, since a run's settings are all in its task. The CLI passes its own :class:`RunContext`
+    clock, which nodes read through :func:`clock_of`; a run without it counts each node's duration."""
+
+
+def clock_of(runtime: Any) -> RunContext | None:
+    """The run's budget clock, when its caller passed one (a server run's context is plain data, not a clock)."""
+    context = getattr(runtime, "context", None) if runtime is not None else None
+    return context if isinstance(context, RunContext) else None
 
 
 def budget_s(task: Task) -> float:

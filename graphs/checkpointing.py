@@ -6,19 +6,21 @@ One SQLite file per workspace, ``<workspace>/.torchscout/graph.sqlite``, one thr
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from datetime import datetime
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import CheckpointMetadata
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 
-from torchscout.agent.records import ResearchState
 from torchscout.agent.sqlite_checkpoints import open_sqlite_saver
+from torchscout.graphs.branches import MAIN_BRANCH, branch_of, producing_node
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
 from torchscout.tools.workspace import relative_to_workspace, workspace_root
@@ -31,26 +33,35 @@ class HistoryRow(TypedDict):
     """One checkpoint of a run, as ``torchscout history`` lists it."""
 
     checkpoint_id: str
+    parent_checkpoint_id: str | None
+    branch: str                # "main", or the fork's branch id (runs/<name>/branches/<id>/)
     step: int | None
-    node: str                  # the node(s) whose step produced it, or "input"
-    source: str
-    time: str
+    node: str                  # the node whose step wrote it (recorded by the node), "input" or the source
+    source: str                # input, loop, update (a fork's first checkpoint), fork
+    time: str                  # UTC, ISO-8601
     best_id: str | None
     best_metric: float | None
     evaluations: int
     next: list[str]
 
 
-class TraceRow(HistoryRow):
-    """A checkpoint with its full state, for ``torchscout trace NAME --json``."""
-
-    parent_checkpoint_id: str | None
-    metadata: CheckpointMetadata
-    values: ResearchState
-
-
 def checkpoint_path() -> Path:
     return get_settings().state_dir / CHECKPOINT_FILE
+
+
+@contextlib.asynccontextmanager
+async def server_checkpointer() -> AsyncIterator[AsyncSqliteSaver]:
+    """The workspace's checkpoint database for a LangGraph server (``langgraph.json``'s ``checkpointer``).
+
+    ``langgraph dev`` then writes its threads where the CLI reads them, so ``torchscout runs``,
+    ``history``, ``resume``, ``report`` and ``replay`` work on runs started through the server (the
+    workspace is the server's ``TORCHSCOUT_WORKSPACE``, else its working folder).
+    """
+    path = checkpoint_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        await saver.conn.execute("PRAGMA journal_mode=WAL")  # the CLI may read while the server writes
+        yield saver
 
 
 def open_checkpointer(path: Path | None = None) -> SqliteSaver:
@@ -119,51 +130,48 @@ def thread_config(run_name: str, checkpoint_id: str | None = None) -> RunnableCo
     return RunnableConfig(configurable=configurable)
 
 
-def snapshots(graph: CompiledStateGraph, run_name: str) -> list[StateSnapshot]:
-    """Every checkpoint of a run, oldest first."""
-    return list(reversed(list(graph.get_state_history(thread_config(run_name)))))
+def snapshots(graph: CompiledStateGraph, thread_id: str) -> list[StateSnapshot]:
+    """Every checkpoint of a run's thread, oldest first."""
+    return list(reversed(list(graph.get_state_history(thread_config(thread_id)))))
 
 
-def _timestamp(snapshot: StateSnapshot) -> str:
+def utc_time(snapshot: StateSnapshot, timespec: str = "seconds") -> str:
+    """When the checkpoint was written, UTC, ISO-8601 (``2026-11-30T04:39:21+00:00``)."""
     if not snapshot.created_at:
         return ""
-    return datetime.fromisoformat(snapshot.created_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromisoformat(snapshot.created_at).astimezone(UTC).isoformat(timespec=timespec)
 
 
-def _rows(snapshot_list: list[StateSnapshot]) -> list[HistoryRow]:
-    rows = []
-    previous_next: tuple[str, ...] = ()
+def checkpoint_id_of(snapshot: StateSnapshot | None) -> str | None:
+    return (snapshot.config if snapshot is not None else {}).get("configurable", {}).get("checkpoint_id")
+
+
+def parent_id_of(snapshot: StateSnapshot) -> str | None:
+    return (snapshot.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+
+
+def history_row(snapshot: StateSnapshot, parent: StateSnapshot | None) -> HistoryRow:
+    values = snapshot.values or {}
+    source = (snapshot.metadata or {}).get("source", "")
+    return HistoryRow(
+        checkpoint_id=checkpoint_id_of(snapshot) or "", parent_checkpoint_id=parent_id_of(snapshot),
+        branch=branch_of(values), step=(snapshot.metadata or {}).get("step"),
+        node="input" if source == "input" else (producing_node(snapshot, parent) or source),
+        source=source, time=utc_time(snapshot), best_id=values.get("best_id"), best_metric=values.get("best_metric"),
+        evaluations=len(values.get("evaluations") or {}), next=list(snapshot.next))
+
+
+def by_branch(snapshot_list: list[StateSnapshot]) -> list[StateSnapshot]:
+    """Checkpoints grouped by branch (the original run first, then each fork as it was made), oldest first."""
+    order: dict[str, int] = {}
     for snapshot in snapshot_list:
-        values = snapshot.values or {}
-        metadata = snapshot.metadata or {}
-        source = metadata.get("source", "")
-        produced_by = "input" if source == "input" else ",".join(sorted(set(previous_next))) or source
-        rows.append(HistoryRow(
-            checkpoint_id=snapshot.config["configurable"]["checkpoint_id"],
-            step=metadata.get("step"),
-            node=produced_by,
-            source=source,
-            time=_timestamp(snapshot),
-            best_id=values.get("best_id"),
-            best_metric=values.get("best_metric"),
-            evaluations=len(values.get("evaluations") or {}),
-            next=list(snapshot.next),
-        ))
-        previous_next = snapshot.next
-    return rows
+        order.setdefault(branch_of(snapshot.values), len(order))
+    order[MAIN_BRANCH] = -1
+    return sorted(snapshot_list, key=lambda snapshot: order[branch_of(snapshot.values)])
 
 
-def history_rows(graph: CompiledStateGraph, run_name: str) -> list[HistoryRow]:
-    """One row per checkpoint: id, step, the node(s) that produced it, time, best so far, what runs next."""
-    return _rows(snapshots(graph, run_name))
-
-
-def trace_rows(graph: CompiledStateGraph, run_name: str) -> list[TraceRow]:
-    """Every checkpoint with its full state, for other tools (``torchscout trace NAME --json``)."""
-    snapshot_list = snapshots(graph, run_name)
-    trace = []
-    for row, snapshot in zip(_rows(snapshot_list), snapshot_list, strict=True):
-        parent = (snapshot.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-        trace.append(TraceRow(**row, parent_checkpoint_id=parent, metadata=CheckpointMetadata(**(snapshot.metadata or {})),
-                              values=snapshot.values))
-    return trace
+def history_rows(graph: CompiledStateGraph, thread_id: str) -> list[HistoryRow]:
+    """One row per checkpoint, by branch: id, parent, branch, step, the node that wrote it, time, best so far."""
+    snapshot_list = snapshots(graph, thread_id)
+    by_id = {checkpoint_id_of(snapshot): snapshot for snapshot in snapshot_list}
+    return [history_row(snapshot, by_id.get(parent_id_of(snapshot))) for snapshot in by_branch(snapshot_list)]

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from pydantic import Field
 
@@ -19,7 +20,7 @@ from torchscout.agent.records import (
     ResearchState,
     evaluations_of,
 )
-from torchscout.graphs.budget import RunContext
+from torchscout.graphs.budget import RunContext, clock_of
 from torchscout.graphs.llm_budget import llm_step
 from torchscout.graphs.state import AssembleJob, EvaluationJob, task_of
 from torchscout.tools.training.status import COMPLETED
@@ -30,7 +31,8 @@ Node = Callable[[NodeInput, Runtime[RunContext]], ResearchState]
 
 
 def timed(node: Node[NodeInput]) -> Node[NodeInput]:
-    """Report the budget clock in ``elapsed_s`` when the node finishes (the state keeps the maximum).
+    """Report the budget clock in ``elapsed_s`` when the node finishes (the state keeps the maximum), and
+    the node's name in ``step_node`` (history and the trace read which node wrote each checkpoint).
 
     With a :class:`RunContext` (every ``research`` call passes one) the clock is wall time since
     the run began, summed over its invocations; without one (LangGraph Studio) it falls back to
@@ -43,6 +45,7 @@ def timed(node: Node[NodeInput]) -> Node[NodeInput]:
         with llm_step(state, runtime, node.__name__):  # the step's LLM limits, ledger and notices
             update = ResearchState(**(node(state, runtime) or {}))
         update["node_seconds"] = {node.__name__: time.monotonic() - started}  # result.json's time_use
+        update["step_node"] = current_node(node.__name__)
         context = context_of(runtime)
         if context is not None:
             update["elapsed_s"] = context.used_s()
@@ -54,8 +57,16 @@ def timed(node: Node[NodeInput]) -> Node[NodeInput]:
     return wrapper
 
 
+def current_node(default: str) -> str:
+    """The graph node running now, as LangGraph names it (quick_eval, optimizer_eval, ... share one function)."""
+    try:
+        return str(get_config().get("metadata", {}).get("langgraph_node") or default)
+    except RuntimeError:  # called outside a graph run (a node function called directly)
+        return default
+
+
 def context_of(runtime: Runtime[RunContext] | None) -> RunContext | None:
-    return getattr(runtime, "context", None) if runtime is not None else None
+    return clock_of(runtime)
 
 
 def decision(node: str, text: str, round_index: int | None = None) -> DecisionRecord:

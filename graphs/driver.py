@@ -37,11 +37,11 @@ from torchscout.agent.records import ApprovalRecord, ApprovalRequest, Configurat
 from torchscout.agent.report import LeaderboardRow, leaderboard_rows
 from torchscout.agent.task import Task, TaskError, load_task
 from torchscout.graphs.approval import pending_requests, resume_command
+from torchscout.graphs.branches import branch_of, fork_updates, new_branch_id, producing_node
 from torchscout.graphs.budget import RunContext
 from torchscout.graphs.checkpointing import (
     DamagedDatabaseError,
     HistoryRow,
-    TraceRow,
     checkpoint_path,
     close_checkpointer,
     history_rows,
@@ -49,12 +49,19 @@ from torchscout.graphs.checkpointing import (
     list_threads,
     open_checkpointer,
     thread_config,
-    trace_rows,
 )
 from torchscout.graphs.graph import build_graph, run_config
 from torchscout.graphs.preflight import check_task_data
+from torchscout.graphs.run_index import (
+    claim_run,
+    folder_in_use,
+    names_by_thread,
+    thread_of,
+    used_name_message,
+)
 from torchscout.graphs.run_lock import lock_holder, run_lock
-from torchscout.graphs.state import ResearchState, initial_state, task_of
+from torchscout.graphs.state import ResearchInput, ResearchState, task_of
+from torchscout.graphs.trace import TraceDocument, trace_document
 from torchscout.tools.errors import ToolError
 from torchscout.tools.training.evaluation import warm_training_sandbox
 from torchscout.tools.training.status import COMPLETED
@@ -79,6 +86,7 @@ class Outcome(TypedDict):
     full_training: FullTrainingRecord
     report_path: str | None
     run_dir: str | None
+    branch: str                           # "main", or the fork's branch id after a replay
     evaluations: int
     problem: str | None                   # set when the run produced no usable result (see run_problem)
 
@@ -135,7 +143,7 @@ def _stream(graph: CompiledStateGraph, graph_input: ResearchState | Command | No
 
 
 def _outcome(graph: CompiledStateGraph, run_name: str) -> Outcome:
-    snapshot = graph.get_state(thread_config(run_name))
+    snapshot = graph.get_state(thread_config(thread_of(run_name)))
     state: ResearchState = snapshot.values or {}
     final = state.get("final") or {}
     requests = pending_requests(snapshot)
@@ -155,6 +163,7 @@ def _outcome(graph: CompiledStateGraph, run_name: str) -> Outcome:
         full_training=state.get("full_training") or {},
         report_path=state.get("report_path"),
         run_dir=state.get("run_dir"),
+        branch=branch_of(state),
         evaluations=len(state.get("evaluations") or {}),
         problem=run_problem(state) if status == "finished" else None,
     )
@@ -168,7 +177,8 @@ def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, 
     replacing the task's own ``approve`` list; None keeps the task's.
     Returns ``{"name", "status", "leaderboard", "best", "full_training", "report_path", "approval", ...}``;
     ``status`` is "finished", "incomplete" or "waiting_for_approval" (then ``approval`` is the request).
-    A run name already used in this workspace is refused (use :func:`resume` to finish it).
+    A run name already used in this workspace (by the CLI or a LangGraph server) is refused, naming
+    the ways out: another name, :func:`resume`, :func:`replay`.
     """
     validated = load_task(task, planner=planner, approve=approve)
     warm_up_in_background()
@@ -181,11 +191,11 @@ def research(task: str | Path | dict[str, Any] | Task, name: str | None = None, 
         raise TaskError(f"invalid run name {run_name!r}: use letters, digits, '_', '-' or '.' (max 64)") from exc
     check_task_data(validated)  # an unknown dataset or a wrong input_shape/num_classes fails here, not per candidate
     with run_lock(run_name), _graph() as (graph, saver):
-        if run_name in list_threads(saver):
-            raise ToolError(f"a run named {run_name!r} already exists in this workspace; choose another --name, "
-                            f"or `torchscout resume {run_name}` to finish it")
-        state = initial_state(validated.model_dump(), run_name)
-        _stream(graph, state, run_config(run_name, validated), on_event)
+        if run_name in list_threads(saver) or folder_in_use(run_name):
+            raise ToolError(used_name_message(run_name))
+        claim_run(run_name, run_name)
+        _stream(graph, ResearchInput(task=validated.model_dump(), run_name=run_name),
+                run_config(run_name, validated), on_event)
         return _outcome(graph, run_name)
 
 
@@ -208,7 +218,7 @@ def resume(name: str, *, approve: str | bool | None = None, on_event: EventCallb
         # a run killed before its first step has no values yet: only its input is checkpointed
         values: ResearchState = snapshot.values or {}
         graph_input = Command(resume={item.id: answer for item in waiting}) if waiting else None
-        _stream(graph, graph_input, run_config(name, _task_or_none(values)), on_event)
+        _stream(graph, graph_input, run_config(thread_of(name), _task_or_none(values)), on_event)
         return _outcome(graph, name)
 
 
@@ -216,18 +226,30 @@ def replay(name: str, checkpoint_id: str, *, on_event: EventCallback | None = No
            updates: ResearchState | None = None) -> Outcome:
     """Fork run ``name`` at ``checkpoint_id`` and run it on from there (optionally with state ``updates``).
 
-    The fork is a new branch of the same thread: history keeps the original checkpoints.
+    The fork is a new branch of the run's thread with its own folder, ``runs/<name>/branches/<id>/``
+    (see :mod:`torchscout.graphs.branches`): it trains and reports there, and never writes the
+    parent's report, checkpoints or training files. ``history`` lists both branches.
     """
     with run_lock(name), _graph() as (graph, saver):
         _existing(graph, saver, name)
-        source = thread_config(name, checkpoint_id)
+        thread_id = thread_of(name)
+        source = thread_config(thread_id, checkpoint_id)
         snapshot = graph.get_state(source)
         if snapshot.metadata is None:
             raise ToolError(f"run {name!r} has no checkpoint {checkpoint_id!r}; list them with "
                             f"`torchscout history {name}`")
-        fork_config = graph.update_state(source, updates or {}) if updates else source
-        values: ResearchState = snapshot.values
-        config = run_config(name, _task_or_none(values))
+        if not snapshot.next:
+            raise ToolError(f"checkpoint {checkpoint_id} is the end of a branch (nothing runs after it); "
+                            f"fork an earlier one from `torchscout history {name}`")
+        parent = graph.get_state(snapshot.parent_config) if snapshot.parent_config else None
+        producer = producing_node(snapshot, parent)
+        if producer not in graph.nodes:  # the input, a fork's own first checkpoint, a step of two nodes
+            raise ToolError(f"checkpoint {checkpoint_id} is not the end of one node's step ({producer or 'input'});"
+                            f" fork another one from `torchscout history {name}`")
+        branch_id = new_branch_id()
+        fork_config = graph.update_state(source, fork_updates(snapshot, checkpoint_id, branch_id, updates),
+                                         as_node=producer)
+        config = run_config(thread_id, _task_or_none(snapshot.values))
         config["configurable"] = fork_config["configurable"]
         _stream(graph, None, config, on_event)
         return _outcome(graph, name)
@@ -239,10 +261,16 @@ def _task_or_none(values: ResearchState) -> Task | None:
 
 
 def _existing(graph: CompiledStateGraph, saver: SqliteSaver, name: str) -> StateSnapshot:
-    if name not in list_threads(saver):
-        known = ", ".join(list_threads(saver)) or "none yet"
+    if thread_of(name) not in list_threads(saver):
+        known = ", ".join(run_names(saver)) or "none yet"
         raise ToolError(f"no run named {name!r} in this workspace (runs: {known})")
-    return graph.get_state(thread_config(name))
+    return graph.get_state(thread_config(thread_of(name)))
+
+
+def run_names(saver: SqliteSaver) -> list[str]:
+    """Every run of the workspace by name, oldest first: CLI runs and a LangGraph server's alike."""
+    named = names_by_thread()
+    return [named.get(thread_id, thread_id) for thread_id in list_threads(saver)]
 
 
 def run_state(name: str) -> ResearchState:
@@ -255,14 +283,15 @@ def checkpoint_history(name: str) -> list[HistoryRow]:
     """Run ``name``'s checkpoints, oldest first (see :func:`torchscout.graphs.checkpointing.history_rows`)."""
     with _graph() as (graph, saver):
         _existing(graph, saver, name)
-        return history_rows(graph, name)
+        return history_rows(graph, thread_of(name))
 
 
-def checkpoint_trace(name: str) -> list[TraceRow]:
-    """Every checkpoint of run ``name`` with its full state (JSON-able)."""
+def checkpoint_trace(name: str, *, full_state: bool = False) -> TraceDocument:
+    """Run ``name``'s trace for other tools: every checkpoint of every branch, state as diffs between
+    checkpoints (or whole with ``full_state``); see :mod:`torchscout.graphs.trace`."""
     with _graph() as (graph, saver):
         _existing(graph, saver, name)
-        return trace_rows(graph, name)
+        return trace_document(graph, name, thread_of(name), full_state=full_state)
 
 
 def report_text(name: str) -> str:
@@ -283,8 +312,8 @@ def list_runs() -> list[RunRow]:
     """Every run in the workspace with its status and best metric."""
     rows = []
     with _graph() as (graph, saver):
-        for name in list_threads(saver):
-            snapshot = graph.get_state(thread_config(name))
+        for name in run_names(saver):
+            snapshot = graph.get_state(thread_config(thread_of(name)))
             state: ResearchState = snapshot.values or {}
             requests = pending_requests(snapshot)
             holder = lock_holder(name)

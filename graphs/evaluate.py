@@ -32,6 +32,7 @@ from torchscout.agent.training_configs import (
 )
 from torchscout.graphs.events import emit
 from torchscout.graphs.state import EvaluationJob, task_of
+from torchscout.graphs.tracking import log_evaluation
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.sandbox.runner import run_in_sandbox
 from torchscout.tools.training.evaluation import WARM_TRAINING, pytorch_full_trainer, pytorch_quick_evaluator
@@ -278,6 +279,7 @@ def run_evaluation(job: EvaluationJob, time_left_s: float,
     emit(job["run_dir"], "started", key=key, kind=job["kind"], candidate_id=job["candidate_id"])
     record = evaluate(job, time_left_s)
     _save(job, record)
+    log_evaluation(job, record)
     if record["status"] == COMPLETED:
         emit(job["run_dir"], "evaluated", key=key, kind=job["kind"], candidate_id=job["candidate_id"],
              metric=record["metric"], metric_name=task_of(job).metric, duration_s=record["duration_s"])

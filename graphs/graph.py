@@ -9,7 +9,12 @@
 ``*`` marks fan-out nodes: one task per candidate or evaluation, sent with ``Send``, so with
 ``durability="sync"`` a crash loses only the evaluations in flight. ``approve_full_train`` runs
 only when the task gates ``full_train`` (``approve: [full_train]``): it pauses the run with
-``interrupt()`` until ``torchscout resume NAME --approve yes|no`` (see ``graphs.approval``).
+``interrupt()`` until ``torchscout resume NAME --approve yes|no`` or, on a LangGraph server,
+``Command(resume="yes"|"no")`` on the run's thread (see ``graphs.approval``).
+
+The graph's input is :class:`~torchscout.graphs.state.ResearchInput` (``{"task", "run_name"}``;
+``setup`` builds the rest), its output :class:`~torchscout.graphs.state.ResearchOutput`, its context
+schema :class:`~torchscout.graphs.budget.ResearchContext` (empty: the CLI's clock is internal).
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from langgraph.types import RetryPolicy
 
 from torchscout.agent.task import Task
 from torchscout.graphs import nodes_baselines, nodes_final, nodes_rounds, nodes_search, routing
-from torchscout.graphs.budget import RunContext
+from torchscout.graphs.budget import ResearchContext
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS
 from torchscout.graphs.executor import graph_threads
-from torchscout.graphs.state import ResearchState
+from torchscout.graphs.state import ResearchInput, ResearchOutput, ResearchState
 
 # Transient infrastructure errors get a few more tries; a candidate's own errors are recorded instead.
 TRANSIENT_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, retry_on=TRANSIENT_ERRORS)
@@ -54,7 +59,8 @@ def run_config(run_name: str, task: Task | None = None, checkpoint_id: str | Non
 
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     """The compiled research graph; pass a checkpointer to make runs resumable (see checkpointing)."""
-    builder = StateGraph(ResearchState, context_schema=RunContext)
+    builder = StateGraph(ResearchState, context_schema=ResearchContext, input_schema=ResearchInput,
+                         output_schema=ResearchOutput)
     search, final = nodes_search, nodes_final
     builder.add_node("setup", search.setup, retry_policy=TRANSIENT_RETRY)
     builder.add_node("baselines", nodes_baselines.baselines, retry_policy=TRANSIENT_RETRY)

@@ -82,8 +82,9 @@ def _append(run_dir: str, record: CallRecord, step: str, round_index: int | None
 
 def _task_of(node_input: Mapping[str, Any], run_dir: str) -> Task | None:
     """The run's task: in the state or an evaluation job, else the task.yaml ``setup`` wrote."""
-    if node_input.get("task"):
+    if isinstance(node_input.get("task"), dict):
         return Task.model_validate(node_input["task"])
+    # a new run's input may name its task file; until setup has validated it, the step has no limits
     path = resolve(f"{run_dir}/task.yaml")
     try:
         return load_task(path) if path.is_file() else None
@@ -98,7 +99,7 @@ def _reserve(node_input: Mapping[str, Any], task: Task, step: str) -> float:
         return 0.0
     if "reserve_s" in node_input:
         return float(node_input["reserve_s"])
-    if node_input.get("task") and "candidates" in node_input:
+    if isinstance(node_input.get("task"), dict) and "candidates" in node_input:
         return budget.reserve_s(node_input)  # type: ignore[arg-type] - a research state
     return budget.prior_reserve_s(task)
 
@@ -108,7 +109,7 @@ def _scope(node_input: Mapping[str, Any], runtime: Runtime[RunContext] | None, s
     if not run_dir:
         return None
     task = _task_of(node_input, run_dir)
-    context = getattr(runtime, "context", None) if runtime is not None else None
+    context = budget.clock_of(runtime)
     used = context.used_s() if context is not None else float(node_input.get("elapsed_s", 0.0))
     round_index = node_input.get("round") or (node_input.get("candidate") or {}).get("round")
     if step == "propose":  # it plans the next round

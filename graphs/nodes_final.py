@@ -58,7 +58,7 @@ from torchscout.graphs.events import emit
 from torchscout.graphs.fidelity import rung_epochs
 from torchscout.graphs.llm_budget import llm_result, llm_usage
 from torchscout.graphs.state import ResearchState, task_of
-from torchscout.graphs.tracking import log_research_run
+from torchscout.graphs.tracking import full_train_wandb, log_research_run
 from torchscout.graphs.training_cost import Stage, final_rung, full_train_estimate, throughput
 from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
@@ -275,6 +275,7 @@ def full_train(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchSt
     left = budget.total_time_left_s(state, context_of(runtime)) - 2.0
     config = trainer_config(task_of(state), candidate, winner["training"], state.get("tokenizers") or {},
                             state["run_name"], left)
+    config["wandb"] = full_train_wandb(run_dir)  # the research project and group, job_type, branch tag
     if _resumes_earlier_training(run_dir):
         config["resume"] = True
     emit(run_dir, "started", kind="full_train", candidate_id=winner["candidate_id"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import yaml
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from torchscout.agent.planners import get_planner
@@ -21,6 +22,7 @@ from torchscout.agent.records import (
     FailureRecord,
     FailureStage,
 )
+from torchscout.agent.task import TaskError, load_task
 from torchscout.agent.training_configs import TrainingRecord
 from torchscout.graphs import budget, fidelity
 from torchscout.graphs.budget import RunContext
@@ -35,7 +37,8 @@ from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
 from torchscout.graphs.events import emit
 from torchscout.graphs.executor import executor_for
 from torchscout.graphs.preflight import check_task_data
-from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, task_of
+from torchscout.graphs.run_index import claim_run
+from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, initial_state, task_of
 from torchscout.graphs.text_data import train_tokenizers
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.modeling.assembler import pytorch_model_assembler
@@ -57,25 +60,57 @@ def _failure(candidate_id: str, stage: FailureStage, exc: BaseException, run_dir
 
 @timed
 def setup(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState:
-    """Create runs/<name>/ with the task and a scaffolded project for the run's best model."""
-    task = task_of(state)
-    check_task_data(task)  # also when the run was started without the driver (e.g. the LangGraph server)
-    run_dir = state["run_dir"]
+    """Validate the task, claim the run's name, create runs/<name>/ with the task and a scaffolded project.
+
+    The run's input is only ``{"task", "run_name"}`` (:class:`~torchscout.graphs.state.ResearchInput`;
+    the task may be a YAML path): this node builds the rest of the state, so a run started through a
+    LangGraph server is the same as one started by the CLI.
+    """
+    run_name = state["run_name"]
+    if state.get("candidates") or state.get("evaluations") or state.get("report_path"):
+        # a new input on a thread that already ran: its records would mix with the new run's
+        raise SetupRefused(f"this thread already holds a run ({state.get('run_dir')}); start each new run in a "
+                           "new thread, or fork this one with `torchscout replay`")
+    try:
+        task = load_task(state["task"]) if isinstance(state["task"], str) else task_of(state)
+        try:
+            load_task(task, name=run_name)  # the run name becomes a folder name: same rules as task names
+        except TaskError as exc:
+            raise ToolError(f"invalid run name {run_name!r}: use letters, digits, '_', '-' or '.' (max 64)") from exc
+        check_task_data(task)  # also when the run was started without the driver (e.g. the LangGraph server)
+        claim_run(run_name, current_thread(run_name))
+    except ToolError as exc:
+        raise SetupRefused(str(exc)) from exc
+    built = initial_state(task.model_dump(), run_name)
+    run_dir = state.get("run_dir") or built["run_dir"]  # a fork made before setup keeps its own folder
     folder = resolve(run_dir, kind="run folder")
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "task.yaml", yaml.safe_dump(task.model_dump(), sort_keys=False))
     project_dir = f"{run_dir}/project"
     if not resolve(project_dir).exists():  # a re-run of this node after a crash keeps the project
         create_pytorch_project_scaffold("project", base_dir=run_dir)
-    emit(run_dir, "setup", run=state["run_name"], project=project_dir, planner=task.planner)
+    emit(run_dir, "setup", run=run_name, project=project_dir, planner=task.planner)
     rounds = (f"{task.budget.max_rounds} rounds" if task.budget.max_rounds is not None else
               f"rounds until the time or patience ({task.budget.patience} without improvement) ends the search")
     plan = executor_for(task).plan
-    text = (f"Run {state['run_name']}: {task.goal or task.name} ({task.dataset}, {task.modality} inputs, "
+    text = (f"Run {run_name}: {task.goal or task.name} ({task.dataset}, {task.modality} inputs, "
             f"{task.metric} {task.mode}); budget {rounds} x {task.budget.candidates_per_round} candidates, "
             f"{task.budget.max_minutes} min; {plan.workers} evaluation(s) at once ({task.executor}, "
             f"{plan.threads} thread(s) each).")
-    return {"project_dir": project_dir, "phase": "search", "decisions": [decision("setup", text)]}
+    return {**built, "run_dir": run_dir, "project_dir": project_dir, "decisions": [decision("setup", text)]}
+
+
+class SetupRefused(ToolError, ValueError):
+    """The run cannot start (its task, data or name is not usable); the message says what to change.
+    A ValueError too, so a LangGraph server passes the message to its client instead of hiding it."""
+
+
+def current_thread(default: str) -> str:
+    """The checkpoint thread this run is written to (a server's UUID, or the run name for the CLI)."""
+    try:
+        return str(get_config().get("configurable", {}).get("thread_id") or default)
+    except RuntimeError:  # called outside a graph run
+        return default
 
 
 @timed

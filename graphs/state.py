@@ -24,11 +24,17 @@ Their keys are what older versions sent too (a checkpoint may hold a job sent be
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired
+
+from typing_extensions import TypedDict  # LangGraph's server reads schemas from here on Python 3.11
 
 from torchscout.agent.records import (
+    BranchRecord,
     CandidateRecord,
     EvaluationKind,
+    FinalRecord,
+    FullTrainingRecord,
+    Phase,
     ResearchState,
     TokenizerRecord,
     TrainingRecord,
@@ -39,8 +45,31 @@ from torchscout.agent.records import (
 )
 from torchscout.agent.task import Task
 
-__all__ = ["AssembleJob", "EvaluationJob", "ResearchState", "initial_state", "latest_clock", "merge_candidates",
+__all__ = ["AssembleJob", "EvaluationJob", "ResearchInput", "ResearchOutput", "ResearchState", "initial_state", "latest_clock", "merge_candidates",
            "merge_evaluations", "merge_records", "task_of"]
+
+
+class ResearchInput(TypedDict):
+    """What starts a run: the task (a dict of task fields, or the path of a task YAML file) and the run's
+    name (letters, digits, '_', '-', '.'; unique in the workspace). ``setup`` builds the rest of the state."""
+
+    task: dict[str, Any] | str
+    run_name: str
+
+
+class ResearchOutput(TypedDict, total=False):
+    """What a finished run answers: where its files are, the winner, the full training and the report."""
+
+    run_name: str
+    run_dir: str
+    phase: Phase
+    best_id: str | None
+    best_metric: float | None
+    stop_reason: str | None
+    final: FinalRecord
+    full_training: FullTrainingRecord
+    report_path: str | None
+    branch: BranchRecord
 
 
 class EvaluationJob(TypedDict):

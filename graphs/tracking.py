@@ -1,17 +1,30 @@
-"""Weights & Biases for a research run: one group per run, one W&B run per evaluation, a summary table.
+"""Weights & Biases for a research run: one project, one group per run, one W&B run per evaluation.
 
-Logged once, when the run is analysed, from the checkpointed state: a resumed or replayed run
-therefore never logs an evaluation twice. Offline by default (``wandb sync`` uploads later);
-``TORCHSCOUT_WANDB_MODE=disabled`` turns it off.
+- Each evaluation is logged when it ends (by the evaluate step, so a resumed or forked run never
+  logs an evaluation twice), ``job_type`` its kind (screen, quick, rung, optimizer, confirm), its
+  config everything needed to read it on its own: the candidate's blueprint, model config,
+  parameters and FLOPs, the dataset, batch size, optimizer and learning rate, seed, epochs.
+  Its rows use ``epoch`` as the step (``define_metric``).
+- The full training logs epoch by epoch (the trainer's own W&B run) into the same project and
+  group, ``job_type`` ``full_train``.
+- ``analyze`` adds a ``summary`` run with the leaderboard.
+
+Every run is tagged with its branch (``main``, or a fork's id) and written under its branch's
+folder, ``<run_dir>/wandb_logs``; W&B makes a fresh run id for each, so no id is shared between
+folders. Offline by default (``wandb sync`` uploads later); ``TORCHSCOUT_WANDB_MODE=disabled``
+turns it off.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from torchscout.agent.records import evaluations_of
+from torchscout.agent.records import CandidateRecord, EvaluationRecord
 from torchscout.agent.report import leaderboard_rows
-from torchscout.graphs.state import ResearchState
+from torchscout.agent.training_configs import WandbSettings
+from torchscout.graphs.branches import BRANCHES_FOLDER, MAIN_BRANCH, branch_of
+from torchscout.graphs.state import EvaluationJob, ResearchState
 from torchscout.settings import get_settings
 from torchscout.tools.workspace import relative_to_workspace, resolve
 
@@ -19,36 +32,76 @@ logger = logging.getLogger(__name__)
 PROJECT = "torchscout-research"
 
 
+def run_and_branch(run_dir: str) -> tuple[str, str]:
+    """The run name and branch of a run folder: ``runs/<name>`` or ``runs/<name>/branches/<id>``."""
+    parts = run_dir.strip("/").split("/")
+    branch = parts[3] if len(parts) >= 4 and parts[2] == BRANCHES_FOLDER else MAIN_BRANCH
+    return parts[1], branch
+
+
+def _init(run_dir: str, job_type: str, name: str, config: dict[str, Any]) -> Any:
+    import wandb
+
+    run_name, branch = run_and_branch(run_dir)
+    folder = resolve(f"{run_dir}/wandb_logs")
+    folder.mkdir(parents=True, exist_ok=True)
+    display = f"{run_name}/{name}" if branch == MAIN_BRANCH else f"{run_name}@{branch}/{name}"
+    return wandb.init(mode=get_settings().wandb_mode, project=PROJECT, group=run_name, job_type=job_type,
+                      name=display, tags=[f"branch:{branch}", job_type], dir=str(folder), reinit="create_new",
+                      config={**config, "run_name": run_name, "branch": branch},
+                      settings=wandb.Settings(silent=True, console="off"))
+
+
+def evaluation_config(job: EvaluationJob, record: EvaluationRecord) -> dict[str, Any]:
+    """What one evaluation ran: the candidate, the data, the training settings, the seed."""
+    candidate: CandidateRecord = job["candidate"]
+    task = job["task"]
+    return {"key": record["key"], "kind": record["kind"], "rung": job.get("rung"),
+            "candidate_id": record["candidate_id"], "blueprint": candidate.get("blueprint"),
+            "model_config": candidate.get("model_config"), "params": candidate.get("params"),
+            "flops": candidate.get("flops"), "dataset": task.get("dataset"),
+            "batch_size": (task.get("budget") or {}).get("batch_size"),
+            "optimizer": record["training"].get("optimizer"), "learning_rate": record["training"].get("lr"),
+            "training": record["training"], "seed": record["seed"], "epochs": record["epochs"],
+            "max_steps": record.get("max_steps"), "metric_name": task.get("metric")}
+
+
+def log_evaluation(job: EvaluationJob, record: EvaluationRecord) -> None:
+    """Log one finished evaluation as its own W&B run, its history with epoch as the step."""
+    if get_settings().wandb_mode == "disabled" or record["status"] == "skipped":
+        return
+    run = _init(job["run_dir"], record["kind"], record["key"], evaluation_config(job, record))
+    run.define_metric("epoch")
+    run.define_metric("*", step_metric="epoch")
+    for index, epoch in enumerate(record.get("history") or [], start=1):
+        row = {name: value for name, value in epoch.items() if isinstance(value, int | float)}
+        run.log({**row, "epoch": row.get("epoch", index)})
+    run.summary.update({"status": record["status"], "metric": record.get("metric"),
+                        "duration_s": record.get("duration_s"), "error": record.get("error")})
+    run.finish(exit_code=0 if record["status"] == "completed" else 1)
+
+
+def full_train_wandb(run_dir: str) -> WandbSettings:
+    """The full trainer's ``wandb`` settings: the research project and group, job_type and branch tag."""
+    run_name, branch = run_and_branch(run_dir)
+    return WandbSettings(mode=get_settings().wandb_mode, project=PROJECT, group=run_name, job_type="full_train",
+                         tags=["torchscout", "full_train", f"branch:{branch}"])
+
+
 def log_research_run(state: ResearchState) -> str | None:
-    """Log every evaluation and the leaderboard; returns the W&B folder (workspace-relative) or None."""
-    mode = get_settings().wandb_mode
-    if mode == "disabled":
+    """Log the leaderboard as the run's ``summary`` W&B run; returns the W&B folder (workspace-relative)."""
+    if get_settings().wandb_mode == "disabled":
         return None
     import wandb
 
-    folder = resolve(f"{state['run_dir']}/wandb_logs")
-    folder.mkdir(parents=True, exist_ok=True)
-    group = state["run_name"]
-    quiet = wandb.Settings(silent=True, console="off")
-    for key, record in sorted(evaluations_of(state).items()):
-        run = wandb.init(mode=mode, project=PROJECT, group=group, job_type=record["kind"],
-                         name=f"{group}/{key}", dir=str(folder), reinit="create_new", settings=quiet,
-                         config={"candidate_id": record.get("candidate_id"), "seed": record.get("seed"),
-                                 "training": record.get("training"), "epochs": record.get("epochs"),
-                                 "max_steps": record.get("max_steps")})
-        for epoch in record.get("history") or []:
-            run.log({name: value for name, value in epoch.items() if isinstance(value, int | float)})
-        run.summary.update({"status": record.get("status"), "metric": record.get("metric"),
-                            "duration_s": record.get("duration_s")})
-        run.finish()
     rows = leaderboard_rows(state)
-    summary = wandb.init(mode=mode, project=PROJECT, group=group, job_type="summary", name=f"{group}/summary",
-                         dir=str(folder), reinit="create_new", settings=quiet,
-                         config={"task": state.get("task")})
+    summary = _init(state["run_dir"], "summary", "summary",
+                    {"task": state.get("task"), "branch_record": state.get("branch")})
     columns = ["rank", "candidate", "metric", "params", "flops", "seconds", "status"]
-    table = wandb.Table(columns=columns, data=[[row[column] for column in columns] for row in rows])
-    summary.log({"leaderboard": table})
+    summary.log({"leaderboard": wandb.Table(columns=columns, data=[[row[column] for column in columns]
+                                                                   for row in rows])})
     winner = (state.get("final") or {}).get("winner") or {}
-    summary.summary.update({"winner": winner.get("label"), "winner_mean": (winner.get("stats") or {}).get("mean")})
+    summary.summary.update({"winner": winner.get("label"), "winner_mean": (winner.get("stats") or {}).get("mean"),
+                            "branch": branch_of(state)})
     summary.finish()
-    return relative_to_workspace(folder)
+    return relative_to_workspace(resolve(f"{state['run_dir']}/wandb_logs"))

@@ -38,7 +38,9 @@ def test_no_skips_full_training_and_the_report_says_so(workspace):
 
     assert waiting["status"] == "waiting_for_approval" and waiting["report_path"] is None
     request = waiting["approval"]
-    assert request["action"] == "full_train" and request["answer_with"] == "torchscout resume gate-no --approve yes|no"
+    assert request["action"] == "full_train"
+    assert request["answer_with"].startswith("torchscout resume gate-no --approve yes|no")
+    assert 'Command(resume="yes")' in request["answer_with"]
     details = request["details"]
     assert details["epochs"] == 1 and details["params"] > 0 and details["flops_per_sample"] > 0
     assert details["measured_samples_per_s"] > 0 and details["estimated_wall_s"] > 0

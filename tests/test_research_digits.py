@@ -155,13 +155,15 @@ def test_history_lists_checkpoints_and_replay_forks_the_run(run_workspace):
 
 
 def test_trace_exports_every_step_as_json(run_workspace, tmp_path):
-    steps = json.loads(_invoke("trace", RUN, "--json"))
-    assert len(steps) >= 10
-    last = steps[-1]
-    assert last["values"]["phase"] == "done" and last["values"]["candidates"]
-    assert all({"checkpoint_id", "step", "node", "values", "metadata"} <= set(step) for step in steps)
+    trace = json.loads(_invoke("trace", RUN, "--json"))
+    steps = trace["steps"]
+    assert len(steps) >= 10 and trace["state_mode"] == "diff"
+    assert all({"checkpoint_id", "step", "node", "state_diff", "metadata", "branch"} <= set(step) for step in steps)
+    full = json.loads(_invoke("trace", RUN, "--json", "--full-state"))
+    last = [step for step in full["steps"] if step["branch"] == "main"][-1]
+    assert last["state"]["phase"] == "done" and last["state"]["candidates"]
     _invoke("trace", RUN, "--output", str(tmp_path / "trace.json"))
-    assert json.loads((tmp_path / "trace.json").read_text())[0]["node"] == "input"
+    assert json.loads((tmp_path / "trace.json").read_text())["steps"][0]["node"] == "input"
 
 
 def test_report_and_runs_commands(run_workspace):

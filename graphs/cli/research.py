@@ -70,6 +70,8 @@ def _print_waiting(outcome: dict[str, Any]) -> None:
 def _print_outcome(outcome: dict[str, Any]) -> None:
     typer.echo("")
     typer.echo(f"run {outcome['name']}: {outcome['status']} ({outcome['evaluations']} evaluations)")
+    if outcome.get("branch") not in (None, "main"):
+        typer.echo(f"branch {outcome['branch']}: its files are in {outcome['run_dir']}/")
     if outcome["status"] == "waiting_for_approval":
         _print_waiting(outcome)
         return
@@ -157,25 +159,34 @@ def history_command(
     name: str = typer.Argument(..., help="Run name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List a run's checkpoints: id, step, node, time, best so far (use an id with `replay`)."""
+    """List a run's checkpoints by branch: id, parent, branch, step, node, time (UTC), best so far.
+
+    Use an id with `replay` to fork the run there; each fork is a branch with its own folder.
+    """
     from torchscout.graphs.driver import checkpoint_history
 
     rows = _guarded(lambda: checkpoint_history(name))
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
+        typer.echo(json.dumps(rows, indent=2))
         return
-    typer.echo(f"{'checkpoint_id':<38} {'step':>4}  {'node':<24} {'time':<19}  {'evals':>5}  best so far")
+    typer.echo(f"{'checkpoint_id':<37} {'parent':<9} {'branch':<9} {'step':>4}  {'node':<18} {'time (UTC)':<20} "
+               f"{'evals':>5}  best so far")
     for row in rows:
         best = f"{row['best_id']} {row['best_metric']:.4f}" if row["best_metric"] is not None else "-"
-        typer.echo(f"{row['checkpoint_id']:<38} {row['step'] if row['step'] is not None else '':>4}  "
-                   f"{row['node'][:24]:<24} {row['time']:<19}  {row['evaluations']:>5}  {best}")
+        parent = (row["parent_checkpoint_id"] or "-")[-8:]
+        typer.echo(f"{row['checkpoint_id']:<37} {parent:<9} {row['branch']:<9} "
+                   f"{row['step'] if row['step'] is not None else '':>4}  {row['node'][:18]:<18} "
+                   f"{row['time'][:19]:<20} {row['evaluations']:>5}  {best}")
 
 
 def replay_command(
     name: str = typer.Argument(..., help="Run name."),
     checkpoint: str = typer.Option(..., "--checkpoint", "-c", help="Checkpoint id from `torchscout history`."),
 ) -> None:
-    """Fork the run at a checkpoint and run it on from there (history keeps the original branch)."""
+    """Fork the run at a checkpoint and run the fork for real, in runs/NAME/branches/ID/.
+
+    The parent's report, checkpoints and training files stay as they were; `history` shows both branches.
+    """
     from torchscout.graphs.driver import replay
 
     _print_outcome(_guarded(lambda: replay(name, checkpoint, on_event=_print_event)))
@@ -183,24 +194,29 @@ def replay_command(
 
 def trace_command(
     name: str = typer.Argument(..., help="Run name."),
-    as_json: bool = typer.Option(False, "--json", help="Print every step's full state as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the trace as JSON (schema: graphs/trace_schema.json)."),
+    full_state: bool = typer.Option(False, "--full-state",
+                                    help="Every step's whole state instead of its diff from the parent checkpoint."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the JSON trace to this file instead."),
 ) -> None:
-    """Export every step of a run (node, time, state) for other tools."""
+    """Export every step of a run (branch, node, time, state changes) for other tools."""
     from torchscout.graphs.driver import checkpoint_trace
 
-    steps = _guarded(lambda: checkpoint_trace(name))
+    trace = _guarded(lambda: checkpoint_trace(name, full_state=full_state))
     if as_json or output:
-        text = json.dumps(steps, indent=2, default=str)
+        text = json.dumps(trace, indent=2, allow_nan=False)
         if output:
-            output.write_text(text, encoding="utf-8")
-            typer.echo(f"wrote {len(steps)} steps to {output}")
+            from torchscout.tools.workspace import atomic_write_text
+
+            atomic_write_text(output, text)
+            typer.echo(f"wrote {len(trace['steps'])} steps to {output}")
         else:
             typer.echo(text)
         return
-    for step in steps:
-        typer.echo(f"step {step['step']:>3}  {step['node']:<24} next={','.join(step['next']) or 'END'}  "
-                   f"evaluations={step['evaluations']}")
+    for step in trace["steps"]:
+        step_number = step["step"] if step["step"] is not None else ""
+        typer.echo(f"{step['branch']:<9} step {step_number:>3}  {step['node']:<18} "
+                   f"next={','.join(step['next']) or 'END'}  evaluations={step['evaluations']}")
 
 
 def report_command(name: str = typer.Argument(..., help="Run name.")) -> None:

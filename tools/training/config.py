@@ -120,6 +120,7 @@ class WandbConfig(BaseModel):
     project: str = Field(default="torchscout", description="W&B project.")
     entity: str | None = Field(default=None, description="W&B entity (team or user).")
     group: str | None = Field(default=None, description="W&B group.")
+    job_type: str | None = Field(default=None, description="W&B job type (e.g. full_train).")
     tags: list[str] = Field(default_factory=list, description="W&B tags.")
     log_checkpoint: bool = Field(default=False, description="Upload best.pt as a model artifact.")
 

@@ -45,7 +45,7 @@ class WandbTracker(Callback):
 
         self.run = wandb.init(
             mode=wandb_mode(self.config), dir=str(self.experiment_dir), project=self.config.project,
-            entity=self.config.entity, group=self.config.group, tags=self.config.tags or None, name=self.name,
+            entity=self.config.entity, group=self.config.group, job_type=self.config.job_type, tags=self.config.tags or None, name=self.name,
             config=dict(self.resolved_config), id=state.wandb_run_id, resume="allow" if state.wandb_run_id else None,
             reinit="create_new",
             # the trainer is a tool: its caller's stdout/stderr (an agent, the research CLI) must
