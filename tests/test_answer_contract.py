@@ -107,9 +107,11 @@ def test_error_messages_name_workspace_files_relative_and_say_what_to_change(wor
         return module.run()
 
     message = _tool(fails).invoke({})
-    assert message.startswith("Error: fails failed with RuntimeError: mat1 and mat2 shapes cannot be multiplied")
+    assert message.startswith("Error: fails failed in net.py:6 with RuntimeError: mat1 and mat2 shapes cannot be "
+                              "multiplied (2x3136 and 784x10)")
+    assert 'File "net.py", line 6, in run' in message and "return layer(torch.ones(2, 3136))" in message
     assert "a Linear layer expects 784 input features but received 3136" in message
-    assert str(workspace) not in message
+    assert str(workspace) not in message and "this is a bug" not in message
 
 
 def test_the_traceback_tail_keeps_the_users_frames_and_the_failing_library_call(workspace):

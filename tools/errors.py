@@ -116,15 +116,16 @@ def traceback_tail(exc: BaseException, max_lines: int = 20) -> str:
 
     Frames in workspace files (paths relative to the workspace) and the last library frame
     (the call that failed), then the exception; library frames in between are left out and
-    counted. Without any workspace frame it is the last few frames, as Python prints them.
+    counted. Without any workspace frame it is the last frames that fit ``max_lines``, as Python
+    prints them.
     """
     root = _workspace_root()
     origin = _origin(exc, root)
     frames = traceback.extract_tb(origin.__traceback__)
     user = [index for index, frame in enumerate(frames) if is_workspace_file(frame.filename, root)]
     kept = user + ([len(frames) - 1] if frames and (not user or user[-1] != len(frames) - 1) else [])
-    if not user:
-        kept = list(range(max(0, len(frames) - 3), len(frames)))
+    if not user:  # not the user's code (a library or torchscout itself): the last frames, as Python shows them
+        kept = list(range(max(0, len(frames) - max(1, (max_lines - 2) // 2)), len(frames)))
     lines: list[str] = []
     for index in kept:
         frame = frames[index]

@@ -28,7 +28,7 @@ from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
 
 from torchscout.tools.answers import MAX_ANSWER_CHARS, Answer, checked_answer
-from torchscout.tools.errors import ToolError, what_to_change
+from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail, user_location, what_to_change
 from torchscout.tools.limits import nesting_problem
 from torchscout.tools.workspace import workspace_root
 
@@ -75,6 +75,10 @@ def _never_raise(tool_name: str, function: Callable[..., Any], answer: AnswerSha
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - an agent must get a message, not a crash
+            where = user_location(exc)
+            if where is not None:  # the workspace's code raised: show it, not a torchscout bug
+                raise UserCodeError(f"{tool_name} failed in {where} with {type(exc).__name__}: {exc}",
+                                    traceback_tail(exc)) from exc
             logger.exception("tool %s failed unexpectedly", tool_name)
             raise ToolError(
                 f"{tool_name} failed with {type(exc).__name__}: {exc}. "

@@ -7,11 +7,14 @@ as one readable line per event (candidate assembled, evaluated with its metric, 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:  # (the driver is imported when a command runs: `torchscout --help` stays fast)
+    from torchscout.graphs.driver import EventCallback, Outcome
 
 
 def _fail(exc: Exception) -> None:
@@ -26,11 +29,11 @@ def _print_event(record: dict[str, Any]) -> None:
     typer.echo(format_event(record))
 
 
-def _print_json_event(record: dict[str, Any]) -> None:
+def _print_json_event(record: Mapping[str, Any]) -> None:
     typer.echo(json.dumps(record, default=str, ensure_ascii=False))
 
 
-def _ignore_event(record: dict[str, Any]) -> None:
+def _ignore_event(record: Mapping[str, Any]) -> None:
     return None
 
 
@@ -39,7 +42,7 @@ JSON_EVENTS_HELP = ("Print each event as one JSON object per line on stdout, the
                     "object with \"event\": \"outcome\" (for scripts); no progress bars.")
 
 
-def _output_mode(quiet: bool, json_events: bool) -> tuple[Callable[[dict[str, Any]], None], bool]:
+def _output_mode(quiet: bool, json_events: bool) -> tuple[EventCallback, bool]:
     """(the event printer, whether the outcome is JSON); scripts' modes turn the progress bars off."""
     if quiet and json_events:
         raise typer.BadParameter("use either --quiet or --json-events", param_hint="--quiet/--json-events")
@@ -50,7 +53,7 @@ def _output_mode(quiet: bool, json_events: bool) -> tuple[Callable[[dict[str, An
     return (_print_json_event if json_events else _ignore_event if quiet else _print_event), json_events
 
 
-def _report_outcome(outcome: dict[str, Any], as_json: bool) -> None:
+def _report_outcome(outcome: Outcome, as_json: bool) -> None:
     if not as_json:
         _print_outcome(outcome)
         return
