@@ -46,6 +46,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+# every side runs as torchscout runs its training: OpenMP threads wait passively (torchscout's default,
+# set before torch loads); the thread-settings lines compare the policies in fresh processes
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

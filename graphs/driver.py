@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+import torch
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -127,6 +128,12 @@ def warm_up_in_background() -> threading.Thread:
         except ToolError as exc:  # e.g. sandbox: required on a kernel that cannot confine
             logger.debug("no sandbox warm-up: %s", exc)
 
+    def first_optimizer() -> None:
+        # the first optimizer built in a process imports torch._dynamo (seconds); the optimizers step
+        # builds one here to check each config, so pay that now, in parallel with the set-up
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+    threading.Thread(target=first_optimizer, name="optimizer-warm-up", daemon=True).start()
     thread = threading.Thread(target=warm, name="sandbox-warm-up", daemon=True)
     thread.start()
     return thread
