@@ -32,7 +32,8 @@ CHARS_PER_TOKEN = 4
 CORE_TOOLS = ("read_file", "write_file", "list_directory", "pytorch_model_assembler", "pytorch_model_summary",
               "pytorch_quick_evaluator", "pytorch_full_trainer", "pytorch_optimizer_configurator")
 TOOL_SETS = {"all": tuple(TOOL_NAMES), "core": CORE_TOOLS}
-_FIRST_SENTENCE = re.compile(r"^(.+?[.;])(\s|$)", re.DOTALL)
+# a sentence ends at "." or ";" followed by a space, but not inside "e.g." or "i.e."
+_FIRST_SENTENCE = re.compile(r"^(.+?(?<!\be\.g)(?<!\bi\.e)[.;])(\s|$)", re.DOTALL)
 
 
 def select_tools(spec: str | Sequence[str] | None) -> list[BaseTool]:

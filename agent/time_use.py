@@ -18,7 +18,7 @@ call (``wall_s``), and the full training's phases.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from torchscout.agent.records import ResearchState, evaluations_of
 
@@ -63,7 +63,20 @@ def _evaluation_wall_s(state: ResearchState) -> float:
     return joined_seconds(intervals) + unplaced
 
 
-def time_use_section(state: ResearchState) -> dict[str, Any]:
+class TimeUse(TypedDict):
+    """Where a run's wall time went (result.json's ``time_use``)."""
+
+    wall_s: float
+    training_s: float  # training steps and validation inside evaluations and the full training
+    training_fraction: float
+    in_evaluations_s: float  # wall time of evaluations and the full training, as the graph saw them
+    evaluation_fraction: float
+    orchestration_s: float  # the rest: assembly, measurement, planning, checkpoints, start-up
+    nodes_s: dict[str, float]
+    evaluation_phases_s: dict[str, float]
+
+
+def time_use_section(state: ResearchState) -> TimeUse:
     """The run's time split; fractions are of ``wall_s`` (the budget clock)."""
     wall = float(state.get("elapsed_s") or 0.0)
     evaluations = evaluations_of(state).values()

@@ -18,11 +18,12 @@ turns it off.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from torchscout.agent.records import CandidateRecord, EvaluationRecord
 from torchscout.agent.report import leaderboard_rows
-from torchscout.agent.training_configs import WandbSettings
+from torchscout.agent.training_configs import TrainingRecord, WandbSettings
 from torchscout.graphs.branches import BRANCHES_FOLDER, MAIN_BRANCH, branch_of
 from torchscout.graphs.state import EvaluationJob, ResearchState
 from torchscout.settings import get_settings
@@ -39,7 +40,7 @@ def run_and_branch(run_dir: str) -> tuple[str, str]:
     return parts[1], branch
 
 
-def _init(run_dir: str, job_type: str, name: str, config: dict[str, Any]) -> Any:
+def _init(run_dir: str, job_type: str, name: str, config: Mapping[str, Any]) -> Any:
     import wandb
 
     run_name, branch = run_and_branch(run_dir)
@@ -52,18 +53,40 @@ def _init(run_dir: str, job_type: str, name: str, config: dict[str, Any]) -> Any
                       settings=wandb.Settings(silent=True, console="off"))
 
 
-def evaluation_config(job: EvaluationJob, record: EvaluationRecord) -> dict[str, Any]:
+class EvaluationRunConfig(TypedDict):
+    """An evaluation's W&B config: the candidate, the data, the training settings, the seed."""
+
+    key: str
+    kind: str
+    rung: int | None
+    candidate_id: str
+    blueprint: Any
+    model_config: Any
+    params: int | None
+    flops: int | None
+    dataset: str | None
+    batch_size: int | None
+    optimizer: str | None
+    learning_rate: float | None
+    training: TrainingRecord
+    seed: int
+    epochs: int | None
+    max_steps: int | None
+    metric_name: str | None
+
+
+def evaluation_config(job: EvaluationJob, record: EvaluationRecord) -> EvaluationRunConfig:
     """What one evaluation ran: the candidate, the data, the training settings, the seed."""
     candidate: CandidateRecord = job["candidate"]
     task = job["task"]
-    return {"key": record["key"], "kind": record["kind"], "rung": job.get("rung"),
+    return EvaluationRunConfig(**{"key": record["key"], "kind": record["kind"], "rung": job.get("rung"),
             "candidate_id": record["candidate_id"], "blueprint": candidate.get("blueprint"),
             "model_config": candidate.get("model_config"), "params": candidate.get("params"),
             "flops": candidate.get("flops"), "dataset": task.get("dataset"),
             "batch_size": (task.get("budget") or {}).get("batch_size"),
             "optimizer": record["training"].get("optimizer"), "learning_rate": record["training"].get("lr"),
             "training": record["training"], "seed": record["seed"], "epochs": record["epochs"],
-            "max_steps": record.get("max_steps"), "metric_name": task.get("metric")}
+            "max_steps": record.get("max_steps"), "metric_name": task.get("metric")})
 
 
 def log_evaluation(job: EvaluationJob, record: EvaluationRecord) -> None:

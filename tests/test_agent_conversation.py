@@ -109,7 +109,7 @@ def test_an_agent_session_gets_compact_answers_and_errors_that_point_at_the_user
     assert 'File "digits_lab/src/models/mlp.py", line 14, in forward' in wrong["traceback"]
     assert wrong_summary.startswith("Error:") and 'File "digits_lab/src/models/mlp.py", line 14' in wrong_summary
     assert "set its in_features to 64" in wrong_summary
-    assert no_class.startswith("Error:") and "no class named 'DigitMLP'" in no_class and "DigitsMLP" in no_class
+    assert no_class.startswith("Error:") and "named 'DigitMLP'" in no_class and "DigitsMLP" in no_class
 
     assert fixed["status"] == "completed", fixed
     assert fixed["message"].startswith("Completed") and len(fixed["history"]) <= 3
