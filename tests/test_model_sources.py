@@ -173,6 +173,7 @@ def test_a_real_build_is_refused_when_the_weights_are_too_large(factories, monke
     monkeypatch.setattr(summary_measure, "physical_memory_bytes", machine_memory)
     measured = summary_measure.measure_model(source, [1, 1000])
     assert measured["measured_on"] == "cpu" and measured["total_params"] == 1_001_000
+    assert torch.backends.mkldnn.enabled  # switched off for the measurement only (later tests train here)
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -148,12 +148,12 @@ def _shape_only_run(builder: Callable[..., Any], kwargs: ModelKwargs, input_size
 
 def _real_run(builder: Callable[..., Any], kwargs: ModelKwargs, label: str, input_size: list[int],
               dtype: torch.dtype) -> tuple[nn.Module, list[LayerCall], int, Any]:
-    # oneDNN's fused RNN kernels are invisible to FlopCounterMode (an LSTM would count 0 FLOPs);
-    # the native kernels decompose into counted matmuls. This child process is disposable.
-    torch.backends.mkldnn.enabled = False
     model = build_model(builder, kwargs, nn.Module, label)
     model.eval()
-    rows, flops, output = _run(model, _make_input(input_size, dtype, "cpu"))
+    # oneDNN's fused RNN kernels are invisible to FlopCounterMode (an LSTM would count 0 FLOPs);
+    # the native kernels decompose into counted matmuls. Restored after, for callers in-process.
+    with torch.backends.mkldnn.flags(enabled=False):
+        rows, flops, output = _run(model, _make_input(input_size, dtype, "cpu"))
     return model, rows, flops, output
 
 
