@@ -189,5 +189,6 @@ def test_the_first_prompt_is_measured_and_far_smaller_than_the_tool_docstrings()
     core = first_prompt_size(agent_tools(select_tools("core")), system_prompt())
 
     assert original["estimated_tokens"] > 5_000  # what the issue measured: ~5,900 tokens
-    assert short["estimated_tokens"] < 3_700 and core["estimated_tokens"] < 2_300
+    # (the model-source and summary-detail arguments added about 150 tokens)
+    assert short["estimated_tokens"] < 4_000 and core["estimated_tokens"] < 2_500
     assert set(short["tool_characters"]) == set(original["tool_characters"])  # the PRD's names, all 15
