@@ -41,7 +41,20 @@ def _ray(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_auth_off():
+    """Every Ray process of these tests (ray start, the drivers, a local instance) without token auth.
+
+    Ray 2.60 turns token auth on for `ray start --head` when ~/.ray/auth_token exists (a local
+    `ray.init()` writes one), but not for `ray start --address`, whose worker is then refused; saying
+    the mode explicitly keeps the tests independent of what earlier Ray runs left in the home folder.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_MODE", "disabled")
+        yield
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_auth_off):
     address = f"127.0.0.1:{_free_port()}"
     node = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", str(100 << 20),
             "--disable-usage-stats"]
