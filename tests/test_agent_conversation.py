@@ -57,6 +57,7 @@ SESSION = [
     ("write_file", {"file_path": "digits_lab/src/models/resnet.py", "content": RESNET50}),
     ("pytorch_model_summary", {"model_script_path": "digits_lab/src/models/resnet.py", "model_class_name": "ResNet50",
                                "input_size": [1, 3, 224, 224]}),
+    ("pytorch_model_summary", {"model_script_path": "torchvision.models:resnet18", "input_size": [1, 3, 224, 224]}),
     ("list_directory", {"path": "digits_lab", "recursive": True}),
     ("write_file", {"file_path": "digits_lab/src/models/mlp.py", "content": WRONG_MLP}),
     ("pytorch_quick_evaluator", {"model_script_path": "digits_lab/src/models/mlp.py", "model_class_name": "DigitsMLP",
@@ -93,11 +94,13 @@ def test_an_agent_session_gets_compact_answers_and_errors_that_point_at_the_user
         assert str(workspace) not in message.content
 
     answers = [json.loads(m.content) if not m.content.startswith("Error:") else m.content for m in messages]
-    scaffold, _, blueprint, assembled, small, _, resnet, listing, _, wrong, wrong_summary, no_class, _, fixed, \
-        outside_read, outside_write = answers
+    scaffold, _, blueprint, assembled, small, _, resnet, installed, listing, _, wrong, wrong_summary, no_class, _, \
+        fixed, outside_read, outside_write = answers
     assert scaffold["project_dir"] == "digits_lab" and json.loads(blueprint["content"]) == SIMPLE_CNN
     assert assembled["total_params"] == small["total_params"] == 41_418
     assert resnet["total_params"] == 25_557_032 and resnet["output_shape"] == [1, 1000]
+    # an installed model by import spec: no wrapper file; torchvision's published 11,689,512 parameters
+    assert installed["total_params"] == 11_689_512 and installed["output_shape"] == [1, 1000]
     assert "src/models/resnet.py" in listing["entries"] and listing["count"] == len(listing["entries"])
     details = workspace / resnet["details_path"] if "details_path" in resnet else None
     assert details is None or details.is_file()
