@@ -116,6 +116,7 @@ class EvaluationRecord(TypedDict):
     # where the evaluation's time went: the engine's phases (train_steps_s, validation_s, ...) and wall_s,
     # the whole confined call as the graph saw it (fork, confinement and the reply included)
     timings: NotRequired[dict[str, float]]
+    speculative: NotRequired[bool]       # computed ahead, in a slot its step left idle (graphs.speculation)
 
 
 class DecisionRecord(TypedDict):

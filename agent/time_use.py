@@ -74,6 +74,7 @@ class TimeUse(TypedDict):
     orchestration_s: float  # the rest: assembly, measurement, planning, checkpoints, start-up
     nodes_s: dict[str, float]
     evaluation_phases_s: dict[str, float]
+    speculative_evaluations: int  # computed ahead in a slot their step left idle (graphs.speculation)
 
 
 def time_use_section(state: ResearchState) -> TimeUse:
@@ -96,6 +97,7 @@ def time_use_section(state: ResearchState) -> TimeUse:
         "nodes_s": {name: round(float(seconds), 3)
                     for name, seconds in sorted(nodes.items(), key=lambda item: -float(item[1]))},
         "evaluation_phases_s": evaluation_phases(state),
+        "speculative_evaluations": sum(1 for record in evaluations if record.get("speculative")),
     }
 
 
@@ -117,4 +119,7 @@ def time_use_lines(state: ResearchState) -> list[str]:
         inside = ", ".join(f"{phase[:-2]} {seconds:.1f} s" for phase, seconds in phases.items()
                            if seconds >= 0.05 and phase != "wall_s")
         lines.append(f"- Inside the evaluations: {inside}.")
+    if section["speculative_evaluations"]:
+        lines.append(f"- {section['speculative_evaluations']} evaluation(s) ran ahead in a worker slot their step "
+                     "left idle (the same computation the graph then asked for; its result was taken).")
     return lines

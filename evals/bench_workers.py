@@ -56,7 +56,8 @@ def run(workers: int, rounds: int) -> dict:
     # every evaluation's record, as the run saved it next to its candidate
     records = [json.loads(path.read_text()) for path in (workspace / "runs/digits/candidates").glob("*/eval_*.json")]
     return {"workers": workers, "search_s": stop - setup, "total_s": total_s, "peak": _peak(events),
-            "metrics": {item["key"]: item.get("metric") for item in records}, "workspace": workspace}
+            "metrics": {item["key"]: item.get("metric") for item in records}, "workspace": workspace,
+            "speculative": sum(1 for item in records if item.get("speculative"))}
 
 
 def _peak(events: list[dict]) -> int:
@@ -80,7 +81,8 @@ def main() -> None:
     print(f"machine: {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f}")
     for item in (one, many):
         print(f"workers {item['workers']}: search phase {item['search_s']:.1f} s (whole run {item['total_s']:.1f} s), "
-              f"at most {item['peak']} evaluation(s) in flight")
+              f"at most {item['peak']} evaluation(s) in flight, {item['speculative']} taken from a speculation "
+              "(run ahead in a slot its step left idle)")
     print(f"ratio workers {arguments.workers} / workers 1: {many['search_s'] / one['search_s']:.2f} (target <= 0.65)")
     differing = sorted(key for key in one["metrics"] if many["metrics"].get(key) != one["metrics"][key])
     print(f"evaluations: {len(one['metrics'])} vs {len(many['metrics'])}; metrics differing: "

@@ -51,6 +51,7 @@ from torchscout.graphs.checkpointing import (
     open_checkpointer,
     thread_config,
 )
+from torchscout.graphs.evaluate import evaluate_job
 from torchscout.graphs.graph import build_graph, run_config
 from torchscout.graphs.preflight import check_task_data
 from torchscout.graphs.run_index import (
@@ -123,7 +124,7 @@ def warm_up_in_background() -> threading.Thread:
 
     def warm() -> None:
         try:
-            if not warm_training_sandbox():
+            if not warm_training_sandbox(also_warm=(evaluate_job.__module__,)):
                 logger.debug("sandbox warm-up job failed; the first evaluation starts the sandbox instead")
         except ToolError as exc:  # e.g. sandbox: required on a kernel that cannot confine
             logger.debug("no sandbox warm-up: %s", exc)

@@ -12,7 +12,10 @@ adds is the limit and the place:
 - the executor that runs the evaluation itself: :class:`LocalExecutor` sends it to this process's
   warm fork server (``graphs.evaluate.evaluate_confined``, confined as always), the Ray executor
   (:mod:`torchscout.graphs.ray_executor`) makes it a task of a Ray cluster, where it is confined the
-  same way on the node that runs it.
+  same way on the node that runs it;
+- on this machine, a :class:`~torchscout.graphs.speculation.Speculator` that runs the evaluations the
+  next decision will likely ask for in the slots a step leaves idle (the search and its metrics stay
+  exactly those of one worker; only the wall time shrinks).
 
 Either way the record comes back into the node that waited for it, so the state, the checkpoints
 and a resume are the same as with one worker. An evaluation's seed and its thread count fix its
@@ -29,6 +32,7 @@ from torchscout.agent.records import EvaluationRecord
 from torchscout.agent.task import Task
 from torchscout.graphs.evaluate import evaluate_confined
 from torchscout.graphs.ray_executor import RayExecutor
+from torchscout.graphs.speculation import Speculator
 from torchscout.graphs.state import EvaluationJob
 from torchscout.graphs.workers import Slots, WorkerPlan, machine_cores, plan_workers, visible_gpus
 
@@ -41,6 +45,7 @@ class Executor(Protocol):
 
     plan: WorkerPlan
     slots: Slots
+    speculator: Speculator | None   # runs likely next evaluations in idle slots (local machines only)
 
     def evaluate(self, job: EvaluationJob, time_left_s: float, slot: int) -> EvaluationRecord: ...
 
@@ -51,6 +56,7 @@ class LocalExecutor:
     def __init__(self, plan: WorkerPlan) -> None:
         self.plan = plan
         self.slots = Slots(plan.workers)
+        self.speculator = Speculator(self.slots, self.evaluate)
 
     def evaluate(self, job: EvaluationJob, time_left_s: float, slot: int) -> EvaluationRecord:
         return evaluate_confined(job, time_left_s, threads=self.plan.threads, gpu=self.plan.gpu_of(slot))

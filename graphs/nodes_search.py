@@ -36,6 +36,7 @@ from torchscout.graphs.common import (
 from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
 from torchscout.graphs.events import emit
 from torchscout.graphs.executor import executor_for
+from torchscout.graphs.jobs import job_cost
 from torchscout.graphs.preflight import check_task_data
 from torchscout.graphs.run_index import claim_run
 from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, initial_state, task_of
@@ -228,16 +229,34 @@ def _over_budget(max_params: int | None, max_flops: int | None, params: int, flo
 def evaluate(job: EvaluationJob, runtime: Runtime[RunContext]) -> ResearchState:
     """Run one evaluation job (a Send task) in a free worker slot and record it; the candidate's fault
     never stops the run. LangGraph runs a step's tasks in parallel threads; the executor's slots let
-    ``budget.workers`` of them evaluate at once (see :mod:`torchscout.graphs.executor`)."""
+    ``budget.workers`` of them evaluate at once, the costliest first (see :mod:`torchscout.graphs.executor`).
+    A job that a speculation already computed (or is computing) takes that result instead."""
     executor = executor_for(task_of(job))
-    with executor.slots.held() as slot:
-        context = context_of(runtime)  # the time left is read once a slot is free, not when the job was sent
-        if context is not None:
-            left = budget.budget_s(task_of(job)) - job["reserve_s"] - context.used_s()
-        else:
-            left = job["time_left_s"]
-        record = run_evaluation(job, left, lambda item, seconds: executor.evaluate(item, seconds, slot))
+    speculator = executor.speculator
+    speculation = speculator.claim(job) if speculator is not None else None
+    record = None
+    if speculation is not None:
+        speculated = speculation.result_for(_time_left_s(job, runtime))
+        if speculated is not None:
+            left = _time_left_s(job, runtime)
+            speculator.started(job, left)
+            record = run_evaluation(job, left, lambda item, seconds: speculated)
+    if record is None:
+        with executor.slots.held(priority=job_cost(job)) as slot:
+            left = _time_left_s(job, runtime)  # read once a slot is free, not when the job was sent
+            if speculator is not None:
+                speculator.started(job, left)
+            record = run_evaluation(job, left, lambda item, seconds: executor.evaluate(item, seconds, slot))
+    if speculator is not None:
+        speculator.finished(job, record)
     return _evaluation_update(job, EvaluationRecord(**record, rung=fidelity.rung_of(job)))
+
+
+def _time_left_s(job: EvaluationJob, runtime: Runtime[RunContext]) -> float:
+    context = context_of(runtime)
+    if context is None:
+        return job["time_left_s"]
+    return budget.budget_s(task_of(job)) - job["reserve_s"] - context.used_s()
 
 
 def _evaluation_update(job: EvaluationJob, record: EvaluationRecord) -> ResearchState:

@@ -116,6 +116,7 @@ class RayExecutor:
         self._ray = connect(address)
         self.plan = cluster_plan(self._ray, requested_workers)
         self.slots = Slots(self.plan.workers)
+        self.speculator = None  # the cluster's nodes are not idle-slot aware; every evaluation runs as sent
         self._task = self._ray.remote(evaluate_on_node).options(
             num_cpus=self.plan.threads, num_gpus=1 if self.plan.gpus else 0, max_retries=RAY_TASK_RETRIES)
 

@@ -1,4 +1,5 @@
-"""Routers: pure functions of the state that pick the next node or fan out evaluation jobs with Send.
+"""Routers: functions of the state that pick the next node or fan out evaluation jobs with Send (pure,
+but for telling the speculator which search step starts: see :func:`_search_step`).
 
 Each job carries what its task needs (the task, the candidate, the tokenizers, the budget), since
 a node started by ``Send`` sees only its payload. Jobs whose evaluation is already recorded are
@@ -9,31 +10,27 @@ from __future__ import annotations
 
 from langgraph.types import Send
 
-from torchscout.agent.records import CandidateRecord, EvaluationKind, TrainingRecord
-from torchscout.agent.task import Task
+from torchscout.agent.records import CandidateRecord
 from torchscout.graphs import approval, budget, fidelity
 from torchscout.graphs.common import round_candidates
+from torchscout.graphs.executor import executor_for
+from torchscout.graphs.jobs import evaluation_job, rung_jobs
 from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, task_of
-
-
-def _job(state: ResearchState, task: Task, key: str, kind: EvaluationKind, candidate_id: str,
-         training: TrainingRecord, seed: int, rung: int, reserve_s: float) -> EvaluationJob:
-    return EvaluationJob(key=key, kind=kind, candidate_id=candidate_id, training=training, seed=seed,
-                         epochs=fidelity.rung_epochs(task, rung), max_steps=fidelity.rung_max_steps(task, rung),
-                         task=state["task"], run_dir=state["run_dir"], tokenizers=state.get("tokenizers") or {},
-                         candidate=state["candidates"][candidate_id], reserve_s=reserve_s,
-                         time_left_s=budget.budget_s(task) - reserve_s - budget.used_s(state, None), rung=rung)
-
-
-def _rung_jobs(state: ResearchState, rung: int, candidates: list[CandidateRecord]) -> list[EvaluationJob]:
-    task, reserve_s = task_of(state), budget.reserve_s(state)
-    return [_job(state, task, fidelity.evaluation_key(item["id"], rung), fidelity.rung_kind(rung), item["id"],
-                 item["training"], task.seed, rung, reserve_s) for item in candidates]
 
 
 def _pending(state: ResearchState, jobs: list[EvaluationJob], node: str) -> list[Send]:
     done = state.get("evaluations") or {}
     return [Send(node, job) for job in jobs if job["key"] not in done]
+
+
+def _search_step(state: ResearchState, jobs: list[EvaluationJob]) -> list[Send]:
+    """The pending jobs of a search step (a screen or a rung), announced to the speculator first: the
+    one side effect of a router, so that idle slots can run what the step's results will ask for next."""
+    sends = _pending(state, jobs, "quick_eval")
+    speculator = executor_for(task_of(state)).speculator
+    if sends and speculator is not None:
+        speculator.begin_step(state, [send.arg for send in sends])
+    return sends
 
 
 def after_setup(state: ResearchState) -> str:
@@ -50,7 +47,7 @@ def after_propose(state: ResearchState) -> list[Send] | str:
 
 def after_inspect(state: ResearchState) -> list[Send] | str:
     inspected = [item for item in round_candidates(state) if item.get("status") == "inspected"]
-    return _pending(state, _rung_jobs(state, fidelity.SCREEN, inspected), "quick_eval") or "halve"
+    return _search_step(state, rung_jobs(state, fidelity.SCREEN, inspected)) or "halve"
 
 
 def promoted_to(candidate: CandidateRecord, rung: int) -> bool:
@@ -70,7 +67,7 @@ def after_halve(state: ResearchState) -> list[Send] | str:
     promoted = sorted((item for item in pool if promoted_to(item, rung)), key=lambda item: item["id"])
     if not promoted:
         return "refine"
-    return _pending(state, _rung_jobs(state, rung, promoted), "quick_eval") or "halve"
+    return _search_step(state, rung_jobs(state, rung, promoted)) or "halve"
 
 
 def after_refine(state: ResearchState) -> str:
@@ -79,7 +76,7 @@ def after_refine(state: ResearchState) -> str:
 
 def after_optimizers(state: ResearchState) -> list[Send] | str:
     task, reserve_s = task_of(state), budget.reserve_s(state, "optimizer")
-    jobs = [_job(state, task, key, "optimizer", item["candidate_id"], item["training"], task.seed,
+    jobs = [evaluation_job(state, task, key, "optimizer", item["candidate_id"], item["training"], task.seed,
                  fidelity.rung_of(item), reserve_s)
             for key, item in (state.get("optimizer_plan") or {}).items()]
     return _pending(state, jobs, "optimizer_eval") or "confirm"
@@ -87,7 +84,7 @@ def after_optimizers(state: ResearchState) -> list[Send] | str:
 
 def after_confirm(state: ResearchState) -> list[Send] | str:
     task, reserve_s = task_of(state), budget.reserve_s(state, "confirm")
-    jobs = [_job(state, task, key, "confirm", item["candidate_id"], item["training"], item["seed"],
+    jobs = [evaluation_job(state, task, key, "confirm", item["candidate_id"], item["training"], item["seed"],
                  fidelity.rung_of(item), reserve_s)
             for key, item in (state.get("confirm_plan") or {}).items()]
     return _pending(state, jobs, "confirm_eval") or "select"

@@ -3,8 +3,10 @@ each), the numbered slots they hold while they run, and the wall time of jobs sp
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
-import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,20 +63,55 @@ def plan_workers(requested: int | None, cores: int, gpus: tuple[str, ...] = (), 
 
 
 class Slots:
-    """``count`` numbered slots; :meth:`held` waits for a free one and gives its number back after."""
+    """``count`` numbered slots. :meth:`held` waits for a free one and gives its number back after;
+    among waiting jobs the one with the highest ``priority`` goes first (a step's longest jobs start
+    first, so its shortest fill the gaps at the end), then the first to come. :meth:`take_idle` takes
+    a free slot only when no job waits: work that may be useless (speculation) never delays a real job.
+    """
 
     def __init__(self, count: int) -> None:
-        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for index in range(count):
-            self._free.put(index)
+        self.count = count
+        self._free = list(range(count))
+        self._waiting: list[tuple[float, int]] = []   # heap of (-priority, arrival)
+        self._arrivals = itertools.count()
+        self._changed = threading.Condition()
 
     @contextmanager
-    def held(self) -> Iterator[int]:
-        index = self._free.get()
+    def held(self, priority: float = 0.0) -> Iterator[int]:
+        index = self._acquire(priority)
         try:
             yield index
         finally:
-            self._free.put(index)
+            self.give_back(index)
+
+    def _acquire(self, priority: float) -> int:
+        entry = (-priority, next(self._arrivals))
+        with self._changed:
+            heapq.heappush(self._waiting, entry)
+            while not (self._free and self._waiting[0] == entry):
+                self._changed.wait()
+            heapq.heappop(self._waiting)
+            index = self._free.pop(0)
+            self._changed.notify_all()  # the next waiter may take another free slot
+            return index
+
+    def take_idle(self) -> int | None:
+        """A free slot's number when one is free and no job waits for it, else None (never blocks)."""
+        with self._changed:
+            if self._free and not self._waiting:
+                return self._free.pop(0)
+            return None
+
+    def give_back(self, index: int) -> None:
+        with self._changed:
+            self._free.append(index)
+            self._free.sort()
+            self._changed.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        with self._changed:
+            return len(self._waiting)
 
 
 def parallel_wall_s(durations: list[float], workers: int) -> float:
