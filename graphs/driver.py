@@ -64,6 +64,7 @@ from torchscout.graphs.run_index import (
 from torchscout.graphs.run_lock import lock_holder, run_lock
 from torchscout.graphs.state import ResearchInput, ResearchState, task_of
 from torchscout.graphs.trace import TraceDocument, trace_document
+from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
 from torchscout.tools.training.evaluation import warm_training_sandbox
 from torchscout.tools.training.status import COMPLETED
@@ -133,6 +134,8 @@ def warm_up_in_background() -> threading.Thread:
         # the first optimizer built in a process imports torch._dynamo (seconds); the optimizers step
         # builds one here to check each config, so pay that now, in parallel with the set-up
         torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        if get_settings().wandb_mode != "disabled":
+            import wandb  # noqa: F401 - half a second, otherwise paid when the first evaluation is logged
 
     threading.Thread(target=first_optimizer, name="optimizer-warm-up", daemon=True).start()
     thread = threading.Thread(target=warm, name="sandbox-warm-up", daemon=True)

@@ -269,7 +269,17 @@ def train_confined(script: str, class_name: str, config: FullTrainConfig, *, exp
 def run_evaluation(job: EvaluationJob, time_left_s: float,
                    evaluate: Callable[[EvaluationJob, float], EvaluationRecord] = evaluate_confined) -> EvaluationRecord:
     """Evaluate one job with ``evaluate`` (a confined child here, by default, or an executor's worker);
-    returns the evaluation record, saved and announced (never raises for the candidate's faults)."""
+    returns the evaluation record, saved, announced and logged (never raises for the candidate's faults)."""
+    record = compute_evaluation(job, time_left_s, evaluate)
+    log_evaluation(job, record)
+    return record
+
+
+def compute_evaluation(job: EvaluationJob, time_left_s: float,
+                       evaluate: Callable[[EvaluationJob, float], EvaluationRecord]) -> EvaluationRecord:
+    """The evaluation announced as started, run, saved next to its candidate and announced as done (or a
+    skipped record when no time is left): what holds a worker slot. Logging it to W&B
+    (:func:`~torchscout.graphs.tracking.log_evaluation`, ~1 s the first time in a process) needs none."""
     key = job["key"]
     if time_left_s < MIN_EVAL_SECONDS:
         record = _new_record(job)
@@ -279,7 +289,6 @@ def run_evaluation(job: EvaluationJob, time_left_s: float,
     emit(job["run_dir"], "started", key=key, kind=job["kind"], candidate_id=job["candidate_id"])
     record = evaluate(job, time_left_s)
     _save(job, record)
-    log_evaluation(job, record)
     if record["status"] == COMPLETED:
         emit(job["run_dir"], "evaluated", key=key, kind=job["kind"], candidate_id=job["candidate_id"],
              metric=record["metric"], metric_name=task_of(job).metric, duration_s=record["duration_s"])

@@ -33,7 +33,7 @@ from torchscout.graphs.common import (
     round_candidates,
     timed,
 )
-from torchscout.graphs.evaluate import TRANSIENT_ERRORS, run_evaluation
+from torchscout.graphs.evaluate import TRANSIENT_ERRORS, compute_evaluation
 from torchscout.graphs.events import emit
 from torchscout.graphs.executor import executor_for
 from torchscout.graphs.jobs import job_cost
@@ -41,6 +41,7 @@ from torchscout.graphs.preflight import check_task_data
 from torchscout.graphs.run_index import claim_run
 from torchscout.graphs.state import AssembleJob, EvaluationJob, ResearchState, initial_state, task_of
 from torchscout.graphs.text_data import train_tokenizers
+from torchscout.graphs.tracking import log_evaluation
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.modeling.assembler import pytorch_model_assembler
 from torchscout.tools.modeling.summary import pytorch_model_summary, with_llm_analysis
@@ -240,16 +241,17 @@ def evaluate(job: EvaluationJob, runtime: Runtime[RunContext]) -> ResearchState:
         if speculated is not None:
             left = _time_left_s(job, runtime)
             speculator.started(job, left)
-            record = run_evaluation(job, left, lambda item, seconds: speculated)
+            record = compute_evaluation(job, left, lambda item, seconds: speculated)
     if record is None:
         with executor.slots.held(priority=job_cost(job)) as slot:
             left = _time_left_s(job, runtime)  # read once a slot is free, not when the job was sent
             if speculator is not None:
                 speculator.started(job, left)
-            record = run_evaluation(job, left, lambda item, seconds: executor.evaluate(item, seconds, slot))
+            record = compute_evaluation(job, left, lambda item, seconds: executor.evaluate(item, seconds, slot))
     if speculator is not None:
         speculator.finished(job, record)
-    return _evaluation_update(job, EvaluationRecord(**record, rung=fidelity.rung_of(job)))
+    log_evaluation(job, record)  # W&B holds no slot
+    return _evaluation_update(job, EvaluationRecord(**{**record, "rung": fidelity.rung_of(job)}))
 
 
 def _time_left_s(job: EvaluationJob, runtime: Runtime[RunContext]) -> float:

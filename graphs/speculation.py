@@ -5,8 +5,9 @@ then does ``halve`` decide what runs next; with more workers than the step's job
 the other slots idle meanwhile. The speculator fills them with the evaluations the next decision
 is most likely to ask for, predicted from the results so far with ``halve``'s rules:
 
-- the candidates that, ranked on what finished at the step's rung, would earn the next rung (only
-  when its estimated time fits in what the step's running jobs have left: the ranking may change);
+- the candidates that, ranked on what finished at the step's rung, would earn the next rung (when
+  the jobs still running could push one out of the top, only if its estimated time fits in what they
+  have left; when they cannot, its promotion is certain and it may run on past the step);
 - the leader's next rung (the best result at the deepest rung is what the longer rungs promote, and
   what the final phase builds on), which may run on past the step.
 
@@ -64,7 +65,7 @@ class Speculation:
         duration = float(record.get("duration_s") or 0.0)
         if duration > min(self.time_left_s, time_left_s) - TIME_MARGIN_S:
             return None
-        return EvaluationRecord(**record, speculative=True)
+        return EvaluationRecord(**{**record, "speculative": True})
 
 
 @dataclass
@@ -156,7 +157,9 @@ class Speculator:
 
     def _run(self, speculation: Speculation, slot: int) -> None:
         try:
-            speculation.record = self._evaluate(speculation.job, speculation.time_left_s, slot)
+            record = self._evaluate(speculation.job, speculation.time_left_s, slot)
+            # as the graph records it: the rung decides which results the predictions rank together
+            speculation.record = EvaluationRecord(**{**record, "rung": fidelity.rung_of(speculation.job)})
         except Exception as exc:  # noqa: BLE001 - a speculation that fails is run again for real
             logger.debug("speculative evaluation %s failed: %s", speculation.job["key"], exc)
         finally:
@@ -195,13 +198,20 @@ class Speculator:
         pending = sum(1 for key in step.jobs if key not in step.finished)
         ordered = sorted(at_rung, key=lambda item: item["metric"], reverse=task.maximize)
         if rung == fidelity.SCREEN:
-            round_ids = {item["id"] for item in round_candidates(known)}
+            # the round's screened candidates: those screened already or being screened (not the rejected)
+            round_ids = {item["id"] for item in round_candidates(known)
+                         if fidelity.evaluation_key(item["id"], rung) in evaluations} | {
+                job["candidate_id"] for job in step.jobs.values()}
             ordered = [item for item in ordered if item["candidate_id"] in round_ids]
             keep = math.ceil(len(round_ids) / task.budget.halving_rate)
         else:
             keep = (len(at_rung) + pending) // task.budget.halving_rate
-        wanted = [(item["candidate_id"], rung + 1, False) for item in ordered[:keep]
-                  if fidelity.has_next_rung(task, rung)]
+        # a result ranked above ``keep - pending`` stays in the top ``keep`` however the pending ones
+        # turn out: its promotion is certain (time permitting), so it may run on past the step
+        # (the screen always leads to the quick rung; has_next_rung compares epochs, which a screen caps by steps)
+        promotes = rung == fidelity.SCREEN or fidelity.has_next_rung(task, rung)
+        wanted = [(item["candidate_id"], rung + 1, index < keep - pending) for index, item in enumerate(ordered[:keep])
+                  if promotes]
         leaders = fidelity.ranked(fidelity.completed(evaluations.values(), fidelity.SEARCH_KINDS), task.maximize)
         if leaders and fidelity.has_next_rung(task, fidelity.rung_of(leaders[0])):
             wanted.append((leaders[0]["candidate_id"], fidelity.rung_of(leaders[0]) + 1, True))

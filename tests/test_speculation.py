@@ -125,6 +125,10 @@ def test_an_idle_slot_runs_the_leaders_next_rung_with_the_result_a_real_evaluati
     assert speculated is not None and speculated["speculative"] is True
     real = evaluate_confined(next_jobs[0], 600.0, threads=threads)
     assert speculated["metric"] == real["metric"] and speculated["train_loss"] == real["train_loss"]
+    # its result made it the leader at rung 2: the rung after that followed in the same slot
+    deeper = rung_jobs(before, fidelity.QUICK + 2, [measured_run["candidates"][first["candidate_id"]]])[0]
+    chained = speculator.claim(deeper)
+    assert chained is not None and chained.done.wait(120)
     slots.give_back(held[second["key"]])
     speculator.finished(second, evaluations_of(measured_run)[second["key"]])
     assert slots.take_idle() is not None and slots.take_idle() is not None  # all given back
@@ -156,3 +160,31 @@ def test_one_slot_never_speculates_and_a_result_cut_short_by_time_is_not_used(me
     # a real job with less time left than the speculation took cannot use it: it runs for real
     assert speculation.result_for(0.5) is None
     assert speculation.result_for(600.0) is not None
+
+
+def test_a_screen_result_no_pending_one_can_displace_gets_its_quick_evaluation_ahead(measured_run):
+    """Three or four candidates screened, all but one done: the top two earn the quick rung, so the best
+    of those done is promoted whatever the last one scores; its quick evaluation starts in the idle slot though nobody can
+    say how long the fourth screen still runs. The second best could still be displaced: it waits."""
+    evaluations = evaluations_of(measured_run)
+    screened = [item for item in measured_run["candidates"].values() if f"{item['id']}/screen" in evaluations]
+    assert len(screened) in (3, 4)  # the round's fourth may be rejected for its size
+    before = {**measured_run, "evaluations": {}}
+    jobs = rung_jobs(before, fidelity.SCREEN, screened)
+    by_metric = sorted(jobs, key=lambda job: evaluations[job["key"]]["metric"], reverse=True)
+    still_running, done = by_metric[-1], by_metric[:-1]  # the worst screen is the one still running
+    threads = plan_workers(None, 2).threads
+    slots = Slots(2)
+    speculator = Speculator(slots, lambda job, left, slot: evaluate_confined(job, left, threads=threads))
+    speculator.begin_step(before, jobs)
+    for job in jobs:
+        speculator.started(job, 600.0)
+    for job in done:
+        speculator.finished(job, evaluations[job["key"]])
+    quick = {job["candidate_id"]: job for job in rung_jobs(before, fidelity.QUICK, screened)}
+    best, second = done[0]["candidate_id"], done[1]["candidate_id"]
+    speculation = speculator.claim(quick[best])
+    assert speculation is not None
+    assert speculator.claim(quick[second]) is None
+    assert speculation.result_for(600.0)["metric"] == evaluations[f"{best}/quick"]["metric"]
+    speculator.finished(still_running, evaluations[still_running["key"]])
