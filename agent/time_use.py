@@ -106,10 +106,15 @@ def time_use_lines(state: ResearchState) -> list[str]:
     section = time_use_section(state)
     if section["wall_s"] <= 0:
         return []
+    if section["training_fraction"] <= 1:
+        training = (f"of which {100 * section['training_fraction']:.0f}% of the wall time in training steps and "
+                    f"validation ({section['training_s']:.1f} s)")
+    else:  # evaluations side by side: their training time adds up to more than the wall time
+        training = (f"running side by side {section['training_s']:.1f} s of training steps and validation "
+                    f"({section['training_fraction']:.2f}x the wall time)")
     lines = [f"- Wall time {section['wall_s']:.1f} s: {100 * section['evaluation_fraction']:.0f}% in "
-             f"evaluations and full training ({section['in_evaluations_s']:.1f} s), of which "
-             f"{100 * section['training_fraction']:.0f}% of the wall time in training steps and validation "
-             f"({section['training_s']:.1f} s); orchestration {section['orchestration_s']:.1f} s."]
+             f"evaluations and full training ({section['in_evaluations_s']:.1f} s), {training}; "
+             f"orchestration {section['orchestration_s']:.1f} s."]
     others = [(name, seconds) for name, seconds in section["nodes_s"].items()
               if name not in EVALUATING_NODES and seconds >= 0.05]
     if others:

@@ -13,7 +13,7 @@ batch size, optimizer (Adadelta, lr 1.0) and device, in one process:
 3. **bare preloaded loop** -- a hand-written loop over the same preloaded tensors, nothing else:
    the floor that shows the engine's own overhead.
 
-The sides take turns for ``--rounds`` rounds of ``--epochs`` epochs; the number is the median of
+The sides take turns for ``--rounds`` (5) rounds of ``--epochs`` epochs; the number is the median of
 every epoch after each round's first. Targets: >= 1.0x the textbook loop on ``Net`` on a CPU,
 >= 2x on the data-bound model, overhead vs the bare loop <= 3%. Then the quick evaluation's own
 breakdown (the engine's ``timings``: start-up, data, set-up, sanity check, train steps,
@@ -311,7 +311,8 @@ def main() -> None:
                         help="comma-separated: example (the Net of PyTorch's MNIST example), small (data-bound)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per side and round (the first is warm-up)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of all sides, interleaved")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of all sides, interleaved (a shared "
+                        "machine's noise is +-15%% per epoch: the median of five holds still)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-root", type=Path, default=None, help="folder with MNIST/raw (else synthetic)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
