@@ -114,15 +114,22 @@ class Speculator:
             self._deadline = time.monotonic() + time_left_s
             if self._step is not None and job["key"] in self._step.jobs:
                 self._step.started.setdefault(job["key"], time.monotonic())
-            self._fill()
+            self._fill_safely()
 
     def finished(self, job: EvaluationJob, record: EvaluationRecord) -> None:
         with self._lock:
             if self._step is not None and job["key"] in self._step.jobs:
                 self._step.finished[job["key"]] = record
-            self._fill()
+            self._fill_safely()
 
     # the slots' side ---------------------------------------------------------------------------
+    def _fill_safely(self) -> None:
+        """:meth:`_fill`, whose failure costs only the speculation: the run's own jobs never see it."""
+        try:
+            self._fill()
+        except Exception as exc:  # noqa: BLE001 - e.g. a state written by an older version lacks a field
+            logger.debug("no speculation this time: %s: %s", type(exc).__name__, exc)
+
     def _fill(self) -> None:
         """Start predicted evaluations in the idle slots (called with the lock held)."""
         step = self._step
@@ -166,7 +173,7 @@ class Speculator:
             self._slots.give_back(slot)
             speculation.done.set()
             with self._lock:
-                self._fill()
+                self._fill_safely()
 
     def _known(self, step: _Step) -> ResearchState:
         """The step's state with what finished since: its own jobs' and the speculations' results."""

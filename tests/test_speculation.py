@@ -188,3 +188,17 @@ def test_a_screen_result_no_pending_one_can_displace_gets_its_quick_evaluation_a
     assert speculator.claim(quick[second]) is None
     assert speculation.result_for(600.0)["metric"] == evaluations[f"{best}/quick"]["metric"]
     speculator.finished(still_running, evaluations[still_running["key"]])
+
+
+def test_a_state_the_predictions_cannot_read_costs_only_the_speculation(measured_run):
+    before, jobs = _quick_step(measured_run)
+    # e.g. a run written by an older version: candidates without their training record
+    damaged = {**before, "candidates": {key: {name: value for name, value in item.items() if name != "training"}
+                                        for key, item in before["candidates"].items()}}
+    calls: list[str] = []
+    speculator = Speculator(Slots(2), lambda job, left, slot: calls.append(job["key"]) or {})
+    speculator.begin_step(damaged, jobs[:2])
+    for job in jobs[:2]:
+        speculator.started(job, 600.0)
+    speculator.finished(jobs[0], evaluations_of(measured_run)[jobs[0]["key"]])  # no exception reaches the job
+    assert calls == []
