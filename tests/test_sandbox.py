@@ -94,3 +94,36 @@ def test_only_importable_functions_and_json_arguments_are_accepted():
         run_in_sandbox(lambda: 1, {})
     with pytest.raises(ToolError, match="JSON-able"):
         run_in_sandbox(jobs.add, {"a": object(), "b": 1})
+
+
+def test_a_server_still_starting_at_exit_is_killed_not_waited_for():
+    # `torchscout run` starts the server early; a bad task file then fails the command while the
+    # server still imports torch. Exiting must end that server at once instead of waiting for it.
+    import signal
+    import threading
+
+    from torchscout.tools.sandbox.server_client import ForkServer
+
+    server = ForkServer()
+    outcome: dict[str, BaseException | None] = {}
+
+    def start() -> None:
+        try:
+            server.ensure_started()
+            outcome["error"] = None
+        except ToolError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while server._starting is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    starting = server._starting
+    assert starting is not None, "the server never began starting"
+    server.stop_at_exit()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert starting.wait(5) == -signal.SIGKILL
+    assert isinstance(outcome["error"], ToolError) and "did not start" in str(outcome["error"])
+    assert server._process is None and server._starting is None

@@ -8,11 +8,13 @@ the jobs it was running come back as ``SandboxServerLost``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import logging
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -48,6 +50,7 @@ class ForkServer:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # starting, stopping and writing to the server
         self._process: subprocess.Popen | None = None
+        self._starting: subprocess.Popen | None = None  # started, not yet ready: no job runs in it
         self._waiting: dict[int, _Waiter] = {}
         self._ids = itertools.count(1)
 
@@ -64,8 +67,12 @@ class ForkServer:
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
         )
         assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], SERVER_START_TIMEOUT_S)
-        hello = process.stdout.readline() if ready else b""
+        self._starting = process
+        try:
+            ready, _, _ = select.select([process.stdout], [], [], SERVER_START_TIMEOUT_S)
+            hello = process.stdout.readline() if ready else b""
+        finally:
+            self._starting = None
         if not hello or not json.loads(hello).get("ready"):
             self._stop(process)
             raise ToolError("the sandbox server did not start (could it import torch?)")
@@ -101,6 +108,15 @@ class ForkServer:
         except (subprocess.TimeoutExpired, OSError):
             process.kill()
             process.wait()
+
+    def stop_at_exit(self) -> None:
+        """:meth:`stop`, except that a server still starting is killed instead of waited for: a command
+        that started it early and then failed (a bad task file) exits at once, not seconds later."""
+        starting = self._starting
+        if starting is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(starting.pid, signal.SIGKILL)  # its own session: the server and nothing else
+        self.stop()
 
     def stop(self) -> None:
         with self._lock:
@@ -152,4 +168,4 @@ class ForkServer:
 
 
 SERVER = ForkServer()
-atexit.register(SERVER.stop)
+atexit.register(SERVER.stop_at_exit)

@@ -27,7 +27,7 @@ class SanityCheckFailed(RuntimeError):
 
 
 @contextlib.contextmanager
-def _untouched(model: nn.Module, device: torch.device):
+def untouched(model: nn.Module, device: torch.device):
     """Restore buffers (BatchNorm running stats), gradients and RNG state after the block."""
     buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -76,7 +76,7 @@ def sanity_check(run: Run, num_classes: int | None) -> SanityCheck:
     """Forward, loss and backward on one training batch; raises SanityCheckFailed with the fix."""
     model = run.raw_model
     inputs, targets = run.train.first_batch()
-    with _untouched(model, run.device):
+    with untouched(model, run.device):
         model.train()
         with run.autocast:
             outputs = model(inputs)

@@ -61,6 +61,10 @@ class RunConfig(BaseModel):
     accumulate_steps: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
     compile: bool = Field(default=False, description="Wrap the model in torch.compile.")
     amp: bool = Field(default=True, description="bf16 autocast on CUDA (ignored on CPU).")
+    channels_last: bool | None = Field(
+        default=None, description="Train in the channels_last memory format (faster 2D convolutions on CPU and "
+        "CUDA; results differ only by float rounding). null: on for models with Conv2d layers on image batches "
+        "when the model's forward runs in it; true: insist; false: never.")
     preload: bool | None = Field(
         default=None, description="Keep the dataset as tensors on the device (true), stream it through a "
         "DataLoader (false), or decide by size (null).")

@@ -60,9 +60,10 @@ def pytorch_quick_evaluator(model_script_path: str, model_class_name: str | None
     HuberLoss or L1Loss for float regression targets), metrics (accuracy, top_5_accuracy, f1, f1_macro,
     f1_micro, precision, recall, mse, rmse, mae, r2, perplexity), device (auto|cuda|cpu|mps), seed,
     model_params (the model's keyword arguments), max_steps, time_budget_s, train_subset, sanity ("batch" | "overfit_batch" | "off"), lr_find,
-    augment ({"random_crop": pixels or time steps, "horizontal_flip": images only}), data_root.
+    augment ({"random_crop": pixels or time steps, "horizontal_flip": images only}), data_root,
+    channels_last (default: on for Conv2d models on images when the model runs in it; true/false).
     Returns {"status", "metrics", "train_loss", "val_loss", "history", "samples_per_s",
-    "duration_s", "device", "data_path", ...}; status is "completed", "diverged" or "failed"
+    "duration_s", "device", "data_path", "memory_format", ...}; status is "completed", "diverged" or "failed"
     (then "error" and "traceback" say why).
     """
     started = time.perf_counter()
@@ -122,7 +123,7 @@ def pytorch_full_trainer(model_script_path: str, model_class_name: str | None, t
     trainer_config: everything eval_config takes (dataset, dataset_params, num_classes, batch_size,
     epochs, optimizer as a name or {"type", "params"}, scheduler {"type", "params"} incl. ReduceLROnPlateau
     and warmup_cosine, loss_function, metrics, device, seed, val_fraction, grad_clip,
-    accumulate_steps, compile, lr_find) plus checkpoint_interval, save_best_model, early_stopping
+    accumulate_steps, compile, channels_last, lr_find) plus checkpoint_interval, save_best_model, early_stopping
     {"metric", "patience", "mode", "min_delta"}, resume (continue from checkpoints/last.pt) and wandb
     {"mode": offline|online|disabled, "project", "entity", "group", "tags"}.
     Writes <log_base_dir>/<experiment_name or timestamp>/ (config.yaml, model copy, metrics.jsonl,

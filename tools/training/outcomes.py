@@ -68,7 +68,8 @@ def describe_run(prepared: PreparedRun) -> dict[str, Any]:
     run = prepared.run
     described = {"device": str(run.device), "data_path": run.train.path, "dataset": prepared.dataset_info,
                  "num_classes": prepared.num_classes, "lr_find": summarise_lr_find(prepared.lr_find),
-                 "monitor": {"name": run.monitor.key, "mode": run.monitor.mode}}
+                 "monitor": {"name": run.monitor.key, "mode": run.monitor.mode},
+                 "memory_format": prepared.memory_format}
     if prepared.device_note:
         described["device_note"] = prepared.device_note
     return described

@@ -42,6 +42,7 @@ from torchscout.tools.training.datasets import (
 from torchscout.tools.training.distributed import DistContext, wrap_model
 from torchscout.tools.training.engine import Monitor, Run
 from torchscout.tools.training.lr_finder import lr_range_test
+from torchscout.tools.training.memory_format import apply_memory_format
 from torchscout.tools.training.metrics import metric_mode, needs_labels
 from torchscout.tools.training.types import DatasetInfo, LrRangeTest
 from torchscout.tools.workspace import resolve
@@ -55,6 +56,7 @@ class PreparedRun:
     num_classes: int | None
     dataset_info: DatasetInfo
     device_note: str | None = None
+    memory_format: str = "contiguous"  # or "channels_last" (memory_format.py)
     lr_find: LrRangeTest | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -152,6 +154,7 @@ def prepare_run(model_script_path: str, model_class_name: str | None, config: Ru
 
     seed_everything(config.seed)  # the model's initial weights depend on the seed only, not on the data
     model = instantiate_model(model_script_path, model_class_name, config.model_params).to(device)
+    memory_format = apply_memory_format(model, train_source.first_batch()[0], config.channels_last, device)
     loss_fn = build_loss(config.loss_function).to(device)
     optimizer = build_model_optimizer(model, config)
     loop_model = wrap_model(model, context, device)
@@ -177,4 +180,4 @@ def prepare_run(model_script_path: str, model_class_name: str | None, config: Ru
     info.update({"name": config.dataset, "train_size": train_source.num_samples * context.world_size,
                  "val_size": val_source.num_samples, "test_size": test_source.num_samples if test_source else 0})
     return PreparedRun(run=run, num_classes=num_classes, dataset_info=info, device_note=device_note,
-                       lr_find=lr_find, timings={"data_s": data_s, "setup_s": time.perf_counter() - started})
+                       memory_format=memory_format, lr_find=lr_find, timings={"data_s": data_s, "setup_s": time.perf_counter() - started})

@@ -110,6 +110,7 @@ class RunAnswer(RunChecks):
     lr_find: NotRequired[LrFindSummary | None]
     monitor: NotRequired[MonitorChoice]
     device_note: NotRequired[str]
+    memory_format: NotRequired[str]  # "channels_last" or "contiguous": what the model trained in
     # why a run did not complete
     stage: NotRequired[str]  # load, sanity, train or final_eval
     error: NotRequired[str]
