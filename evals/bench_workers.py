@@ -8,7 +8,9 @@ seed, no full training) since only the search is timed. The search phase is the 
 Reported: each run's search time, the ratio (target on a 2-core machine with ``--workers 2``: at most
 0.65), the most evaluations in flight at once, and the evaluations whose metric differs between the
 runs (none: an evaluation's torch threads are set by the machine, not by ``workers``). Timings are
-noisy: run it on a quiet one, and more than once::
+noisy (a shared machine's runs differ by 10% from one to the next): the runs go in ``--repeats``
+pairs, one worker then N back to back, and the ratio is the median of the pairs'. Run it on a quiet
+machine::
 
     .venv/bin/python evals/bench_workers.py
     .venv/bin/python evals/bench_workers.py --workers 2 --rounds 3
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,19 +78,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="pairs of runs, one worker then N, each pair back to back (the median ratio is reported)")
     arguments = parser.parse_args()
-    one = run(1, arguments.rounds)
-    many = run(arguments.workers, arguments.rounds)
+    pairs = [(run(1, arguments.rounds), run(arguments.workers, arguments.rounds)) for _ in range(arguments.repeats)]
     print(f"machine: {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f}")
-    for item in (one, many):
-        print(f"workers {item['workers']}: search phase {item['search_s']:.1f} s (whole run {item['total_s']:.1f} s), "
-              f"at most {item['peak']} evaluation(s) in flight, {item['speculative']} taken from a speculation "
-              "(run ahead in a slot its step left idle)")
-    print(f"ratio workers {arguments.workers} / workers 1: {many['search_s'] / one['search_s']:.2f} (target <= 0.65)")
-    differing = sorted(key for key in one["metrics"] if many["metrics"].get(key) != one["metrics"][key])
-    print(f"evaluations: {len(one['metrics'])} vs {len(many['metrics'])}; metrics differing: "
-          f"{', '.join(differing) or 'none'}")
-    print(f"workspaces (remove when done): {one['workspace']} {many['workspace']}")
+    for one, many in pairs:
+        for item in (one, many):
+            print(f"workers {item['workers']}: search phase {item['search_s']:.1f} s (whole run {item['total_s']:.1f} s), "
+                  f"at most {item['peak']} evaluation(s) in flight, {item['speculative']} taken from a speculation "
+                  "(run ahead in a slot its step left idle)")
+    ratios = [many["search_s"] / one["search_s"] for one, many in pairs]
+    print(f"ratio workers {arguments.workers} / workers 1: {statistics.median(ratios):.2f} (target <= 0.65); "
+          f"per pair {', '.join(f'{ratio:.2f}' for ratio in ratios)}")
+    reference = pairs[0][0]["metrics"]
+    runs = [item for pair in pairs for item in pair]
+    differing = sorted({key for item in runs for key in reference if item["metrics"].get(key) != reference[key]})
+    print(f"evaluations: {', '.join(str(len(item['metrics'])) for item in runs)}; metrics differing between any "
+          f"two runs: {', '.join(differing) or 'none'}")
+    print(f"workspaces (remove when done): {' '.join(str(item['workspace']) for item in runs)}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-import torch
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -37,6 +36,7 @@ from torchscout.agent.planners import get_planner
 from torchscout.agent.records import ApprovalRecord, ApprovalRequest, Configuration, FullTrainingRecord
 from torchscout.agent.report import LeaderboardRow, leaderboard_rows
 from torchscout.agent.task import Task, TaskError, load_task
+from torchscout.graphs import warm_up
 from torchscout.graphs.approval import pending_requests, resume_command
 from torchscout.graphs.branches import branch_of, fork_updates, new_branch_id, producing_node
 from torchscout.graphs.budget import RunContext
@@ -64,9 +64,7 @@ from torchscout.graphs.run_index import (
 from torchscout.graphs.run_lock import lock_holder, run_lock
 from torchscout.graphs.state import ResearchInput, ResearchState, task_of
 from torchscout.graphs.trace import TraceDocument, trace_document
-from torchscout.settings import get_settings
 from torchscout.tools.errors import ToolError
-from torchscout.tools.training.evaluation import warm_training_sandbox
 from torchscout.tools.training.status import COMPLETED
 from torchscout.tools.workspace import resolve
 
@@ -122,25 +120,7 @@ def _graph() -> Iterator[tuple[CompiledStateGraph, SqliteSaver]]:
 def warm_up_in_background() -> threading.Thread:
     """Start the sandbox and import the training stack in it while the run sets up (checks the data,
     scaffolds, fits the baselines, plans): the first evaluation then starts warm."""
-
-    def warm() -> None:
-        try:
-            if not warm_training_sandbox(also_warm=(evaluate_job.__module__,)):
-                logger.debug("sandbox warm-up job failed; the first evaluation starts the sandbox instead")
-        except ToolError as exc:  # e.g. sandbox: required on a kernel that cannot confine
-            logger.debug("no sandbox warm-up: %s", exc)
-
-    def first_optimizer() -> None:
-        # the first optimizer built in a process imports torch._dynamo (seconds); the optimizers step
-        # builds one here to check each config, so pay that now, in parallel with the set-up
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        if get_settings().wandb_mode != "disabled":
-            import wandb  # noqa: F401 - half a second, otherwise paid when the first evaluation is logged
-
-    threading.Thread(target=first_optimizer, name="optimizer-warm-up", daemon=True).start()
-    thread = threading.Thread(target=warm, name="sandbox-warm-up", daemon=True)
-    thread.start()
-    return thread
+    return warm_up.warm_up_in_background(also_warm=(evaluate_job.__module__,))
 
 
 def _stream(graph: CompiledStateGraph, graph_input: ResearchState | Command | None, config: RunnableConfig,

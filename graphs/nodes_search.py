@@ -9,6 +9,8 @@ the evaluations) receive a job payload through ``Send`` and touch only that cand
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import yaml
 from langgraph.config import get_config
@@ -45,6 +47,7 @@ from torchscout.graphs.tracking import log_evaluation
 from torchscout.tools.errors import ToolError, UserCodeError, traceback_tail
 from torchscout.tools.modeling.assembler import pytorch_model_assembler
 from torchscout.tools.modeling.summary import pytorch_model_summary, with_llm_analysis
+from torchscout.tools.modeling.types import SummaryAnswer
 from torchscout.tools.scaffold.project import create_pytorch_project_scaffold
 from torchscout.tools.training.status import COMPLETED
 from torchscout.tools.workspace import atomic_write_text, resolve
@@ -186,14 +189,12 @@ def inspect(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState
     updates: dict[str, CandidateRecord] = {}
     failures: list[FailureRecord] = []
     decisions: list[DecisionRecord] = []
-    for candidate in round_candidates(state):
-        if candidate.get("status") != "assembled":
-            continue
+    assembled = [candidate for candidate in round_candidates(state) if candidate.get("status") == "assembled"]
+    measurements = _measure_side_by_side(assembled, task.input_shape, task.input_dtype)
+    for candidate in assembled:
         candidate_id = candidate["id"]
         try:  # measured first; the LLM's analysis only for a model that will be evaluated
-            summary = pytorch_model_summary(candidate["script"], candidate["class_name"],
-                                            [1, *task.input_shape], input_dtype=task.input_dtype, detail="full",
-                                            analysis="builtin")
+            summary = measurements[candidate_id].result()
         except TRANSIENT_ERRORS:
             raise
         except CANDIDATE_ERRORS as exc:
@@ -216,6 +217,19 @@ def inspect(state: ResearchState, runtime: Runtime[RunContext]) -> ResearchState
             emit(run_dir, "assembled", candidate_id=candidate_id, params=params, flops=flops)
         updates[candidate_id] = update
     return {"candidates": updates, "failures": failures, "decisions": decisions}
+
+
+def _measure_side_by_side(candidates: list[CandidateRecord], input_shape: list[int],
+                          input_dtype: str) -> dict[str, Future[SummaryAnswer]]:
+    """Each candidate's measurement (a sandbox job of its own) started at once, one thread per core:
+    a round's measurements take the time of the slowest few instead of their sum. The caller reads
+    each future in the round's order, so the events and decisions come in the same order as ever."""
+    workers = max(1, min(len(candidates), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="measure") as pool:
+        return {candidate["id"]: pool.submit(pytorch_model_summary, candidate["script"], candidate["class_name"],
+                                             [1, *input_shape], input_dtype=input_dtype, detail="full",
+                                             analysis="builtin")
+                for candidate in candidates}
 
 
 def _over_budget(max_params: int | None, max_flops: int | None, params: int, flops: int) -> str | None:

@@ -23,25 +23,12 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _start_sandbox_early() -> None:
-    """Start the sandbox's fork server now, in a background thread, for a command that will evaluate.
+def _start_early() -> None:
+    """Start the fork server and the driver's first-use imports now, in background threads: they
+    overlap with the driver's own imports (``graphs/warm_up.py``)."""
+    from torchscout.graphs.warm_up import start_early
 
-    The server imports torch (about 2 s) and so does the driver this command imports next; on two
-    cores the two imports overlap instead of the first candidate waiting for the server. Whatever
-    goes wrong here is left to the run itself, which starts the server again if it must and reports
-    its own errors.
-    """
-    import threading
-
-    def start() -> None:
-        from torchscout.tools.sandbox.runner import warm_up
-
-        try:
-            warm_up()
-        except Exception:  # noqa: BLE001 - the run's own first job starts the server and says what fails
-            return
-
-    threading.Thread(target=start, name="sandbox-early-start", daemon=True).start()
+    start_early()
 
 
 def _print_event(record: dict[str, Any]) -> None:
@@ -154,7 +141,7 @@ def run_command(
     the full training, shows what it will run and its estimated cost, and waits for
     `torchscout resume NAME --approve yes|no`.
     """
-    _start_sandbox_early()
+    _start_early()
     from torchscout.graphs.driver import research
 
     on_event, as_json = _output_mode(quiet, json_events)
@@ -174,7 +161,7 @@ def resume_command(
 
     A run waiting for approval goes on with --approve yes, or skips the gated step with --approve no.
     """
-    _start_sandbox_early()
+    _start_early()
     from torchscout.graphs.driver import resume
 
     on_event, as_json = _output_mode(quiet, json_events)
@@ -213,7 +200,7 @@ def replay_command(
 
     The parent's report, checkpoints and training files stay as they were; `history` shows both branches.
     """
-    _start_sandbox_early()
+    _start_early()
     from torchscout.graphs.driver import replay
 
     _print_outcome(_guarded(lambda: replay(name, checkpoint, on_event=_print_event)))
