@@ -53,6 +53,12 @@ if str(REPO_ROOT) not in sys.path:
 # set before torch loads); the thread-settings lines compare the policies in fresh processes
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from torchscout.tools.sandbox.allocator import keep_freed_memory  # noqa: E402
+
+# and glibc keeps the memory a step frees, as in torchscout's training processes (every sandbox job,
+# torchrun's workers; tools/sandbox/allocator.py): every side runs with it
+keep_freed_memory()
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

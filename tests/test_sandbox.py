@@ -127,3 +127,32 @@ def test_a_server_still_starting_at_exit_is_killed_not_waited_for():
     assert starting.wait(5) == -signal.SIGKILL
     assert isinstance(outcome["error"], ToolError) and "did not start" in str(outcome["error"])
     assert server._process is None and server._starting is None
+
+
+def test_every_forked_job_keeps_the_memory_a_training_step_frees():
+    # glibc's moving thresholds can hand a training step fresh pages every step (a page fault per
+    # 4 KiB, 15-20% slower epochs: tools/sandbox/allocator.py); every job fixes them, keeping what a
+    # step frees (here 93 MiB, more than the 64 MiB jobs kept before) for the next step
+    result = run_in_sandbox(jobs.kept_after_freeing_mib, {}, timeout_s=60)
+    assert result.ok, result.error
+    assert result.value >= 90, f"{result.value:.1f} of 93 freed MiB kept"
+
+
+def test_kept_memory_is_set_for_the_process_unless_the_user_chose_glibcs_thresholds():
+    import json
+    import subprocess
+    import sys
+
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+
+    def probe(function: str, **extra: str):
+        completed = subprocess.run(
+            [sys.executable, "-c", f"import json; from tests import sandbox_helpers as h; print(json.dumps(h.{function}()))"],
+            env={**environment, **extra}, capture_output=True, text=True, check=True, cwd=jobs.REPO_ROOT)
+        return json.loads(completed.stdout.splitlines()[-1])
+
+    assert probe("kept_after_freeing_mib") < 1  # glibc's default, what a job would get without it
+    kept = probe("kept_after_freeing_mib_with_kept_memory")
+    assert kept["set"] and kept["kept_mib"] >= 90, kept
+    mine = probe("kept_after_freeing_mib_with_kept_memory", MALLOC_TRIM_THRESHOLD_="0")
+    assert not mine["set"] and mine["kept_mib"] < 1, mine

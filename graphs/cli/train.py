@@ -24,9 +24,11 @@ def train_command(
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (DDP under torchrun when > 1)."),
 ) -> None:
     """Train a model with the full trainer and print its result as JSON (exit 1 unless completed)."""
+    from torchscout.tools.sandbox.allocator import keep_freed_memory
     from torchscout.tools.training.evaluation import pytorch_full_trainer
     from torchscout.tools.training.launch import read_config, run_distributed
 
+    keep_freed_memory()  # this process exists to train: each step reuses the last one's pages
     try:
         if nproc > 1:
             result = run_distributed(model_script_path, model_class_name, config_path, experiment_name,

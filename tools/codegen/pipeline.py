@@ -64,7 +64,7 @@ from langchain_core.language_models import BaseChatModel
 
 from torchscout.prompts.loader import PromptError, load_prompt
 from torchscout.tools.codegen.llm import Reply, accept, ask, get_chat_model, max_tokens_for, model_identity
-from torchscout.tools.codegen.safety import UnsafeCodeError, check_code_safety
+from torchscout.tools.codegen.safety import UnsafeCodeError, check_code_safety, parse_python
 from torchscout.tools.errors import ToolError
 from torchscout.tools.sandbox.runner import DEFAULT_MEMORY_LIMIT_BYTES, run_in_sandbox
 from torchscout.tools.workspace import atomic_write_text, relative_to_workspace, resolve
@@ -132,7 +132,7 @@ def extract_code(reply: str) -> str:
     text = reply.strip()
     if text:
         try:
-            ast.parse(text)
+            parse_python(text)
         except SyntaxError:
             pass
         else:
@@ -143,7 +143,7 @@ def extract_code(reply: str) -> str:
 
 def _check_static(code: str, allowed_modules: Iterable[str], class_name: str | None = None) -> None:
     try:
-        tree = ast.parse(code)
+        tree = parse_python(code)
     except SyntaxError as exc:
         raise _StageFailure("parse", f"SyntaxError: {exc.msg} (line {exc.lineno}: {(exc.text or '').strip()})") from exc
     defined = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]

@@ -16,6 +16,7 @@ namespaces, limits; no network, writes only in the workspace, no secrets in its 
 from __future__ import annotations
 
 import ast
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -132,11 +133,23 @@ def find_unsafe_constructs(tree: ast.AST, allowed_modules: Iterable[str] = ()) -
     return sorted(findings, key=lambda finding: finding.line)
 
 
+# CPython 3.11 keeps ast.parse's recursion depth in state that every thread shares: two threads
+# parsing at once can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython
+# gh-106905; seen here when a research round assembled its candidates in parallel threads).
+_PARSING = threading.Lock()
+
+
+def parse_python(code: str) -> ast.Module:
+    """``ast.parse(code)``, one thread at a time."""
+    with _PARSING:
+        return ast.parse(code)
+
+
 def check_code_safety(code: str, allowed_modules: Iterable[str] = ()) -> None:
     """Parse ``code`` and raise :class:`UnsafeCodeError` if it uses anything refused.
 
     A syntax error is raised as ``SyntaxError`` (the caller reports it as the parse stage).
     """
-    findings = find_unsafe_constructs(ast.parse(code), allowed_modules)
+    findings = find_unsafe_constructs(parse_python(code), allowed_modules)
     if findings:
         raise UnsafeCodeError(findings)

@@ -12,5 +12,7 @@ Policy and entry points:
 - ``environment.py``: the allow-listed environment without secrets;
 - ``capabilities.py``: what this kernel enforces (``torchscout doctor``), ``sandbox: required``;
 - ``runner.py`` + ``server_client.py`` + ``server.py``: Python jobs through a warm fork server;
-- ``commands.py`` + ``launcher.py``: commands (bash_run, python_run, pip) through the launcher.
+- ``commands.py`` + ``launcher.py``: commands (bash_run, python_run, pip) through the launcher;
+- ``allocator.py``: glibc's allocator thresholds for the processes that train (every job,
+  torchrun's workers): a training step reuses the pages the last one freed.
 """

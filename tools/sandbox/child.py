@@ -10,7 +10,6 @@ which arrives as ``details``. Standard library only (torch is imported when a jo
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import json
 import os
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import traceback
 from typing import Any
+
+from torchscout.tools.sandbox.allocator import keep_freed_memory
 
 TRACEBACK_LINES = 25
 SANDBOX_MARKER = "TORCHSCOUT_IN_SANDBOX"  # set in a confined job's environment
@@ -79,34 +80,16 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's own ceiling for its adaptive threshold on 64-bit machines
-TRIM_THRESHOLD_BYTES = 64 << 20
-
-
-def tune_malloc() -> None:
-    """Allocate like a process that has run for a while.
-
-    A fresh process serves every allocation above 128 KiB (most tensors) with its own ``mmap``, faults
-    its pages in and unmaps it when freed; glibc raises that threshold only as such blocks are freed,
-    which a long-lived process did long ago. A job starts with the raised threshold (measured: an
-    MNIST-sized epoch ~1.5x slower without it).
-    """
-    libc = ctypes.CDLL(None)
-    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-
-
 def run_job(job: dict, result_fd: int, mechanisms: list[str]) -> int:
     """The confined job process's body: environment, folder, the call, the result; the exit status.
 
     ``mechanisms`` (what confines this job) travel back with the result as ``sandbox``.
     """
+    keep_freed_memory()  # (before the job's environment replaces the server's, which says if the user chose)
     os.environ.clear()
     os.environ.update(job["env"])
     os.environ[SANDBOX_MARKER] = "1"
     tempfile.tempdir = None  # the server may have cached its own; the job's is the private TMPDIR
-    tune_malloc()
     os.chdir(job["cwd"])
     payload = {**call_job(job), "sandbox": mechanisms}
     with contextlib.suppress(BaseException):

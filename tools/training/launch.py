@@ -85,7 +85,10 @@ def run_distributed(model: str, class_name: str, config: str, experiment_name: s
 
 
 def main(argv: list[str] | None = None) -> int:
+    from torchscout.tools.sandbox.allocator import keep_freed_memory
     from torchscout.tools.training.distributed import shutdown
+
+    keep_freed_memory()  # a process that exists to train: each step reuses the last one's pages
     from torchscout.tools.training.evaluation import pytorch_full_trainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
