@@ -18,6 +18,7 @@ reports its own errors.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -67,7 +68,18 @@ def warm_training_stack(also_warm: tuple[str, ...]) -> None:
 
 
 def _in_background(target, *args) -> threading.Thread:
-    thread = threading.Thread(target=target, args=args, name=f"warm-up-{target.__name__}", daemon=True)
+    """``target(*args)`` in a daemon thread that never prints a traceback: a command that fails or
+    ends while a warm-up still imports (a bad run database, a one-second run) exits with the
+    interpreter tearing the import down under it, and that is nothing to show the user."""
+
+    def quietly() -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - see above; the run itself reports what matters
+            with contextlib.suppress(BaseException):
+                logger.debug("warm-up %s stopped: %s: %s", target.__name__, type(exc).__name__, exc)
+
+    thread = threading.Thread(target=quietly, name=f"warm-up-{target.__name__}", daemon=True)
     thread.start()
     return thread
 

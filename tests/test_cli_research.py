@@ -45,3 +45,15 @@ def test_unknown_runs_are_reported_clearly(workspace, args):
 def test_runs_on_an_empty_workspace_says_how_to_start(workspace):
     result = CliRunner().invoke(app, ["runs"])
     assert result.exit_code == 0 and "torchscout run examples/digits.yaml" in result.output
+
+
+def test_a_warm_up_that_fails_in_the_background_prints_nothing(capfd):
+    # a command that ends while a warm-up still imports tears the import down under it; the user
+    # sees the command's own answer, not a thread's traceback
+    from torchscout.graphs import warm_up
+
+    def torn_down() -> None:
+        raise ImportError("sys.meta_path is None, Python is likely shutting down")
+
+    warm_up._in_background(torn_down).join(10)
+    assert capfd.readouterr().err == ""
